@@ -1,0 +1,1 @@
+"""ual-dagster: Uncertainty-Aware Learning as a Dagster pipeline (library layer)."""

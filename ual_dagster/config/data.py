@@ -1,0 +1,78 @@
+"""Profile sections for data sets and training scenarios."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ual_dagster.config.base import StrictModel
+
+FileFormat = Literal["auto", "alpaca_json", "alpaca_jsonl", "gsm8k_jsonl", "chat_jsonl", "parquet"]
+
+
+class TestbedConfig(StrictModel):
+    """The generated testbed: tasks whose intrinsic uncertainty is known by construction."""
+
+    __test__ = False  # not a pytest class despite the name
+
+    kind: Literal["single_answer", "many_answers", "both"] = "both"
+    n_samples: int = Field(2000, ge=1, le=1_000_000)
+    heldout_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    families: list[str] | None = Field(
+        None, description="family names to include (None = all of `kind`); see ual_dagster.data.testbed.FAMILIES"
+    )
+    seed: int = 0
+
+
+class DatasetConfig(StrictModel):
+    """One instruction set; becomes one `instruction_sets` and one `uncertainty` asset."""
+
+    source: Literal["file", "hub", "testbed"]
+    entropy: Literal["high", "low", "mixed"] = Field(
+        description="the UAL task family: high = open-ended, low = one right answer"
+    )
+    # source: file
+    path: str | None = Field(None, description="local file; relative paths resolve against the project root")
+    format: FileFormat = "auto"
+    # source: hub
+    hub_id: str | None = None
+    hub_config: str | None = None
+    split: str = "train"
+    revision: str | None = None
+    columns: dict[str, str] | None = Field(
+        None, description="hub only: map {instruction,input,output} -> column names of the hub data set"
+    )
+    # source: testbed
+    testbed: TestbedConfig | None = None
+    limit: int | None = Field(None, ge=1, description="keep the first N good rows (after de-duplication)")
+
+    @model_validator(mode="after")
+    def _source_fields(self) -> "DatasetConfig":
+        if self.source == "file" and not self.path:
+            raise ValueError("source 'file' needs 'path'")
+        if self.source == "hub" and not self.hub_id:
+            raise ValueError("source 'hub' needs 'hub_id'")
+        if self.source == "testbed" and self.testbed is None:
+            object.__setattr__(self, "testbed", TestbedConfig())
+        return self
+
+
+class ScenarioConfig(StrictModel):
+    """A training set: a seeded draw of `size` samples, mixed across data sets by `weights`."""
+
+    size: int = Field(ge=1)
+    weights: dict[str, float] = Field(description="dataset name -> share of the scenario (normalised to sum 1)")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _weights(self) -> "ScenarioConfig":
+        if not self.weights:
+            raise ValueError("'weights' must name at least one dataset")
+        if any(w < 0 for w in self.weights.values()) or sum(self.weights.values()) <= 0:
+            raise ValueError("'weights' must be non-negative and sum to more than 0")
+        return self
+
+
+class DataChecksConfig(StrictModel):
+    max_reject_rate: float = Field(0.05, ge=0.0, le=1.0, description="asset check: rejects / (rows read)")

@@ -1,0 +1,56 @@
+"""Profile section for evaluation (lm-eval, AlpacaEval, token clustering)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from ual_dagster.config.base import StrictModel
+
+
+class GenerationConfig(StrictModel):
+    max_new_tokens: int = Field(64, ge=1)
+    temperature: float = Field(0.0, ge=0.0)
+    batch_size: int = Field(16, ge=1)
+
+
+class LmEvalTaskConfig(StrictModel):
+    name: str = Field(description="a task shipped in ual_dagster/evaluation/tasks or an lm-eval hub task (paper)")
+    num_fewshot: int = Field(0, ge=0)
+    limit: int | None = Field(None, ge=1)
+    data_path: str | None = Field(None, description="local JSONL for the shipped tasks (GSM8K-style)")
+
+
+class JudgeConfig(StrictModel):
+    kind: Literal["testbed", "alpaca_eval"] = Field(
+        description="testbed: deterministic judge that knows valid answers; alpaca_eval: an LLM judge"
+    )
+    annotator: str = Field("weighted_alpaca_eval_gpt4_turbo", description="alpaca_eval annotator config name or path")
+    model: str | None = None
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    length_controlled: bool = False
+
+
+class AlpacaEvalConfig(StrictModel):
+    instructions: Literal["testbed_heldout", "file", "hub"] = "testbed_heldout"
+    path: str | None = Field(None, description="file: JSON list of {instruction, output} reference outputs")
+    limit: int | None = Field(None, ge=1)
+    judge: JudgeConfig = JudgeConfig(kind="testbed")
+
+
+class ClusteringConfig(StrictModel):
+    probe_samples: int = Field(64, ge=2)
+    max_tokens: int = Field(2000, ge=10)
+    layers: list[int] = Field([-1], description="hidden-state layers (negative = from the top)")
+    seed: int = 0
+
+
+class EvaluationConfig(StrictModel):
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    generation: GenerationConfig = GenerationConfig()
+    lm_eval: list[LmEvalTaskConfig] = []
+    alpaca_eval: AlpacaEvalConfig | None = AlpacaEvalConfig()
+    clustering: ClusteringConfig = ClusteringConfig()
+    bootstrap_iters: int = Field(0, ge=0)

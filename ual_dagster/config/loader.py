@@ -1,0 +1,121 @@
+"""Find, read and validate the active profile.
+
+`UAL_PROFILE` names a bundled profile (`tiny`, the default; `paper`; `cluster`) or a
+path to a YAML file. Every error names the file, the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from ual_dagster.config.profile import Profile
+
+PROFILE_ENV = "UAL_PROFILE"
+DEFAULT_PROFILE = "tiny"
+BUNDLED_DIR = Path(__file__).parent / "profiles"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class ProfileError(ValueError):
+    """The profile file is missing, unreadable or invalid."""
+
+
+def bundled_profiles() -> list[str]:
+    return sorted(p.stem for p in BUNDLED_DIR.glob("*.yaml"))
+
+
+def resolve_profile_path(name_or_path: str | None = None) -> Path:
+    spec = name_or_path or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE
+    if spec in bundled_profiles():
+        return BUNDLED_DIR / f"{spec}.yaml"
+    path = Path(spec).expanduser()
+    if not path.is_absolute():
+        path = Path.cwd() / path
+    if not path.is_file():
+        raise ProfileError(
+            f"profile {spec!r} ({PROFILE_ENV}) is neither a bundled profile {bundled_profiles()} "
+            f"nor an existing YAML file (looked for {path})"
+        )
+    return path
+
+
+def _unwrap_model(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """(model class inside `annotation`, whether it sits in a dict keyed by user names)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    origin = getattr(annotation, "__origin__", None)
+    for arg in getattr(annotation, "__args__", ()):
+        model, keyed = _unwrap_model(arg)
+        if model is not None:
+            return model, keyed or origin is dict
+    return None, False
+
+
+def _owner(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The section model at location `loc` (to list the keys allowed there)."""
+    current: type[BaseModel] | None = model
+    parts = list(loc)
+    while parts and current is not None:
+        field = current.model_fields.get(str(parts.pop(0)))
+        if field is None:
+            return None
+        current, keyed = _unwrap_model(field.annotation)
+        if keyed and parts:
+            parts.pop(0)  # the user's own name, e.g. datasets.<name>
+    return current
+
+
+def format_validation_error(path: Path, err: ValidationError) -> str:
+    lines = [f"invalid profile {path}:"]
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        key = ".".join(str(p) for p in loc) or "<top level>"
+        if e["type"] == "extra_forbidden":
+            owner = _owner(Profile, loc[:-1])
+            allowed = sorted(owner.model_fields) if owner else []
+            lines.append(f"  - key '{key}': unknown key; allowed here: {', '.join(allowed)}")
+        elif e["type"] == "missing":
+            lines.append(f"  - key '{key}': required but missing")
+        else:
+            lines.append(f"  - key '{key}': {e['msg']} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def load_profile(name_or_path: str | None = None) -> Profile:
+    path = resolve_profile_path(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"cannot read profile {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"profile {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ProfileError(f"profile {path} must be a YAML mapping at the top level, got {type(raw).__name__}")
+    try:
+        profile = Profile.model_validate(raw)
+    except ValidationError as exc:
+        raise ProfileError(format_validation_error(path, exc)) from None
+    object.__setattr__(profile, "_source_path", path)
+    return profile
+
+
+@lru_cache(maxsize=8)
+def _cached(spec: str) -> Profile:
+    return load_profile(spec)
+
+
+def active_profile() -> Profile:
+    """The profile named by UAL_PROFILE (cached per value of the variable)."""
+    return _cached(os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE)
+
+
+def resolve_path(path: str | os.PathLike[str]) -> Path:
+    """Resolve a path from a profile: absolute, or relative to the project root."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else (PROJECT_ROOT / p).resolve()

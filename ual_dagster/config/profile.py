@@ -1,0 +1,61 @@
+"""The whole profile: one YAML file, validated into typed sections."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ual_dagster.config.base import StrictModel
+from ual_dagster.config.data import DataChecksConfig, DatasetConfig, ScenarioConfig
+from ual_dagster.config.elicitation import ElicitationConfig
+from ual_dagster.config.evaluation import EvaluationConfig
+from ual_dagster.config.training import BaseModelConfig, MethodConfig, TrainingConfig
+
+
+class StorageConfig(StrictModel):
+    state_dir: str = Field(".ual_state", description="relative paths resolve against the project root")
+    duckdb_file: str = "ual.duckdb"
+    artifacts_dir: str = "artifacts"
+    dagster_home: str = "dagster_home"
+
+
+class OrchestrationConfig(StrictModel):
+    executor: Literal["in_process", "multiprocess"] = Field(
+        "in_process", description="in_process: no per-step interpreter start-up; best on a few cores"
+    )
+    max_concurrent: int = Field(2, ge=1)
+    automation: bool = Field(True, description="start the data-version-aware automation sensor with the daemon")
+    reelicit_schedule: bool = True
+
+
+class Profile(StrictModel):
+    name: str
+    description: str = ""
+    storage: StorageConfig = StorageConfig()
+    orchestration: OrchestrationConfig = OrchestrationConfig()
+    datasets: dict[str, DatasetConfig]
+    data_checks: DataChecksConfig = DataChecksConfig()
+    scenarios: dict[str, ScenarioConfig]
+    elicitation: ElicitationConfig
+    base_model: BaseModelConfig
+    training: TrainingConfig = TrainingConfig()
+    methods: dict[str, MethodConfig]
+    evaluation: EvaluationConfig = EvaluationConfig()
+
+    @model_validator(mode="after")
+    def _cross_refs(self) -> "Profile":
+        for name in list(self.datasets) + list(self.scenarios) + list(self.methods):
+            if not name.replace("_", "").isalnum() or not name[0].isalpha():
+                raise ValueError(
+                    f"name {name!r} must start with a letter and use only letters, digits and '_' "
+                    "(it becomes a Dagster asset key)"
+                )
+        for scen, cfg in self.scenarios.items():
+            unknown = sorted(set(cfg.weights) - set(self.datasets))
+            if unknown:
+                raise ValueError(
+                    f"scenarios.{scen}.weights names unknown dataset(s) {unknown}; "
+                    f"allowed: {sorted(self.datasets)}"
+                )
+        return self

@@ -1,0 +1,88 @@
+"""Profile sections for the base model, LoRA training and the SFT / LS / UAL methods."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ual_dagster.config.base import StrictModel
+
+
+class TinyModelConfig(StrictModel):
+    """A small Llama-architecture model built and pre-trained locally (tiny profile)."""
+
+    vocab_size: int = Field(2048, ge=256)
+    hidden_size: int = Field(128, ge=16)
+    intermediate_size: int = Field(344, ge=16)
+    num_hidden_layers: int = Field(2, ge=1)
+    num_attention_heads: int = Field(4, ge=1)
+    max_position_embeddings: int = Field(256, ge=32)
+    pretrain_steps: int = Field(600, ge=0)
+    pretrain_batch_size: int = Field(32, ge=1)
+    pretrain_lr: float = Field(3e-3, gt=0)
+    seed: int = 0
+
+
+class BaseModelConfig(StrictModel):
+    source: Literal["build_tiny", "hub", "local"]
+    hub_id: str | None = None
+    revision: str | None = Field(None, description="hub commit / tag; pin it for reproducibility")
+    path: str | None = None
+    tiny: TinyModelConfig | None = None
+
+    @model_validator(mode="after")
+    def _fields(self) -> "BaseModelConfig":
+        if self.source == "hub" and not self.hub_id:
+            raise ValueError("source 'hub' needs 'hub_id'")
+        if self.source == "local" and not self.path:
+            raise ValueError("source 'local' needs 'path'")
+        if self.source == "build_tiny" and self.tiny is None:
+            object.__setattr__(self, "tiny", TinyModelConfig())
+        return self
+
+
+class LoraConfig(StrictModel):
+    r: int = Field(8, ge=1)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj"]
+
+
+class TrainingConfig(StrictModel):
+    lora: LoraConfig = LoraConfig()
+    learning_rate: float = Field(2e-4, gt=0)
+    lr_scheduler: Literal["linear", "cosine", "constant"] = "cosine"
+    warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0)
+    epochs: float = Field(1.0, gt=0)
+    batch_size: int = Field(8, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    max_length: int = Field(256, ge=8)
+    prompt_template: Literal["alpaca", "plain"] = "alpaca"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    save_every_steps: int = Field(50, ge=1, description="checkpoint interval, for resume after a crash")
+    loss_chunk_tokens: int = Field(1024, ge=1, description="tokens per chunk in the smoothed loss")
+    seed: int = 0
+    launcher: Literal["in_process", "subprocess", "k8s"] = "in_process"
+    k8s_image: str | None = None
+    k8s_namespace: str = "default"
+    k8s_gpus: int = Field(1, ge=0)
+
+
+class MethodConfig(StrictModel):
+    """sft: eps = 0; ls: eps = `epsilon` for every sample; ual: eps = F(u)."""
+
+    kind: Literal["sft", "ls", "ual"]
+    epsilon: float = Field(0.1, ge=0.0, lt=1.0, description="ls only")
+    eps_min: float = Field(0.0, ge=0.0, lt=1.0, description="ual only: eps at u = 0")
+    eps_max: float = Field(0.2, ge=0.0, lt=1.0, description="ual only: eps at u = 1")
+    mapping: Literal["linear", "sqrt", "square"] = "linear"
+    training: dict[str, object] | None = Field(
+        None, description="per-method overrides of the `training` section (e.g. learning_rate)"
+    )
+
+    @model_validator(mode="after")
+    def _range(self) -> "MethodConfig":
+        if self.eps_max < self.eps_min:
+            raise ValueError("eps_max must be >= eps_min")
+        return self

@@ -1,0 +1,85 @@
+"""The project's DuckDB database: short-lived connections, retried on lock.
+
+DuckDB allows one writing process at a time. Writers (assets) are serialised by a
+Dagster concurrency pool; in addition every connection here retries while another
+process holds the lock, so a reader in a notebook or a second run waits instead of
+failing. Connections are opened per unit of work and closed at once: nothing holds
+the lock across a long computation such as training.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+LOCK_WAIT_S = 120.0
+
+_VERSIONS_DDL = """
+CREATE TABLE IF NOT EXISTS asset_versions (
+    asset VARCHAR PRIMARY KEY,      -- e.g. 'instruction_sets/alpaca'
+    fingerprint VARCHAR NOT NULL,   -- the DataVersion last produced
+    config_json VARCHAR,            -- the profile slice the asset read
+    updated_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+)
+"""
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text or "conflicting" in text
+
+
+class DuckDBStore:
+    """A DuckDB file plus helpers shared by every domain's tables."""
+
+    def __init__(self, path: str | Path, lock_wait_s: float = LOCK_WAIT_S):
+        self.path = Path(path)
+        self.lock_wait_s = lock_wait_s
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if read_only and not self.path.exists():
+            read_only = False  # first use: create the file
+        deadline = time.monotonic() + self.lock_wait_s
+        delay = 0.05
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=read_only)
+                break
+            except (duckdb.IOException, duckdb.ConnectionException) as exc:
+                if not _is_lock_error(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 2.0)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    # -- data versions -------------------------------------------------------
+    def record_version(self, asset: str, fingerprint: str, config_json: str | None = None) -> None:
+        with self.connect() as con:
+            con.execute(_VERSIONS_DDL)
+            con.execute(
+                "INSERT OR REPLACE INTO asset_versions VALUES (?, ?, ?, current_timestamp)",
+                [asset, fingerprint, config_json],
+            )
+
+    def get_version(self, asset: str) -> str | None:
+        """The fingerprint last recorded for `asset`, or None if it was never built."""
+        with self.connect() as con:
+            con.execute(_VERSIONS_DDL)
+            row = con.execute("SELECT fingerprint FROM asset_versions WHERE asset = ?", [asset]).fetchone()
+        return row[0] if row else None
+
+    def require_version(self, asset: str) -> str:
+        fp = self.get_version(asset)
+        if fp is None:
+            raise RuntimeError(f"upstream asset {asset!r} has not been materialised yet (no row in asset_versions)")
+        return fp
