@@ -1,0 +1,97 @@
+"""instruction_sets/<dataset> and training_sets/<scenario>, with their checks."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.common import DATA_OR_CODE_CHANGED, check, code_version, finish, key_str
+from ual_dagster.config import Profile
+from ual_dagster.data import checks as data_checks
+from ual_dagster.data.loaders import CODE_VERSION as LOADER_CODE_VERSION
+from ual_dagster.data.training_sets import CODE_VERSION as TRAINING_SET_CODE_VERSION
+from ual_dagster.data.training_sets import build_training_set
+from ual_dagster.resources import DuckDBStoreResource
+
+
+def instruction_set_key(dataset: str) -> dg.AssetKey:
+    return dg.AssetKey(["instruction_sets", dataset])
+
+
+def training_set_key(scenario: str) -> dg.AssetKey:
+    return dg.AssetKey(["training_sets", scenario])
+
+
+def _instruction_set_asset(profile: Profile, dataset: str) -> dg.AssetsDefinition:
+    cfg = profile.datasets[dataset]
+    key = instruction_set_key(dataset)
+    max_reject_rate = profile.data_checks.max_reject_rate
+    check_names = ("unique_sample_ids", "no_empty_outputs", "reject_rate")
+
+    @dg.asset(
+        key=key,
+        group_name="data",
+        kinds={"duckdb"},
+        code_version=code_version(LOADER_CODE_VERSION, cfg),
+        automation_condition=DATA_OR_CODE_CHANGED,
+        pool="duckdb",
+        description=f"Samples of data set {dataset!r} ({cfg.source}, {cfg.entropy} entropy), normalised, "
+        "de-duplicated, in DuckDB table `samples`; bad rows in `rejects`.",
+        check_specs=[dg.AssetCheckSpec(name, asset=key) for name in check_names],
+    )
+    def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource) -> dg.MaterializeResult:
+        from ual_dagster.data import build_instruction_set
+
+        store = duckdb.store()
+        result = build_instruction_set(dataset, cfg, store, log=context.log.info)
+        unique_ok, unique_meta = data_checks.unique_sample_ids(store, dataset)
+        empty_ok, empty_meta = data_checks.no_empty_outputs(store, dataset)
+        rate_ok, rate_meta = data_checks.reject_rate(result, max_reject_rate)
+        return finish(
+            store,
+            key,
+            result.fingerprint,
+            result.metadata,
+            config=cfg,
+            check_results=[
+                check("unique_sample_ids", key, unique_ok, unique_meta),
+                check("no_empty_outputs", key, empty_ok, empty_meta),
+                check("reject_rate", key, rate_ok, rate_meta, warn=True),
+            ],
+        )
+
+    return _asset
+
+
+def _training_set_asset(profile: Profile, scenario: str) -> dg.AssetsDefinition:
+    from assets.elicitation import uncertainty_key
+
+    cfg = profile.scenarios[scenario]
+    key = training_set_key(scenario)
+    datasets = sorted(cfg.weights)
+
+    @dg.asset(
+        key=key,
+        group_name="data",
+        kinds={"duckdb"},
+        deps=[uncertainty_key(d) for d in datasets],
+        code_version=code_version(TRAINING_SET_CODE_VERSION, cfg),
+        automation_condition=DATA_OR_CODE_CHANGED,
+        pool="duckdb",
+        description=f"Scenario {scenario!r}: a seeded selection of {cfg.size} train-split samples with an ok "
+        f"uncertainty score, mixed from {datasets} (DuckDB table `training_sets`).",
+    )
+    def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource) -> dg.MaterializeResult:
+        from assets.elicitation import uncertainty_key as ukey
+
+        store = duckdb.store()
+        upstream = {d: store.require_version(key_str(ukey(d))) for d in datasets}
+        result = build_training_set(scenario, cfg, profile, store, upstream, log=context.log.info)
+        return finish(store, key, result.fingerprint, result.metadata, config=cfg)
+
+    return _asset
+
+
+def data_assets(profile: Profile) -> list[dg.AssetsDefinition]:
+    return [_instruction_set_asset(profile, d) for d in profile.datasets] + [
+        _training_set_asset(profile, s) for s in profile.scenarios
+    ]

@@ -1,0 +1,55 @@
+"""The code location: every asset, check, schedule and sensor of the active profile.
+
+The profile (env UAL_PROFILE: `tiny` by default, `paper`, `cluster` or a YAML path) decides
+which data sets, scenarios and methods exist, so the asset graph is built from it here.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.data import data_assets
+from assets.elicitation import reelicitation_schedule, uncertainty_assets
+from assets.evaluation import evaluation_assets
+from assets.training import training_assets
+from ual_dagster.config import active_profile
+from ual_dagster.resources import ArtifactStoreResource, DuckDBStoreResource
+from ual_dagster.storage import StatePaths
+
+
+def build_definitions() -> dg.Definitions:
+    profile = active_profile()
+    paths = StatePaths.for_profile(profile).ensure()
+    assets = [
+        *data_assets(profile),
+        *uncertainty_assets(profile),
+        *training_assets(profile),
+        *evaluation_assets(profile),
+    ]
+    automation = dg.AutomationConditionSensorDefinition(
+        "ual_automation",
+        target=dg.AssetSelection.all(),
+        default_status=dg.DefaultSensorStatus.RUNNING
+        if profile.orchestration.automation
+        else dg.DefaultSensorStatus.STOPPED,
+        minimum_interval_seconds=60,
+        description="Materialises an asset when a dependency's data version or its own code version changed.",
+    )
+    executor = (
+        dg.in_process_executor
+        if profile.orchestration.executor == "in_process"
+        else dg.multiprocess_executor.configured({"max_concurrent": profile.orchestration.max_concurrent})
+    )
+    return dg.Definitions(
+        assets=assets,
+        schedules=[reelicitation_schedule(profile, paths.store())],
+        sensors=[automation],
+        resources={
+            "duckdb": DuckDBStoreResource(database=str(paths.duckdb)),
+            "artifacts": ArtifactStoreResource(root=str(paths.artifacts)),
+        },
+        executor=executor,
+    )
+
+
+defs = build_definitions()

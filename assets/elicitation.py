@@ -1,0 +1,99 @@
+"""uncertainty/<dataset>: elicited scores in DuckDB, their checks and the re-elicitation schedule."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import dagster as dg
+
+from assets.common import DATA_OR_CODE_CHANGED, check, code_version, finish, key_str
+from ual_dagster.config import Profile
+from ual_dagster.resources import DuckDBStoreResource
+from ual_dagster.storage import DuckDBStore
+
+
+def uncertainty_key(dataset: str) -> dg.AssetKey:
+    return dg.AssetKey(["uncertainty", dataset])
+
+
+def _uncertainty_asset(profile: Profile, dataset: str) -> dg.AssetsDefinition:
+    from assets.data import instruction_set_key
+    from ual_dagster import elicitation
+
+    cfg = profile.elicitation
+    key = uncertainty_key(dataset)
+    elicitor = elicitation.elicitor_fingerprint(cfg)
+
+    @dg.asset(
+        key=key,
+        group_name="elicitation",
+        kinds={"duckdb", "openai"} if cfg.backend == "openai" else {"duckdb"},
+        deps=[instruction_set_key(dataset)],
+        # the elicitor fingerprint covers backend, model, prompt text, method and parameters
+        code_version=code_version(elicitation.CODE_VERSION, elicitor),
+        automation_condition=DATA_OR_CODE_CHANGED,
+        pool="duckdb",
+        description=f"Uncertainty u in [0, 1] of every sample of {dataset!r}, elicited by {elicitor} "
+        "(DuckDB table `uncertainty`, cached per row: an unchanged sample is never paid twice).",
+        check_specs=[
+            dg.AssetCheckSpec("coverage", asset=key),
+            dg.AssetCheckSpec("score_range", asset=key),
+        ],
+    )
+    def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource) -> dg.MaterializeResult:
+        store = duckdb.store()
+        store.require_version(key_str(instruction_set_key(dataset)))
+        result = elicitation.elicit_dataset(dataset, cfg, store, log=context.log.info)
+        cov_ok, cov_meta = elicitation.coverage_check(store, dataset, cfg)
+        range_ok, range_meta = elicitation.range_check(store, dataset, cfg)
+        return finish(
+            store,
+            key,
+            result.fingerprint,
+            result.metadata,
+            config={"elicitor": elicitor, **cfg.model_dump(mode="json", exclude={"api_key_env"})},
+            check_results=[
+                check("coverage", key, cov_ok, cov_meta),
+                check("score_range", key, range_ok, range_meta),
+            ],
+        )
+
+    return _asset
+
+
+def uncertainty_assets(profile: Profile) -> list[dg.AssetsDefinition]:
+    return [_uncertainty_asset(profile, d) for d in profile.datasets]
+
+
+def reelicitation_schedule(profile: Profile, store: DuckDBStore) -> dg.ScheduleDefinition:
+    """Re-elicit, on the profile's cron, the data sets that have missing or stale rows, and only those."""
+    from ual_dagster import elicitation
+
+    cfg = profile.elicitation
+    targets = [uncertainty_key(d) for d in profile.datasets]
+
+    @dg.schedule(
+        name="reelicitation",
+        cron_schedule=cfg.schedule_cron,
+        target=targets,
+        default_status=dg.DefaultScheduleStatus.RUNNING
+        if profile.orchestration.reelicit_schedule
+        else dg.DefaultScheduleStatus.STOPPED,
+        description="Re-elicits missing or stale uncertainty rows (new prompt/model/method, or older than ttl_days).",
+    )
+    def _schedule(context: dg.ScheduleEvaluationContext):
+        now = context.scheduled_execution_time or datetime.now(timezone.utc)
+        requested = False
+        for dataset in profile.datasets:
+            stale = elicitation.stale_samples(store, dataset, cfg, now)
+            if stale:
+                requested = True
+                yield dg.RunRequest(
+                    run_key=f"{dataset}:{now.isoformat()}",
+                    asset_selection=[uncertainty_key(dataset)],
+                    tags={"ual/reason": "reelicitation", "ual/stale_rows": str(len(stale))},
+                )
+        if not requested:
+            yield dg.SkipReason("no missing or stale uncertainty rows")
+
+    return _schedule

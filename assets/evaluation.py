@@ -1,0 +1,182 @@
+"""eval_sets, evaluations/<scenario>/<method>, eval_scores, token_clustering, comparison_report."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.common import DATA_OR_CODE_CHANGED, code_version, finish, key_str
+from assets.data import instruction_set_key
+from assets.training import BASE_MODEL_KEY, lora_key
+from ual_dagster.config import Profile
+from ual_dagster.resources import ArtifactStoreResource, DuckDBStoreResource
+
+EVAL_SETS_KEY = dg.AssetKey(["eval_sets"])
+EVAL_SCORES_KEY = dg.AssetKey(["eval_scores"])
+TOKEN_CLUSTERING_KEY = dg.AssetKey(["token_clustering"])
+REPORT_KEY = dg.AssetKey(["comparison_report"])
+
+
+def evaluation_key(scenario: str, method: str) -> dg.AssetKey:
+    return dg.AssetKey(["evaluations", scenario, method])
+
+
+def _variants(profile: Profile) -> list[tuple[str, str]]:
+    return [(s, m) for s in profile.scenarios for m in profile.methods]
+
+
+def eval_sets_asset(profile: Profile) -> dg.AssetsDefinition:
+    from ual_dagster.evaluation import eval_sets
+
+    cfg = profile.evaluation
+
+    @dg.asset(
+        key=EVAL_SETS_KEY,
+        group_name="evaluation",
+        kinds={"duckdb"},
+        deps=[instruction_set_key(d) for d in profile.datasets],
+        code_version=code_version(eval_sets.CODE_VERSION, cfg),
+        automation_condition=DATA_OR_CODE_CHANGED,
+        description="The evaluation inputs (held-out items, benchmark files) exported once, named by their content "
+        "hash, so that editing a training row leaves every evaluation fresh.",
+    )
+    def _asset(
+        context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource, artifacts: ArtifactStoreResource
+    ) -> dg.MaterializeResult:
+        store, arts = duckdb.store(), artifacts.store()
+        result = eval_sets.build_eval_sets(profile, store, arts, log=context.log.info)
+        return finish(store, EVAL_SETS_KEY, result.fingerprint, result.metadata, config=cfg)
+
+    return _asset
+
+
+def _evaluation_asset(profile: Profile, scenario: str, method: str) -> dg.AssetsDefinition:
+    from ual_dagster.evaluation import pipeline
+
+    cfg = profile.evaluation
+    key = evaluation_key(scenario, method)
+
+    @dg.asset(
+        key=key,
+        group_name="evaluation",
+        kinds={"pytorch", "duckdb"},
+        deps=[lora_key(scenario, method), EVAL_SETS_KEY, BASE_MODEL_KEY],
+        code_version=code_version(pipeline.CODE_VERSION, cfg.model_dump(mode="json", exclude={"clustering"})),
+        automation_condition=DATA_OR_CODE_CHANGED,
+        pool="train",
+        description=f"lm-eval and AlpacaEval scores of lora_checkpoints/{scenario}/{method} "
+        "(rows in DuckDB table `eval_scores`); skipped when its checkpoint and eval config are unchanged.",
+    )
+    def _asset(
+        context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource, artifacts: ArtifactStoreResource
+    ) -> dg.MaterializeResult:
+        store, arts = duckdb.store(), artifacts.store()
+        result = pipeline.evaluate_variant(
+            profile,
+            store,
+            arts,
+            scenario=scenario,
+            method=method,
+            checkpoint_fp=store.require_version(key_str(lora_key(scenario, method))),
+            base_fp=store.require_version(key_str(BASE_MODEL_KEY)),
+            eval_sets_fp=store.require_version(key_str(EVAL_SETS_KEY)),
+            log=context.log.info,
+        )
+        return finish(store, key, result.fingerprint, result.metadata, config=cfg, reused=result.reused)
+
+    return _asset
+
+
+def token_clustering_asset(profile: Profile) -> dg.AssetsDefinition:
+    from ual_dagster.evaluation import pipeline
+
+    cfg = profile.evaluation.clustering
+    variants = _variants(profile)
+
+    @dg.asset(
+        key=TOKEN_CLUSTERING_KEY,
+        group_name="evaluation",
+        kinds={"pytorch", "duckdb"},
+        deps=[lora_key(s, m) for s, m in variants] + [EVAL_SETS_KEY, BASE_MODEL_KEY],
+        code_version=code_version(pipeline.CODE_VERSION, cfg),
+        automation_condition=DATA_OR_CODE_CHANGED,
+        pool="train",
+        description="The paper's feature-space analysis: clustering quality of response-token hidden states by "
+        "token identity (silhouette, Davies-Bouldin) per checkpoint and layer, with 2-D projections.",
+    )
+    def _asset(
+        context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource, artifacts: ArtifactStoreResource
+    ) -> dg.MaterializeResult:
+        store, arts = duckdb.store(), artifacts.store()
+        checkpoints = {(s, m): store.require_version(key_str(lora_key(s, m))) for s, m in variants}
+        result = pipeline.cluster_checkpoints(
+            profile,
+            store,
+            arts,
+            checkpoints=checkpoints,
+            base_fp=store.require_version(key_str(BASE_MODEL_KEY)),
+            eval_sets_fp=store.require_version(key_str(EVAL_SETS_KEY)),
+            log=context.log.info,
+        )
+        return finish(store, TOKEN_CLUSTERING_KEY, result.fingerprint, result.metadata, config=cfg, reused=result.reused)
+
+    return _asset
+
+
+def eval_scores_asset(profile: Profile) -> dg.AssetsDefinition:
+    from ual_dagster.evaluation import pipeline
+
+    variants = _variants(profile)
+
+    @dg.asset(
+        key=EVAL_SCORES_KEY,
+        group_name="evaluation",
+        kinds={"duckdb"},
+        deps=[evaluation_key(s, m) for s, m in variants] + [TOKEN_CLUSTERING_KEY],
+        code_version=code_version(pipeline.CODE_VERSION),
+        automation_condition=DATA_OR_CODE_CHANGED,
+        description="All scores of every scenario x method in one DuckDB table `eval_scores` "
+        "(scenario, method, checkpoint, benchmark, metric, value, stderr, n).",
+    )
+    def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource) -> dg.MaterializeResult:
+        store = duckdb.store()
+        upstream = [store.require_version(key_str(evaluation_key(s, m))) for s, m in variants]
+        upstream.append(store.require_version(key_str(TOKEN_CLUSTERING_KEY)))
+        result = pipeline.roll_up_scores(profile, store, upstream)
+        return finish(store, EVAL_SCORES_KEY, result.fingerprint, result.metadata)
+
+    return _asset
+
+
+def comparison_report_asset(profile: Profile) -> dg.AssetsDefinition:
+    from ual_dagster.evaluation import pipeline
+
+    @dg.asset(
+        key=REPORT_KEY,
+        group_name="evaluation",
+        kinds={"markdown"},
+        deps=[EVAL_SCORES_KEY],
+        code_version=code_version(pipeline.CODE_VERSION),
+        automation_condition=DATA_OR_CODE_CHANGED,
+        description="UAL vs SFT vs LS per scenario and benchmark, with deltas and their uncertainty and the "
+        "paper's reported gains for reference: Markdown + PNG plots.",
+    )
+    def _asset(
+        context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource, artifacts: ArtifactStoreResource
+    ) -> dg.MaterializeResult:
+        store, arts = duckdb.store(), artifacts.store()
+        result = pipeline.write_report(profile, store, arts, store.require_version(key_str(EVAL_SCORES_KEY)))
+        meta = dict(result.metadata)
+        if result.markdown_path:
+            meta["report"] = dg.MetadataValue.path(str(result.markdown_path))
+            meta["preview"] = dg.MetadataValue.md(result.markdown_text[:20000])
+        return finish(store, REPORT_KEY, result.fingerprint, meta, reused=result.reused)
+
+    return _asset
+
+
+def evaluation_assets(profile: Profile) -> list[dg.AssetsDefinition]:
+    return (
+        [eval_sets_asset(profile)]
+        + [_evaluation_asset(profile, s, m) for s, m in _variants(profile)]
+        + [token_clustering_asset(profile), eval_scores_asset(profile), comparison_report_asset(profile)]
+    )

@@ -1,0 +1,136 @@
+"""base_model and lora_checkpoints/<scenario>/<method>: content-addressed model artifacts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+
+from assets.common import DATA_OR_CODE_CHANGED, code_version, finish, key_str
+from assets.data import training_set_key
+from ual_dagster.config import Profile
+from ual_dagster.config.training import MethodConfig, TrainingConfig
+from ual_dagster.resources import ArtifactStoreResource, DuckDBStoreResource
+
+BASE_MODEL_KEY = dg.AssetKey(["base_model"])
+TRAIN_CODE_VERSION_FALLBACK = "train-1"
+
+
+def lora_key(scenario: str, method: str) -> dg.AssetKey:
+    return dg.AssetKey(["lora_checkpoints", scenario, method])
+
+
+def effective_training_config(profile: Profile, method: str) -> TrainingConfig:
+    """The `training` section with the method's own overrides applied (validated again)."""
+    overrides = profile.methods[method].training or {}
+    if not overrides:
+        return profile.training
+    merged = {**profile.training.model_dump(mode="json"), **overrides}
+    return TrainingConfig.model_validate(merged)
+
+
+def base_model_asset(profile: Profile) -> dg.AssetsDefinition:
+    from ual_dagster.train import base_model as bm
+
+    cfg = profile.base_model
+
+    @dg.asset(
+        key=BASE_MODEL_KEY,
+        group_name="training",
+        kinds={"pytorch"},
+        code_version=code_version(bm.CODE_VERSION, cfg),
+        automation_condition=DATA_OR_CODE_CHANGED,
+        pool="train",
+        description=(
+            "The base model: built and pre-trained locally (tiny profile: tokenizer + small Llama on a "
+            "testbed corpus) or resolved from a hub id and revision."
+        ),
+    )
+    def _asset(
+        context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource, artifacts: ArtifactStoreResource
+    ) -> dg.MaterializeResult:
+        from ual_dagster.train.corpus import pretraining_texts
+
+        store, arts = duckdb.store(), artifacts.store()
+        texts = pretraining_texts(profile) if cfg.source == "build_tiny" else []
+        result = bm.build_base_model(cfg, texts, arts, log=context.log.info)
+        meta = {"path": str(result.path), **result.metadata}
+        return finish(store, BASE_MODEL_KEY, result.fingerprint, meta, config=cfg, reused=bool(meta.get("reused")))
+
+    return _asset
+
+
+def _lora_asset(profile: Profile, scenario: str, method: str) -> dg.AssetsDefinition:
+    from ual_dagster.train import fingerprints as train_fp
+
+    method_cfg: MethodConfig = profile.methods[method]
+    train_cfg = effective_training_config(profile, method)
+    key = lora_key(scenario, method)
+
+    @dg.asset(
+        key=key,
+        group_name="training",
+        kinds={"pytorch", "peft"},
+        deps=[training_set_key(scenario), BASE_MODEL_KEY],
+        code_version=code_version(train_fp.CODE_VERSION, train_cfg, method_cfg),
+        automation_condition=DATA_OR_CODE_CHANGED,
+        pool="train",
+        description=f"LoRA adapter for scenario {scenario!r} trained with method {method!r} "
+        f"({method_cfg.kind}); directory named by the fingerprint of its inputs, reused when unchanged, "
+        "resumed from its last checkpoint after a crash.",
+    )
+    def _asset(
+        context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource, artifacts: ArtifactStoreResource
+    ) -> dg.MaterializeResult:
+        from ual_dagster.train import checkpoints
+
+        store, arts = duckdb.store(), artifacts.store()
+        base_fp = store.require_version(key_str(BASE_MODEL_KEY))
+        plan = checkpoints.plan_checkpoint(
+            store, arts, scenario=scenario, method=method, method_cfg=method_cfg, train_cfg=train_cfg, base_fp=base_fp
+        )
+        if plan.finished:
+            context.log.info(f"lora {scenario}/{method}: fingerprint {plan.fingerprint} already trained, reusing")
+            return finish(store, key, plan.fingerprint, plan.reuse_metadata(), config=[train_cfg, method_cfg], reused=True)
+        result = _launch(context, plan, train_cfg)
+        meta = checkpoints.complete_checkpoint(store, arts, plan, result)
+        return finish(store, key, plan.fingerprint, meta, config=[train_cfg, method_cfg])
+
+    return _asset
+
+
+def _launch(context: dg.AssetExecutionContext, plan, train_cfg: TrainingConfig):
+    """Run the training where the profile says: in this process, a local subprocess, or Kubernetes.
+
+    The subprocess and Kubernetes paths go through Dagster Pipes and run the same
+    entry point (`python -m ual_dagster.train.pipes_entry`), which streams its logs back.
+    """
+    from ual_dagster.train.run import TrainResult, run_training, training_command
+
+    if train_cfg.launcher == "in_process":
+        return run_training(plan.spec, log=context.log.info)
+    spec_path = plan.write_spec()
+    extras = {"spec_path": str(spec_path)}
+    if train_cfg.launcher == "subprocess":
+        dg.PipesSubprocessClient().run(context=context, command=training_command(spec_path), extras=extras)
+    else:
+        from dagster_k8s import PipesK8sClient
+
+        from ual_dagster.train.k8s import k8s_pod_spec
+
+        PipesK8sClient().run(
+            context=context,
+            image=train_cfg.k8s_image,
+            command=training_command(spec_path, python="python"),
+            namespace=train_cfg.k8s_namespace,
+            base_pod_spec=k8s_pod_spec(train_cfg),
+            extras=extras,
+        )
+    return TrainResult.from_json(json.loads(Path(plan.result_path).read_text()))
+
+
+def training_assets(profile: Profile) -> list[dg.AssetsDefinition]:
+    return [base_model_asset(profile)] + [
+        _lora_asset(profile, s, m) for s in profile.scenarios for m in profile.methods
+    ]

@@ -1,0 +1,46 @@
+"""`python -m ual_dagster ...`: small helpers for the shell.
+
+  python -m ual_dagster dagster-home   print (and create) the active profile's DAGSTER_HOME
+  python -m ual_dagster validate [P]   load and validate a profile (default: $UAL_PROFILE), print a summary
+  python -m ual_dagster paths          print the state folder, DuckDB file, artifacts and DAGSTER_HOME
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ual_dagster.config import ProfileError, load_profile
+from ual_dagster.storage import StatePaths
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in {"-h", "--help"}:
+        print(__doc__)
+        return 0
+    cmd, rest = argv[0], argv[1:]
+    try:
+        profile = load_profile(rest[0] if rest else None)
+    except ProfileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    paths = StatePaths.for_profile(profile)
+    if cmd == "dagster-home":
+        print(paths.ensure().dagster_home)
+    elif cmd == "paths":
+        for name in ("state_dir", "duckdb", "artifacts", "dagster_home"):
+            print(f"{name}: {getattr(paths, name)}")
+    elif cmd == "validate":
+        print(f"profile {profile.name!r} is valid ({getattr(profile, '_source_path', '?')})")
+        print(f"  datasets:  {', '.join(profile.datasets)}")
+        print(f"  scenarios: {', '.join(profile.scenarios)}")
+        print(f"  methods:   {', '.join(profile.methods)}")
+        print(f"  elicitor:  {profile.elicitation.backend} / {profile.elicitation.model or '-'} / {profile.elicitation.method}")
+        print(f"  base:      {profile.base_model.source} {profile.base_model.hub_id or ''}")
+    else:
+        print(f"error: unknown command {cmd!r}\n{__doc__}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
