@@ -67,6 +67,31 @@ class TrainingConfig(StrictModel):
     k8s_image: str | None = None
     k8s_namespace: str = "default"
     k8s_gpus: int = Field(1, ge=0)
+    # Where and how training processes start (docs/deployment.md); the k8s_* fields
+    # shape the pod that ual_dagster.train.k8s.k8s_pod_spec builds for PipesK8sClient.
+    distributed: Literal["none", "accelerate"] = Field(
+        "none", description="accelerate: start with `accelerate launch`, one process per GPU (k8s_gpus on Kubernetes)"
+    )
+    accelerate_config: str | None = Field(
+        None, description="`accelerate launch --config_file` (a path inside the training container); None = flags only"
+    )
+    k8s_state_pvc: str | None = Field(
+        None, description="ReadWriteMany PersistentVolumeClaim holding storage.state_dir, mounted at that same path"
+    )
+    k8s_secret: str | None = Field(
+        None, description="name of a Kubernetes Secret exposed as env vars in the pod (e.g. HF_TOKEN); never values"
+    )
+    k8s_cpu: str = Field("8", description="CPU request of the training pod (Kubernetes quantity)")
+    k8s_memory: str = Field("64Gi", description="memory request and limit of the training pod")
+    k8s_shm: str = Field("16Gi", description="size of /dev/shm; NCCL and DataLoader workers outgrow the 64Mi default")
+    k8s_node_selector: dict[str, str] = Field({}, description="e.g. {nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3}")
+    k8s_service_account: str | None = None
+
+    @model_validator(mode="after")
+    def _launcher_fields(self) -> "TrainingConfig":
+        if self.launcher == "k8s" and not (self.k8s_image and self.k8s_state_pvc):
+            raise ValueError("launcher 'k8s' needs 'k8s_image' and 'k8s_state_pvc' (the volume holding state_dir)")
+        return self
 
 
 class MethodConfig(StrictModel):
