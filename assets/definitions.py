@@ -12,13 +12,14 @@ from assets.data import data_assets
 from assets.elicitation import reelicitation_schedule, uncertainty_assets
 from assets.evaluation import evaluation_assets
 from assets.training import training_assets
-from ual_dagster.config import active_profile
+from ual_dagster.config import Profile, active_profile
 from ual_dagster.resources import ArtifactStoreResource, DuckDBStoreResource
 from ual_dagster.storage import StatePaths
 
 
-def build_definitions() -> dg.Definitions:
-    profile = active_profile()
+def build_definitions(profile: Profile | None = None) -> dg.Definitions:
+    """All definitions of `profile` (default: the active one); tests pass their own."""
+    profile = profile or active_profile()
     paths = StatePaths.for_profile(profile).ensure()
     assets = [
         *data_assets(profile),

@@ -1,0 +1,108 @@
+"""Profiles: bundled ones validate offline; bad files fail at load time naming file, key and what is allowed."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ual_dagster.config import ProfileError, active_profile, bundled_profiles, load_profile
+from ual_dagster.config.loader import BUNDLED_DIR
+
+
+def write(tmp_path: Path, data: dict) -> Path:
+    p = tmp_path / "profile.yaml"
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+def tiny_dict() -> dict:
+    return yaml.safe_load((BUNDLED_DIR / "tiny.yaml").read_text())
+
+
+@pytest.mark.parametrize("name", ["tiny", "paper"])
+def test_bundled_profiles_validate_offline(name):
+    assert name in bundled_profiles()
+    profile = load_profile(name)
+    assert profile.name == name
+    assert set(profile.scenarios) == {"high_entropy", "low_entropy", "mixed"}
+    assert {m.kind for m in profile.methods.values()} == {"sft", "ls", "ual"}
+
+
+def test_paper_profile_is_the_papers_setting():
+    p = load_profile("paper")
+    assert p.base_model.source == "hub" and "Llama-2-7b" in p.base_model.hub_id
+    assert p.elicitation.backend == "openai" and p.elicitation.model.startswith("gpt-4")
+    assert [t.name for t in p.evaluation.lm_eval] == ["gsm8k"]
+    assert p.evaluation.alpaca_eval.judge.annotator == "weighted_alpaca_eval_gpt4_turbo"
+
+
+def test_ual_profile_env_selects_bundled_or_path(monkeypatch, tmp_path):
+    monkeypatch.setenv("UAL_PROFILE", "paper")
+    assert active_profile().name == "paper"
+    data = tiny_dict() | {"name": "mine"}
+    monkeypatch.setenv("UAL_PROFILE", str(write(tmp_path, data)))
+    assert active_profile().name == "mine"
+
+
+def test_missing_file_names_it(tmp_path):
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(ProfileError, match="nope.yaml"):
+        load_profile(str(missing))
+
+
+def test_unknown_key_names_file_key_and_allowed_keys(tmp_path):
+    data = tiny_dict()
+    data["training"]["lora"]["rank"] = 4
+    path = write(tmp_path, data)
+    with pytest.raises(ProfileError) as err:
+        load_profile(str(path))
+    text = str(err.value)
+    assert str(path) in text
+    assert "training.lora.rank" in text
+    assert "allowed here: alpha, dropout, r, target_modules" in text
+
+
+def test_unknown_key_inside_a_named_dataset_lists_dataset_fields(tmp_path):
+    data = tiny_dict()
+    data["datasets"]["testbed_open"]["formt"] = "auto"
+    with pytest.raises(ProfileError) as err:
+        load_profile(str(write(tmp_path, data)))
+    assert "datasets.testbed_open.formt" in str(err.value)
+    assert "format" in str(err.value).split("allowed here:")[1]
+
+
+def test_bad_value_names_key_and_choices(tmp_path):
+    data = tiny_dict()
+    data["elicitation"]["method"] = "guess"
+    with pytest.raises(ProfileError) as err:
+        load_profile(str(write(tmp_path, data)))
+    assert "elicitation.method" in str(err.value)
+    assert "'verbalized', 'logprobs' or 'consistency'" in str(err.value)
+
+
+def test_scenario_naming_unknown_dataset_is_rejected(tmp_path):
+    data = tiny_dict()
+    data["scenarios"]["mixed"]["weights"]["alpaca"] = 0.5
+    with pytest.raises(ProfileError, match=r"unknown dataset\(s\) \['alpaca'\]"):
+        load_profile(str(write(tmp_path, data)))
+
+
+def test_invalid_yaml_and_non_mapping(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(ProfileError, match="not valid YAML"):
+        load_profile(str(bad))
+    bad.write_text("- a\n- b\n")
+    with pytest.raises(ProfileError, match="mapping"):
+        load_profile(str(bad))
+
+
+def test_fingerprint_follows_values_not_formatting(tmp_path):
+    a = load_profile("tiny")
+    data = tiny_dict()
+    b = load_profile(str(write(tmp_path, data)))
+    assert a.training.fingerprint() == b.training.fingerprint()
+    data["training"]["learning_rate"] = 0.001
+    c = load_profile(str(write(tmp_path, data)))
+    assert c.training.fingerprint() != a.training.fingerprint()
+    assert c.elicitation.fingerprint() == a.elicitation.fingerprint()

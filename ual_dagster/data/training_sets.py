@@ -1,0 +1,122 @@
+"""training_sets: one seeded selection of scored train-split samples per scenario.
+
+Only samples with an `ok` uncertainty score under the current elicitor are eligible,
+so that SFT, LS and UAL of a scenario train on exactly the same rows and differ only
+in their epsilons. The selection is written to DuckDB table `training_sets`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from ual_dagster.config import Profile
+from ual_dagster.config.data import ScenarioConfig
+from ual_dagster.data.scenarios import select_scenario
+from ual_dagster.fingerprint import stable_hash
+from ual_dagster.storage import DuckDBStore
+
+CODE_VERSION = "training_sets-1"
+
+DDL = """
+CREATE TABLE IF NOT EXISTS training_sets (
+    scenario VARCHAR NOT NULL,
+    position INTEGER NOT NULL,      -- order of the seeded selection
+    dataset VARCHAR NOT NULL,
+    sample_id VARCHAR NOT NULL,
+    uncertainty DOUBLE NOT NULL,
+    elicitor VARCHAR NOT NULL,
+    fingerprint VARCHAR NOT NULL,   -- of the whole scenario's selection
+    PRIMARY KEY (scenario, sample_id)
+)
+"""
+
+
+@dataclass
+class TrainingSetResult:
+    fingerprint: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _train_candidates(store: DuckDBStore, dataset: str) -> list[str]:
+    with store.connect(read_only=True) as con:
+        rows = con.execute(
+            "SELECT sample_id FROM samples WHERE dataset = ? AND split = 'train' ORDER BY sample_id", [dataset]
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def build_training_set(
+    scenario: str,
+    cfg: ScenarioConfig,
+    profile: Profile,
+    store: DuckDBStore,
+    upstream: Mapping[str, str],
+    log: Callable[[str], None] | None = None,
+) -> TrainingSetResult:
+    from ual_dagster.elicitation import current_scores, elicitor_fingerprint
+
+    elicitor = elicitor_fingerprint(profile.elicitation)
+    scores: dict[str, float] = {}
+    candidates: dict[str, list[str]] = {}
+    unscored: dict[str, int] = {}
+    for dataset in sorted(cfg.weights):
+        ds_scores = current_scores(store, dataset, profile.elicitation)
+        train_ids = _train_candidates(store, dataset)
+        candidates[dataset] = [s for s in train_ids if s in ds_scores]
+        unscored[dataset] = len(train_ids) - len(candidates[dataset])
+        scores.update(ds_scores)
+    selection = select_scenario(cfg, candidates)
+    picked = selection.pairs if hasattr(selection, "pairs") else selection
+    rows = [(d, s, float(scores[s])) for d, s in picked]
+    fingerprint = stable_hash(CODE_VERSION, cfg.model_dump(mode="json"), elicitor, sorted((d, s, round(u, 6)) for d, s, u in rows))
+    frame = pd.DataFrame(
+        {
+            "scenario": scenario,
+            "position": range(len(rows)),
+            "dataset": [r[0] for r in rows],
+            "sample_id": [r[1] for r in rows],
+            "uncertainty": [r[2] for r in rows],
+            "elicitor": elicitor,
+            "fingerprint": fingerprint,
+        }
+    )
+    with store.connect() as con:
+        con.execute(DDL)
+        con.execute("BEGIN TRANSACTION")
+        con.execute("DELETE FROM training_sets WHERE scenario = ?", [scenario])
+        con.register("frame", frame)
+        con.execute("INSERT INTO training_sets SELECT scenario, position, dataset, sample_id, uncertainty, elicitor, fingerprint FROM frame")
+        con.unregister("frame")
+        con.execute("COMMIT")
+    per_dataset = frame.groupby("dataset").size().to_dict() if len(frame) else {}
+    u = frame["uncertainty"]
+    metadata = {
+        "rows": len(rows),
+        "requested": cfg.size,
+        "per_dataset": {k: int(v) for k, v in per_dataset.items()},
+        "unscored_train_samples": unscored,
+        "uncertainty_mean": float(u.mean()) if len(u) else None,
+        "uncertainty_std": float(u.std()) if len(u) > 1 else None,
+        "elicitor": elicitor,
+        "upstream": dict(upstream),
+    }
+    if len(rows) < cfg.size and log:
+        log(f"training set {scenario!r}: only {len(rows)} of {cfg.size} samples available ({per_dataset})")
+    return TrainingSetResult(fingerprint=fingerprint, metadata=metadata)
+
+
+def read_training_set(store: DuckDBStore, scenario: str) -> pd.DataFrame:
+    """The scenario's rows joined with their text, in selection order."""
+    with store.connect(read_only=True) as con:
+        return con.execute(
+            """
+            SELECT t.position, t.dataset, t.sample_id, t.uncertainty, s.instruction, s.input, s.output
+            FROM training_sets t JOIN samples s ON s.dataset = t.dataset AND s.sample_id = t.sample_id
+            WHERE t.scenario = ? ORDER BY t.position
+            """,
+            [scenario],
+        ).df()
