@@ -26,8 +26,25 @@ class ElicitationConfig(StrictModel):
     max_parse_retries: int = Field(2, ge=0)
     concurrency: int = Field(16, ge=1, le=1024)
     consistency_k: int = Field(5, ge=2)
+    scale_max: int = Field(
+        10, ge=1, le=100, description="top of the score scale the prompt asks for (0 = one right answer); scores map to u = s / scale_max"
+    )
+    consistency_statistic: Literal["std", "entropy"] = Field(
+        "std",
+        description="consistency: u = std of the k scores / 0.5 (its maximum on [0,1]), or entropy of their histogram over "
+        "the integer scale / log(min(k, scale_max + 1))",
+    )
+    top_logprobs: int = Field(20, ge=1, le=20, description="logprobs: candidates requested at the score token")
+    backoff_base_s: float = Field(0.5, gt=0, description="retry n waits base * 2**n with full jitter (or Retry-After)")
+    backoff_max_s: float = Field(30.0, gt=0)
+    retry_after_max_s: float = Field(120.0, gt=0, description="cap on a server's Retry-After")
+    elicit_splits: list[Literal["train", "heldout"]] = Field(
+        ["train"], min_length=1, description="which sample splits get a score (coverage is measured over these)"
+    )
     # hf_local backend
     hf_model: str | None = Field(None, description="hf_local: local path or hub id")
+    hf_batch_size: int = Field(8, ge=1, description="hf_local: prompts per forward pass")
+    hf_device: str = Field("cpu", description="hf_local: torch device")
     # file backend
     file_path: str | None = None
     # budget and bookkeeping
@@ -36,6 +53,7 @@ class ElicitationConfig(StrictModel):
     price_per_1k_prompt_tokens: float = Field(0.0, ge=0)
     price_per_1k_completion_tokens: float = Field(0.0, ge=0)
     batch_commit: int = Field(32, ge=1, description="rows per DuckDB commit while eliciting")
+    commit_interval_s: float = Field(5.0, gt=0, description="also commit buffered rows at least this often")
     # checks and re-elicitation
     min_coverage: float = Field(0.98, ge=0.0, le=1.0)
     schedule_cron: str = "0 3 * * 1"
@@ -49,4 +67,6 @@ class ElicitationConfig(StrictModel):
             raise ValueError("backend 'hf_local' needs 'hf_model'")
         if self.backend == "file" and not self.file_path:
             raise ValueError("backend 'file' needs 'file_path'")
+        if self.backend == "openai" and self.method == "consistency" and self.temperature <= 0:
+            raise ValueError("method 'consistency' needs temperature > 0 (k samples at temperature 0 do not disperse)")
         return self

@@ -1,0 +1,59 @@
+"""Pure quality checks on a dataset's scores; the Dagster layer wraps them as asset checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ual_dagster.config.elicitation import ElicitationConfig
+from ual_dagster.elicitation.elicitor import elicitor_fingerprint
+from ual_dagster.elicitation.table import scored_samples, status_counts
+from ual_dagster.storage import DuckDBStore
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    name: str
+    passed: bool
+    description: str
+    metadata: dict = field(default_factory=dict)
+
+
+def coverage_check(n_scored: int, n_samples: int, min_coverage: float) -> CheckOutcome:
+    """Share of the dataset's samples with an ok score, against min_coverage."""
+    coverage = n_scored / n_samples if n_samples else 0.0
+    passed = n_samples > 0 and coverage >= min_coverage
+    return CheckOutcome(
+        "uncertainty_coverage",
+        passed,
+        f"{n_scored}/{n_samples} samples scored ({coverage:.1%}; minimum {min_coverage:.1%})",
+        {"coverage": coverage, "scored": n_scored, "samples": n_samples, "min_coverage": min_coverage},
+    )
+
+
+def range_check(scores: Iterable[float]) -> CheckOutcome:
+    """Every ok score lies in [0, 1] (and is a number)."""
+    values = list(scores)
+    bad = [s for s in values if s is None or not (0.0 <= s <= 1.0)]
+    return CheckOutcome(
+        "uncertainty_range",
+        not bad,
+        f"{len(bad)} of {len(values)} scores outside [0, 1]",
+        {"out_of_range": len(bad), "scores": len(values), "examples": [str(b) for b in bad[:5]]},
+    )
+
+
+def dataset_checks(store: DuckDBStore, dataset: str, cfg: ElicitationConfig) -> list[CheckOutcome]:
+    """Coverage and range of the dataset's current scores under the configured elicitor."""
+    elicitor = elicitor_fingerprint(cfg)
+    rows = scored_samples(store, dataset, elicitor, cfg.elicit_splits)
+    counts = status_counts(store, dataset, elicitor, cfg.elicit_splits)
+    with store.connect() as con:
+        splits = ", ".join("?" for _ in cfg.elicit_splits)
+        n_samples = con.execute(
+            f"SELECT count(DISTINCT sample_id) FROM samples WHERE dataset = ? AND split IN ({splits})",
+            [dataset, *cfg.elicit_splits],
+        ).fetchone()[0]
+    coverage = coverage_check(len(rows), int(n_samples), cfg.min_coverage)
+    coverage.metadata.update({f"rows_{k}": v for k, v in counts.items()})
+    return [coverage, range_check(r[1] for r in rows)]

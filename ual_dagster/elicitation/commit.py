@@ -1,0 +1,80 @@
+"""Buffer finished rows and commit them in small batches as they finish.
+
+A batch is due every cfg.batch_commit rows or cfg.commit_interval_s seconds, whichever
+comes first, so a killed run loses at most one batch of answers (which the next run
+re-asks) and never a committed row.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from ual_dagster.config.elicitation import ElicitationConfig
+from ual_dagster.elicitation.outcome import Outcome
+from ual_dagster.elicitation.table import SampleToScore, UncertaintyRow, utc_now, write_rows
+from ual_dagster.storage import DuckDBStore
+
+PROGRESS_LOG_INTERVAL_S = 5.0
+
+
+class RowCommitter:
+    def __init__(
+        self,
+        store: DuckDBStore,
+        dataset: str,
+        elicitor: str,
+        cfg: ElicitationConfig,
+        cutoff,
+        total: int,
+        log: Callable[[str], None],
+    ):
+        self.store, self.dataset, self.elicitor, self.cutoff = store, dataset, elicitor, cutoff
+        self.batch_commit, self.interval_s = cfg.batch_commit, cfg.commit_interval_s
+        self.total, self.log = total, log
+        self.buffer: list[UncertaintyRow] = []
+        self.committed: dict[str, int] = {"ok": 0, "unparseable": 0, "failed": 0}
+        self._last_commit = self._last_log = time.monotonic()
+
+    def add(self, sample: SampleToScore, outcome: Outcome) -> bool:
+        """Buffer one row; True when a commit is due (the caller then commits)."""
+        self.buffer.append(
+            UncertaintyRow(
+                sample_id=sample.sample_id,
+                dataset=self.dataset,
+                elicitor=self.elicitor,
+                uncertainty=outcome.uncertainty,
+                status=outcome.status,
+                raw_answer=outcome.raw_answer,
+                error=outcome.error,
+                prompt_tokens=outcome.prompt_tokens,
+                completion_tokens=outcome.completion_tokens,
+                latency_s=round(outcome.latency_s, 6),
+                attempts=outcome.attempts,
+                created_at=utc_now(),
+            )
+        )
+        return len(self.buffer) >= self.batch_commit or time.monotonic() - self._last_commit >= self.interval_s
+
+    def take(self) -> list[UncertaintyRow]:
+        """Detach the buffered rows (on the caller's thread) for `write`."""
+        rows, self.buffer = self.buffer, []
+        self._last_commit = time.monotonic()
+        return rows
+
+    def write(self, rows: list[UncertaintyRow]) -> None:
+        write_rows(self.store, rows, self.cutoff)
+        for row in rows:
+            self.committed[row.status] += 1
+        now = time.monotonic()
+        done = sum(self.committed.values())
+        if now - self._last_log >= PROGRESS_LOG_INTERVAL_S or done == self.total:
+            self._last_log = now
+            self.log(
+                f"{self.dataset}: committed {done}/{self.total} rows "
+                f"(ok {self.committed['ok']}, unparseable {self.committed['unparseable']}, "
+                f"failed {self.committed['failed']})"
+            )
+
+    def flush(self) -> None:
+        self.write(self.take())

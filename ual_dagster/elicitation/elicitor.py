@@ -1,0 +1,76 @@
+"""The elicitor fingerprint: which answerer, asked how, produced a score.
+
+It is half of the row cache key (sample content hash, elicitor). It covers what changes
+answers (backend, model, prompt text, method, temperature, token limits, k, scale, the
+imported file's bytes) and nothing that only changes how fast or how reliably answers
+arrive (concurrency, timeouts, retries, budget, API key, base_url), so tuning those never
+re-pays a finished row. The result is readable, e.g.
+'openai:gpt-4o:uncertainty_v1:verbalized:3fa2c1d0'.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from ual_dagster.config import resolve_path
+from ual_dagster.config.elicitation import ElicitationConfig
+from ual_dagster.elicitation.prompt import prompt_version
+from ual_dagster.fingerprint import stable_hash
+
+# Bump when the code's reading of answers changes (parsing, expectation, dispersion).
+ELICITATION_CODE_VERSION = "elicitation-v1"
+ORACLE_VERSION = "intrinsic-v1"
+
+
+def _label(text: str) -> str:
+    return text.replace(":", "_").replace("/", "_").strip("_") or "model"
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def _local_model_signature(model: str) -> object:
+    """For a local model directory: its config text and file names/sizes (cheap, no weight hashing)."""
+    path = Path(model).expanduser()
+    if not path.is_dir():
+        return model  # a hub id: the id (and its revision in the id) is the signature
+    config = path / "config.json"
+    files = sorted((p.name, p.stat().st_size) for p in path.iterdir() if p.is_file())
+    return {"config": config.read_text() if config.is_file() else None, "files": files}
+
+
+def _answer_params(cfg: ElicitationConfig) -> dict[str, object]:
+    params: dict[str, object] = {"scale_max": cfg.scale_max, "prompt_hash": prompt_version(cfg.prompt)}
+    if cfg.backend == "openai":
+        params.update(temperature=cfg.temperature, max_tokens=cfg.max_tokens)
+        if cfg.method == "consistency":
+            params.update(k=cfg.consistency_k, statistic=cfg.consistency_statistic)
+        if cfg.method == "logprobs":
+            params.update(top_logprobs=cfg.top_logprobs)
+    return params
+
+
+def elicitor_fingerprint(cfg: ElicitationConfig) -> str:
+    if cfg.backend == "openai":
+        assert cfg.model is not None
+        digest = stable_hash(ELICITATION_CODE_VERSION, "openai", cfg.model, cfg.method, _answer_params(cfg), length=8)
+        return f"openai:{_label(cfg.model)}:{cfg.prompt}:{cfg.method}:{digest}"
+    if cfg.backend == "hf_local":
+        assert cfg.hf_model is not None
+        signature = _local_model_signature(str(resolve_path(cfg.hf_model)) if Path(cfg.hf_model).exists() else cfg.hf_model)
+        digest = stable_hash(ELICITATION_CODE_VERSION, "hf_local", signature, _answer_params(cfg), length=8)
+        return f"hf_local:{_label(Path(cfg.hf_model).name)}:{cfg.prompt}:expected_score:{digest}"
+    if cfg.backend == "file":
+        assert cfg.file_path is not None
+        path = resolve_path(cfg.file_path)
+        digest = stable_hash(ELICITATION_CODE_VERSION, "file", file_digest(path), length=8)
+        return f"file:{_label(path.stem)}:import:{digest}"
+    if cfg.backend == "oracle":
+        return f"oracle:intrinsic:{ORACLE_VERSION}:{stable_hash(ELICITATION_CODE_VERSION, 'oracle', length=8)}"
+    raise ValueError(f"unknown elicitation backend {cfg.backend!r}")

@@ -1,0 +1,229 @@
+"""elicit_dataset: score every sample of a dataset once per elicitor, resumably.
+
+1. One anti-join finds the samples without a fresh ok row under the current elicitor
+   fingerprint (cache hits cost nothing; see table.pending_samples).
+2. The backend scores them; finished rows are committed in small batches as they finish.
+3. The DataVersion is a hash of the sorted (sample_id, score rounded to 6 places) of the
+   dataset's ok rows under this elicitor: unchanged scores, unchanged version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ual_dagster.config.elicitation import ElicitationConfig
+from ual_dagster.elicitation.backends.oracle import oracle_outcome
+from ual_dagster.elicitation.backends.openai_api import OpenAIElicitor, resolve_api_key
+from ual_dagster.elicitation.budget import BudgetExhausted, RunBudget
+from ual_dagster.elicitation.checks import coverage_check, range_check
+from ual_dagster.elicitation.commit import RowCommitter
+from ual_dagster.elicitation.elicitor import elicitor_fingerprint
+from ual_dagster.elicitation.local_server import LOCAL_HEURISTIC_URL, local_heuristic_server
+from ual_dagster.elicitation.metrics import histogram, percentile, spearman
+from ual_dagster.elicitation.outcome import RunStats
+from ual_dagster.elicitation.table import (
+    SampleToScore,
+    pending_samples,
+    previous_elicitor_scores,
+    scored_samples,
+    status_counts,
+    to_naive_utc,
+    utc_now,
+)
+from ual_dagster.fingerprint import hash_rows
+from ual_dagster.storage import DuckDBStore
+
+OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
+SCORE_ROUNDING = 6
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ElicitationResult:
+    fingerprint: str   # the DataVersion
+    elicitor: str
+    metadata: dict
+
+
+def stale_cutoff(cfg: ElicitationConfig, now: datetime, stale_before: datetime | None) -> datetime | None:
+    """ok rows created before this are re-elicited (latest of stale_before and now - ttl_days)."""
+    candidates = []
+    if stale_before is not None:
+        candidates.append(to_naive_utc(stale_before))
+    if cfg.ttl_days is not None:
+        candidates.append(to_naive_utc(now) - timedelta(days=cfg.ttl_days))
+    return max(candidates) if candidates else None
+
+
+def stale_samples(store: DuckDBStore, dataset: str, cfg: ElicitationConfig, now: datetime) -> list[str]:
+    """Sample ids needing (re-)elicitation: missing, failed/unparseable, only scored by another
+    elicitor, or scored longer than ttl_days before `now`. For the re-elicitation schedule."""
+    pending, _ = pending_samples(store, dataset, elicitor_fingerprint(cfg), cfg.elicit_splits, stale_cutoff(cfg, now, None))
+    return [s.sample_id for s in pending]
+
+
+def current_scores(store: DuckDBStore, dataset: str, cfg: ElicitationConfig) -> dict[str, float]:
+    """sample_id -> u for every sample of the dataset (any split) with an ok score under cfg's elicitor."""
+    rows = scored_samples(store, dataset, elicitor_fingerprint(cfg))
+    return {sample_id: float(u) for sample_id, u, _, _ in rows}
+
+
+def scores_fingerprint(scores: dict[str, float]) -> str:
+    return hash_rows([sid, round(u, SCORE_ROUNDING)] for sid, u in scores.items())
+
+
+@contextmanager
+def _endpoint(cfg: ElicitationConfig) -> Iterator[str]:
+    if cfg.base_url == LOCAL_HEURISTIC_URL:
+        with local_heuristic_server() as url:
+            yield url
+    else:
+        with nullcontext(cfg.base_url or OPENAI_DEFAULT_URL) as url:
+            yield url
+
+
+async def _elicit_openai(
+    pending: list[SampleToScore], cfg: ElicitationConfig, base_url: str, api_key: str,
+    stats: RunStats, committer: RowCommitter,
+) -> None:
+    elicitor = OpenAIElicitor(cfg, base_url, api_key, RunBudget(stats, cfg.max_calls, cfg.max_tokens_total), stats)
+    samples = iter(pending)  # shared by the workers; asyncio runs one at a time, so no lock is needed
+    write_lock = asyncio.Lock()
+
+    async def worker() -> None:
+        for sample in samples:
+            if stats.budget_exhausted:
+                return
+            try:
+                outcome = await elicitor.score(sample)
+            except BudgetExhausted:
+                return
+            if committer.add(sample, outcome):
+                rows = committer.take()
+                async with write_lock:  # commits in order, off the event loop
+                    await asyncio.to_thread(committer.write, rows)
+
+    tasks = [asyncio.create_task(worker()) for _ in range(min(cfg.concurrency, len(pending)))]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await elicitor.aclose()
+
+
+def _elicit(pending: list[SampleToScore], cfg: ElicitationConfig, stats: RunStats, committer: RowCommitter, log: Log) -> dict:
+    """Run the configured backend over `pending`; returns backend-specific metadata."""
+    if cfg.backend == "openai":
+        with _endpoint(cfg) as base_url:
+            api_key = resolve_api_key(cfg, base_url)
+            log(f"eliciting {len(pending)} samples from {cfg.model} at {base_url} (concurrency {cfg.concurrency})")
+            asyncio.run(_elicit_openai(pending, cfg, base_url, api_key, stats, committer))
+        return {"base_url": cfg.base_url or OPENAI_DEFAULT_URL}
+    if cfg.backend == "oracle":
+        for sample in pending:
+            if committer.add(sample, oracle_outcome(sample)):
+                committer.flush()
+        return {}
+    if cfg.backend == "file":
+        from ual_dagster.elicitation.backends.file_import import import_scores
+
+        return import_scores(pending, cfg, committer, log)
+    if cfg.backend == "hf_local":
+        from ual_dagster.elicitation.backends.hf_local import score_with_local_model
+
+        return score_with_local_model(pending, cfg, stats, committer, log)
+    raise ValueError(f"unknown elicitation backend {cfg.backend!r}")
+
+
+def elicit_dataset(
+    dataset: str,
+    cfg: ElicitationConfig,
+    store: DuckDBStore,
+    log: Log | None = None,
+    stale_before: datetime | None = None,
+) -> ElicitationResult:
+    log = log or (lambda _msg: None)
+    started = time.monotonic()
+    elicitor = elicitor_fingerprint(cfg)
+    cutoff = stale_cutoff(cfg, utc_now(), stale_before)
+    pending, total = pending_samples(store, dataset, elicitor, cfg.elicit_splits, cutoff)
+    log(f"{dataset}: {total} samples; {total - len(pending)} cached under {elicitor}; {len(pending)} to elicit")
+
+    stats = RunStats()
+    committer = RowCommitter(store, dataset, elicitor, cfg, cutoff, len(pending), log)
+    backend_metadata: dict = {}
+    if pending:
+        try:
+            backend_metadata = _elicit(pending, cfg, stats, committer, log)
+        finally:
+            committer.flush()  # a fault mid-run keeps every answer already received
+    if stats.budget_exhausted:
+        log(f"{dataset}: budget exhausted ({stats.budget_exhausted}); kept every paid-for answer; re-run to continue")
+
+    metadata = _metadata(store, dataset, cfg, elicitor, total, len(pending), stats, committer, backend_metadata)
+    metadata["seconds"] = round(time.monotonic() - started, 3)
+    scores = {sid: float(u) for sid, u, _, _ in scored_samples(store, dataset, elicitor, cfg.elicit_splits)}
+    return ElicitationResult(fingerprint=scores_fingerprint(scores), elicitor=elicitor, metadata=metadata)
+
+
+def _metadata(
+    store: DuckDBStore, dataset: str, cfg: ElicitationConfig, elicitor: str, total: int, n_pending: int,
+    stats: RunStats, committer: RowCommitter, backend_metadata: dict,
+) -> dict:
+    rows = scored_samples(store, dataset, elicitor, cfg.elicit_splits)
+    scores = [float(r[1]) for r in rows]
+    with_intrinsic = [(float(r[1]), float(r[2])) for r in rows if r[2] is not None]
+    previous, old_scores = previous_elicitor_scores(store, dataset, elicitor, cfg.elicit_splits)
+    pairs = [(old_scores[r[0]], float(r[1])) for r in rows if r[0] in old_scores]
+    cost = (
+        stats.prompt_tokens / 1000 * cfg.price_per_1k_prompt_tokens
+        + stats.completion_tokens / 1000 * cfg.price_per_1k_completion_tokens
+    )
+    coverage = coverage_check(len(rows), total, cfg.min_coverage)
+    metadata = {
+        "dataset": dataset,
+        "elicitor": elicitor,
+        "backend": cfg.backend,
+        "method": cfg.method,
+        "samples": total,
+        "cache_hits": total - n_pending,
+        "to_elicit": n_pending,
+        "calls": stats.calls,
+        "run_ok": committer.committed["ok"],
+        "run_unparseable": committer.committed["unparseable"],
+        "run_failed": committer.committed["failed"],
+        "rows_by_status": status_counts(store, dataset, elicitor, cfg.elicit_splits),
+        "prompt_tokens": stats.prompt_tokens,
+        "completion_tokens": stats.completion_tokens,
+        "estimated_cost_usd": round(cost, 6),
+        "latency_p50_s": _round(percentile(stats.call_latencies_s, 50)),
+        "latency_p95_s": _round(percentile(stats.call_latencies_s, 95)),
+        "retries": dict(stats.retries),
+        "budget_exhausted": stats.budget_exhausted,
+        "coverage": round(coverage.metadata["coverage"], 6),
+        "coverage_ok": coverage.passed,
+        "scores_in_range": range_check(scores).passed,
+        "score_mean": _round(sum(scores) / len(scores)) if scores else None,
+        "score_histogram": histogram(scores),
+        "spearman_vs_intrinsic": _round(spearman([u for u, _ in with_intrinsic], [i for _, i in with_intrinsic])),
+        "intrinsic_pairs": len(with_intrinsic),
+        "drift_vs_elicitor": previous,
+        "drift_spearman": _round(spearman([o for o, _ in pairs], [n for _, n in pairs])) if pairs else None,
+        "drift_pairs": len(pairs),
+    }
+    if cfg.method == "logprobs":
+        metadata["logprobs_fallbacks"] = stats.logprobs_fallbacks
+    metadata.update(backend_metadata)
+    return metadata
+
+
+def _round(value: float | None, places: int = 4) -> float | None:
+    return None if value is None else round(value, places)

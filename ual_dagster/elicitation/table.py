@@ -1,0 +1,223 @@
+"""The `uncertainty` table: one row per (sample content hash, elicitor).
+
+Columns: sample_id, dataset, elicitor, uncertainty (DOUBLE in [0,1] or NULL), status
+('ok' | 'unparseable' | 'failed'), raw_answer (the model's text; never request headers),
+error (why a row is not ok), prompt_tokens, completion_tokens, latency_s, attempts
+(HTTP calls spent on the row), created_at (UTC).
+
+Replacement rules (in `write_rows`' ON CONFLICT clause): a new row replaces a non-ok row;
+an ok row is replaced only by a new ok row when it is older than the stale cutoff of the
+run (TTL / explicit re-elicitation). So a failed re-elicitation never destroys a score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+
+import duckdb
+import pyarrow as pa
+
+from ual_dagster.storage import DuckDBStore
+
+UNCERTAINTY_DDL = """
+CREATE TABLE IF NOT EXISTS uncertainty (
+    sample_id VARCHAR NOT NULL,
+    dataset VARCHAR NOT NULL,
+    elicitor VARCHAR NOT NULL,
+    uncertainty DOUBLE CHECK (uncertainty IS NULL OR (uncertainty >= 0 AND uncertainty <= 1)),
+    status VARCHAR NOT NULL CHECK (status IN ('ok', 'unparseable', 'failed')),
+    raw_answer VARCHAR,
+    error VARCHAR,
+    prompt_tokens BIGINT,
+    completion_tokens BIGINT,
+    latency_s DOUBLE,
+    attempts INTEGER,
+    created_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (sample_id, elicitor)
+)
+"""
+
+STATUSES = ("ok", "unparseable", "failed")
+
+
+def utc_now() -> datetime:
+    """Naive UTC, the form stored in created_at."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def to_naive_utc(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+@dataclass(frozen=True)
+class SampleToScore:
+    sample_id: str
+    instruction: str
+    input: str
+    output: str
+    intrinsic_uncertainty: float | None
+
+
+@dataclass(frozen=True)
+class UncertaintyRow:
+    sample_id: str
+    dataset: str
+    elicitor: str
+    uncertainty: float | None
+    status: str
+    raw_answer: str | None
+    error: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    attempts: int
+    created_at: datetime
+
+
+_ROW_SCHEMA = pa.schema(
+    [
+        ("sample_id", pa.string()),
+        ("dataset", pa.string()),
+        ("elicitor", pa.string()),
+        ("uncertainty", pa.float64()),
+        ("status", pa.string()),
+        ("raw_answer", pa.string()),
+        ("error", pa.string()),
+        ("prompt_tokens", pa.int64()),
+        ("completion_tokens", pa.int64()),
+        ("latency_s", pa.float64()),
+        ("attempts", pa.int32()),
+        ("created_at", pa.timestamp("us")),
+    ]
+)
+_COLUMNS = [f.name for f in fields(UncertaintyRow)]
+
+
+def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(UNCERTAINTY_DDL)
+
+
+def _require_samples(con: duckdb.DuckDBPyConnection) -> None:
+    found = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'samples'"
+    ).fetchone()
+    if not found or found[0] == 0:
+        raise RuntimeError("table 'samples' does not exist: materialise instruction_sets (the data domain) first")
+
+
+def _splits_clause(splits: Sequence[str]) -> str:
+    return "s.split IN (" + ", ".join("?" for _ in splits) + ")"
+
+
+def pending_samples(
+    store: DuckDBStore, dataset: str, elicitor: str, splits: Sequence[str], cutoff: datetime | None
+) -> tuple[list[SampleToScore], int]:
+    """(samples without a fresh ok row under `elicitor`, number of samples considered).
+
+    One anti-join, so a fully cached 50k-sample dataset costs one query.
+    """
+    with store.connect() as con:
+        ensure_table(con)
+        _require_samples(con)
+        total = con.execute(
+            f"SELECT count(DISTINCT s.sample_id) FROM samples s WHERE s.dataset = ? AND {_splits_clause(splits)}",
+            [dataset, *splits],
+        ).fetchone()[0]
+        rows = con.execute(
+            f"""
+            SELECT DISTINCT ON (s.sample_id) s.sample_id, s.instruction, coalesce(s.input, ''), s.output,
+                   s.intrinsic_uncertainty
+            FROM samples s
+            WHERE s.dataset = ? AND {_splits_clause(splits)}
+              AND NOT EXISTS (
+                  SELECT 1 FROM uncertainty u
+                  WHERE u.sample_id = s.sample_id AND u.elicitor = ? AND u.status = 'ok'
+                    AND (CAST(? AS TIMESTAMP) IS NULL OR u.created_at >= CAST(? AS TIMESTAMP)))
+            ORDER BY s.sample_id
+            """,
+            [dataset, *splits, elicitor, cutoff, cutoff],
+        ).fetchall()
+    return [SampleToScore(*r) for r in rows], int(total)
+
+
+def write_rows(store: DuckDBStore, rows: Sequence[UncertaintyRow], cutoff: datetime | None) -> None:
+    """Insert or replace rows under the module's replacement rules, in one transaction."""
+    if not rows:
+        return
+    batch = pa.Table.from_pylist([{c: getattr(r, c) for c in _COLUMNS} for r in rows], schema=_ROW_SCHEMA)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c not in ("sample_id", "elicitor"))
+    with store.connect() as con:
+        ensure_table(con)
+        con.register("uncertainty_batch", batch)
+        con.execute(
+            f"""
+            INSERT INTO uncertainty SELECT {", ".join(_COLUMNS)} FROM uncertainty_batch
+            ON CONFLICT (sample_id, elicitor) DO UPDATE SET {updates}
+            WHERE uncertainty.status <> 'ok'
+               OR (excluded.status = 'ok' AND CAST(? AS TIMESTAMP) IS NOT NULL
+                   AND uncertainty.created_at < CAST(? AS TIMESTAMP))
+            """,
+            [cutoff, cutoff],
+        )
+        con.unregister("uncertainty_batch")
+
+
+def scored_samples(store: DuckDBStore, dataset: str, elicitor: str, splits: Sequence[str] | None = None) -> list[tuple]:
+    """(sample_id, uncertainty, intrinsic_uncertainty, created_at) of ok rows for the dataset's current samples."""
+    split_sql, split_args = (f"AND {_splits_clause(splits)}", list(splits)) if splits else ("", [])
+    with store.connect() as con:
+        ensure_table(con)
+        return con.execute(
+            f"""
+            SELECT DISTINCT ON (s.sample_id) s.sample_id, u.uncertainty, s.intrinsic_uncertainty, u.created_at
+            FROM samples s JOIN uncertainty u ON u.sample_id = s.sample_id
+            WHERE s.dataset = ? {split_sql} AND u.elicitor = ? AND u.status = 'ok'
+            ORDER BY s.sample_id
+            """,
+            [dataset, *split_args, elicitor],
+        ).fetchall()
+
+
+def status_counts(store: DuckDBStore, dataset: str, elicitor: str, splits: Sequence[str]) -> dict[str, int]:
+    with store.connect() as con:
+        ensure_table(con)
+        rows = con.execute(
+            f"""
+            SELECT u.status, count(DISTINCT s.sample_id)
+            FROM samples s JOIN uncertainty u ON u.sample_id = s.sample_id
+            WHERE s.dataset = ? AND {_splits_clause(splits)} AND u.elicitor = ?
+            GROUP BY u.status
+            """,
+            [dataset, *splits, elicitor],
+        ).fetchall()
+    counts = {status: 0 for status in STATUSES}
+    counts.update({status: int(n) for status, n in rows})
+    return counts
+
+
+def previous_elicitor_scores(
+    store: DuckDBStore, dataset: str, elicitor: str, splits: Sequence[str]
+) -> tuple[str | None, dict[str, float]]:
+    """The most recent other elicitor with ok scores on this dataset's samples, and those scores."""
+    with store.connect() as con:
+        ensure_table(con)
+        row = con.execute(
+            f"""
+            SELECT u.elicitor FROM samples s JOIN uncertainty u ON u.sample_id = s.sample_id
+            WHERE s.dataset = ? AND {_splits_clause(splits)} AND u.elicitor <> ? AND u.status = 'ok'
+            GROUP BY u.elicitor ORDER BY max(u.created_at) DESC LIMIT 1
+            """,
+            [dataset, *splits, elicitor],
+        ).fetchone()
+        if row is None:
+            return None, {}
+        scores = con.execute(
+            f"""
+            SELECT DISTINCT s.sample_id, u.uncertainty FROM samples s JOIN uncertainty u ON u.sample_id = s.sample_id
+            WHERE s.dataset = ? AND {_splits_clause(splits)} AND u.elicitor = ? AND u.status = 'ok'
+            """,
+            [dataset, *splits, row[0]],
+        ).fetchall()
+    return row[0], {sid: float(u) for sid, u in scores}
