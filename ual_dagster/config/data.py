@@ -24,6 +24,15 @@ class TestbedConfig(StrictModel):
     )
     seed: int = 0
 
+    @model_validator(mode="after")
+    def _families_can_supply(self) -> "TestbedConfig":
+        from ual_dagster.data.testbed import family_quotas, select_families  # lazy: that module imports this one
+
+        # Raises ValueError naming unknown or wrong-kind families, or an n_samples larger than
+        # the selected families' distinct instances allow: a config error, caught at load time.
+        family_quotas(select_families(self), self.n_samples, self.heldout_fraction)
+        return self
+
 
 class DatasetConfig(StrictModel):
     """One instruction set; becomes one `instruction_sets` and one `uncertainty` asset."""
@@ -41,7 +50,9 @@ class DatasetConfig(StrictModel):
     split: str = "train"
     revision: str | None = None
     columns: dict[str, str] | None = Field(
-        None, description="hub only: map {instruction,input,output} -> column names of the hub data set"
+        None,
+        description="hub only: map {instruction,input,output} -> column names of the hub data set "
+        "(instruction and output required; input optional); None = detect from the column names",
     )
     # source: testbed
     testbed: TestbedConfig | None = None
@@ -53,6 +64,14 @@ class DatasetConfig(StrictModel):
             raise ValueError("source 'file' needs 'path'")
         if self.source == "hub" and not self.hub_id:
             raise ValueError("source 'hub' needs 'hub_id'")
+        if self.columns is not None:
+            unknown = sorted(set(self.columns) - {"instruction", "input", "output"})
+            missing = sorted({"instruction", "output"} - set(self.columns))
+            if unknown or missing:
+                raise ValueError(
+                    f"'columns' maps instruction, input (optional) and output to column names; "
+                    f"unknown keys {unknown}, missing keys {missing}"
+                )
         if self.source == "testbed" and self.testbed is None:
             object.__setattr__(self, "testbed", TestbedConfig())
         return self

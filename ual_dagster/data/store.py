@@ -1,0 +1,146 @@
+"""DuckDB tables of the data domain: `samples` and `rejects`.
+
+Writing a data set replaces its rows in both tables in one transaction (delete, then a
+bulk insert from an Arrow table), so readers see either the old or the new version,
+never a mix, and a crash mid-write leaves the old one.
+"""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pyarrow as pa
+
+from ual_dagster.data.samples import Reject, Sample
+from ual_dagster.storage import DuckDBStore
+
+SAMPLES_DDL = """
+CREATE TABLE IF NOT EXISTS samples (
+    dataset VARCHAR NOT NULL,
+    sample_id VARCHAR NOT NULL,          -- content hash of the normalised (instruction, input, output)
+    instruction VARCHAR NOT NULL,
+    input VARCHAR NOT NULL,              -- '' when the sample has no input
+    output VARCHAR NOT NULL,
+    source VARCHAR NOT NULL,             -- file:line, file[index], file:row N, hub_id:split:row, testbed:...
+    split VARCHAR NOT NULL,              -- 'train' | 'heldout'
+    family VARCHAR,                      -- testbed task family
+    intrinsic_uncertainty DOUBLE,        -- testbed: normalised entropy of the valid answers
+    valid_answers VARCHAR,               -- testbed: JSON list of accepted answers
+    loaded_at TIMESTAMP NOT NULL
+)
+"""
+REJECTS_DDL = """
+CREATE TABLE IF NOT EXISTS rejects (
+    dataset VARCHAR NOT NULL,
+    source VARCHAR NOT NULL,             -- where the bad row is: file:line, file[index], file:row N, ...
+    reason VARCHAR NOT NULL,             -- category and detail, e.g. "invalid JSON: Expecting ',' ... at column 9"
+    raw VARCHAR NOT NULL,                -- the row's text, truncated
+    loaded_at TIMESTAMP NOT NULL
+)
+"""
+
+_SAMPLES_SCHEMA = pa.schema(
+    [
+        ("dataset", pa.string()), ("sample_id", pa.string()), ("instruction", pa.string()), ("input", pa.string()),
+        ("output", pa.string()), ("source", pa.string()), ("split", pa.string()), ("family", pa.string()),
+        ("intrinsic_uncertainty", pa.float64()), ("valid_answers", pa.string()),
+    ]
+)
+_REJECTS_SCHEMA = pa.schema([("dataset", pa.string()), ("source", pa.string()), ("reason", pa.string()), ("raw", pa.string())])
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(SAMPLES_DDL)
+    con.execute(REJECTS_DDL)
+
+
+def tables_exist(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the data tables exist (readers open read-only and must not create them)."""
+    found = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name IN ('samples', 'rejects')"
+    ).fetchone()
+    return bool(found and found[0] == 2)
+
+
+def _samples_table(samples: list[Sample]) -> pa.Table:
+    columns = {name: [getattr(s, name) for s in samples] for name in _SAMPLES_SCHEMA.names if name != "valid_answers"}
+    columns["valid_answers"] = [
+        None if s.valid_answers is None else json.dumps(list(s.valid_answers), ensure_ascii=False) for s in samples
+    ]
+    return pa.table(columns, schema=_SAMPLES_SCHEMA)
+
+
+def _rejects_table(dataset: str, rejects: list[Reject]) -> pa.Table:
+    return pa.table(
+        {
+            "dataset": [dataset] * len(rejects),
+            "source": [r.source for r in rejects],
+            "reason": [r.message for r in rejects],
+            "raw": [r.raw for r in rejects],
+        },
+        schema=_REJECTS_SCHEMA,
+    )
+
+
+def replace_dataset(store: DuckDBStore, dataset: str, samples: list[Sample], rejects: list[Reject]) -> None:
+    """Make `samples` and `rejects` the dataset's rows, atomically."""
+    new_samples, new_rejects = _samples_table(samples), _rejects_table(dataset, rejects)
+    with store.connect() as con:
+        ensure_tables(con)
+        con.register("new_samples", new_samples)
+        con.register("new_rejects", new_rejects)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute("DELETE FROM samples WHERE dataset = ?", [dataset])
+            con.execute("DELETE FROM rejects WHERE dataset = ?", [dataset])
+            con.execute(f"INSERT INTO samples SELECT {', '.join(_SAMPLES_SCHEMA.names)}, current_timestamp FROM new_samples")
+            con.execute("INSERT INTO rejects SELECT dataset, source, reason, raw, current_timestamp FROM new_rejects")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+
+def read_samples(store: DuckDBStore, dataset: str, split: str | None = None) -> list[Sample]:
+    """The dataset's stored samples (optionally one split), in sample_id order."""
+    query = f"SELECT {', '.join(_SAMPLES_SCHEMA.names)} FROM samples WHERE dataset = ?"
+    params: list[object] = [dataset]
+    if split is not None:
+        query += " AND split = ?"
+        params.append(split)
+    with store.connect(read_only=True) as con:
+        rows = con.execute(query + " ORDER BY sample_id", params).fetchall() if tables_exist(con) else []
+    out = []
+    for row in rows:
+        values = dict(zip(_SAMPLES_SCHEMA.names, row))
+        answers = values.pop("valid_answers")
+        out.append(Sample(**values, valid_answers=None if answers is None else tuple(json.loads(answers))))
+    return out
+
+
+def read_rejects(store: DuckDBStore, dataset: str) -> list[tuple[str, str, str]]:
+    """(source, reason, raw) of the dataset's rejected rows, in source order."""
+    with store.connect(read_only=True) as con:
+        if not tables_exist(con):
+            return []
+        return con.execute(
+            "SELECT source, reason, raw FROM rejects WHERE dataset = ? ORDER BY source", [dataset]
+        ).fetchall()
+
+
+def train_sample_ids(store: DuckDBStore, datasets: list[str]) -> dict[str, list[str]]:
+    """Train-split sample ids per dataset: the candidates for select_scenario."""
+    with store.connect(read_only=True) as con:
+        rows = (
+            con.execute(
+                "SELECT dataset, sample_id FROM samples WHERE split = 'train' AND dataset IN (SELECT unnest(?))",
+                [datasets],
+            ).fetchall()
+            if tables_exist(con)
+            else []
+        )
+    out: dict[str, list[str]] = {d: [] for d in datasets}
+    for dataset, sample_id in rows:
+        out[dataset].append(sample_id)
+    return out
