@@ -13,6 +13,11 @@ class GenerationConfig(StrictModel):
     max_new_tokens: int = Field(64, ge=1)
     temperature: float = Field(0.0, ge=0.0)
     batch_size: int = Field(16, ge=1)
+    stop_strings: list[str] = Field(
+        ["\n###"],
+        description="generation stops at eos or at the first of these (cut from the output); "
+        "the testbed uses ['\\n'] because every answer is one line",
+    )
 
 
 class LmEvalTaskConfig(StrictModel):
@@ -20,6 +25,10 @@ class LmEvalTaskConfig(StrictModel):
     num_fewshot: int = Field(0, ge=0)
     limit: int | None = Field(None, ge=1)
     data_path: str | None = Field(None, description="local JSONL for the shipped tasks (GSM8K-style)")
+    dataset: str = Field(
+        "testbed_exact",
+        description="testbed_exact_heldout: the samples dataset whose held-out single-answer rows are exported",
+    )
 
 
 class JudgeConfig(StrictModel):
@@ -31,12 +40,18 @@ class JudgeConfig(StrictModel):
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
     length_controlled: bool = False
+    max_retries: int = Field(4, ge=0, description="openai client retries (5xx, 429, timeouts) per judge call")
+    timeout_s: float = Field(60.0, gt=0, description="per judge call")
+    concurrency: int = Field(4, ge=1, description="judge calls in flight")
 
 
 class AlpacaEvalConfig(StrictModel):
     instructions: Literal["testbed_heldout", "file", "hub"] = "testbed_heldout"
     path: str | None = Field(None, description="file: JSON list of {instruction, output} reference outputs")
     limit: int | None = Field(None, ge=1)
+    datasets: list[str] = Field(
+        ["testbed_open"], description="testbed_heldout: the samples datasets whose held-out rows are the instructions"
+    )
     judge: JudgeConfig = JudgeConfig(kind="testbed")
 
 

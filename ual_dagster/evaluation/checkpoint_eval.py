@@ -1,0 +1,73 @@
+"""Everything configured for one checkpoint: lm-eval tasks and AlpacaEval, one model load."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ual_dagster.config.evaluation import EvaluationConfig
+from ual_dagster.evaluation.alpaca import run_alpaca_eval
+from ual_dagster.evaluation.eval_data import EvalData
+from ual_dagster.evaluation.lm_eval_runner import run_lm_eval
+from ual_dagster.evaluation.models import CheckpointHandle, Log
+from ual_dagster.evaluation.scores import ScoreRow
+from ual_dagster.fingerprint import stable_hash
+
+EVALUATION_CODE_VERSION = "evaluate-checkpoint-v1"
+
+
+@dataclass
+class EvalResult:
+    fingerprint: str
+    rows: list[ScoreRow]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def evaluation_fingerprint(checkpoint_fp: str, cfg: EvaluationConfig, eval_data: EvalData, prompt_template: str) -> str:
+    """hash(code version, checkpoint, evaluation config, evaluation data); names the eval_scores rows."""
+    # The clustering section is read by token_clustering, not here.
+    cfg_slice = cfg.model_dump(mode="json", exclude={"clustering"})
+    return stable_hash(EVALUATION_CODE_VERSION, checkpoint_fp, cfg_slice, eval_data.fingerprint, prompt_template)
+
+
+def evaluate_checkpoint(
+    base_path: str | Path,
+    adapter_path: str | Path | None,
+    checkpoint_fp: str,
+    cfg: EvaluationConfig,
+    eval_data: EvalData,
+    work_dir: str | Path,
+    log: Log = None,
+    prompt_template: str = "alpaca",
+) -> EvalResult:
+    """Run the configured lm-eval tasks and AlpacaEval; every stage is cached under `work_dir`.
+
+    `work_dir` is a root shared by all checkpoints (e.g. `<artifacts>/evaluation`):
+    generations, lm-eval results and judge annotations are stored under it by their
+    own keys, so a re-run with nothing changed loads no model and makes no forward pass.
+    """
+    t0 = time.perf_counter()
+    fp = evaluation_fingerprint(checkpoint_fp, cfg, eval_data, prompt_template)
+    rows: list[ScoreRow] = []
+    metadata: dict[str, Any] = {"eval_fingerprint": fp, "checkpoint": checkpoint_fp}
+    with CheckpointHandle(base_path, adapter_path, cfg.device, log) as handle:
+        if cfg.lm_eval:
+            lm = run_lm_eval(handle, checkpoint_fp, cfg.lm_eval, eval_data, cfg.generation, work_dir,
+                             prompt_template, cfg.bootstrap_iters, log)
+            rows += lm.rows
+            metadata["lm_eval_cached_tasks"] = [t.task for t in lm.tasks if t.cache_hit]
+            metadata["lm_eval_samples"] = {t.task: str(t.artifact_dir / f"samples_{t.task}.jsonl") for t in lm.tasks}
+        if cfg.alpaca_eval is not None:
+            ae = run_alpaca_eval(handle, checkpoint_fp, cfg.alpaca_eval, eval_data, cfg.generation, work_dir,
+                                 prompt_template, generator_name=checkpoint_fp, log=log)
+            rows += ae.rows
+            metadata.update(ae.metadata)
+            metadata["alpaca_eval_cache_hit"] = ae.cache_hit
+            metadata["alpaca_eval_dir"] = str(ae.artifact_dir)
+        metadata["model_loaded"] = handle.is_loaded
+        metadata["model_load_seconds"] = handle.load_seconds
+    metadata["seconds"] = round(time.perf_counter() - t0, 3)
+    metadata["scores"] = {f"{r.benchmark}/{r.metric}": r.value for r in rows}
+    return EvalResult(fp, rows, metadata)

@@ -1,0 +1,97 @@
+"""A minimal OpenAI-compatible chat-completions server on 127.0.0.1 (a free port).
+
+It lets a judge written in Python run behind the real openai client, so AlpacaEval's
+whole path (client config, base_url, retries, parsing, caching) is exercised offline.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Header, HTTPException
+from fastapi.responses import JSONResponse
+
+Respond = Callable[[list[dict[str, Any]]], str]
+
+
+class ReplyWithStatus(Exception):
+    """Raised by a `respond` function to answer with an HTTP error (fault injection)."""
+
+    def __init__(self, status: int, message: str = "injected fault"):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def build_app(respond: Respond, model: str, api_key: str, counter: dict[str, int]) -> FastAPI:
+    app = FastAPI()
+    lock = threading.Lock()
+
+    @app.post("/v1/chat/completions")
+    def chat_completions(body: dict[str, Any], authorization: str | None = Header(None)) -> Any:
+        if authorization != f"Bearer {api_key}":
+            raise HTTPException(status_code=401, detail="bad api key")
+        with lock:
+            counter["requests"] += 1
+        try:
+            text = respond(body.get("messages", []))
+        except ReplyWithStatus as exc:
+            return JSONResponse(status_code=exc.status, content={"error": {"message": exc.message, "type": "server_error"}})
+        n_prompt = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+        n_out = len(text.split())
+        return {
+            "id": f"chatcmpl-{secrets.token_hex(6)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", model),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_out, "total_tokens": n_prompt + n_out},
+        }
+
+    return app
+
+
+class LoopbackServer:
+    """`with LoopbackServer(respond) as srv:` serves at `srv.base_url` until the block ends."""
+
+    def __init__(self, respond: Respond, model: str = "loopback-judge", start_timeout_s: float = 20.0):
+        self.model = model
+        self.api_key = secrets.token_urlsafe(16)  # per run; never written anywhere but the temp client config
+        self.counter = {"requests": 0}
+        self._app = build_app(respond, model, self.api_key, self.counter)
+        self._start_timeout_s = start_timeout_s
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.port: int | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def requests(self) -> int:
+        return self.counter["requests"]
+
+    def __enter__(self) -> "LoopbackServer":
+        config = uvicorn.Config(self._app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="loopback-judge", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + self._start_timeout_s
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("loopback judge server did not start")
+            time.sleep(0.02)
+        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)

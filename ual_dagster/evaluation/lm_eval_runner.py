@@ -1,0 +1,212 @@
+"""lm-evaluation-harness on an already loaded checkpoint (HFLM over the PeftModel).
+
+Shipped tasks (`tasks/*.yaml`) read local JSONL files; the YAML is rendered into the
+run's work dir with the absolute data path (lm-eval resolves relative `data_files`
+against the CWD), and a TaskManager indexes only that folder (fast). A task name
+that is not shipped (e.g. `gsm8k` in the paper profile) is taken from lm-eval's own
+task index. Each task's results and per-sample records are cached under
+`<work_dir>/lm_eval/<key>/`, so an unchanged task makes no forward pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ual_dagster.config.evaluation import GenerationConfig, LmEvalTaskConfig
+from ual_dagster.evaluation.eval_data import EvalData
+from ual_dagster.evaluation.models import CheckpointHandle, Log
+from ual_dagster.evaluation.prompts import render_prompt
+from ual_dagster.evaluation.scores import ScoreRow, clean_number
+from ual_dagster.fingerprint import stable_hash
+from ual_dagster.storage import ArtifactStore
+
+LM_EVAL_CODE_VERSION = "lm-eval-runner-v1"
+TASKS_DIR = Path(__file__).parent / "tasks"
+DATA_PLACEHOLDER = "__UAL_DATA_FILE__"
+RESULTS_FILE = "results.json"
+
+
+def shipped_tasks() -> list[str]:
+    return sorted(p.stem for p in TASKS_DIR.glob("*.yaml"))
+
+
+def _file_sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def validate_gsm8k_jsonl(path: Path) -> int:
+    """Number of rows; raises naming the line when a row is not {question, answer}."""
+    if not path.is_file():
+        raise FileNotFoundError(f"gsm8k_local: data_path {path} does not exist")
+    n = 0
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict) or not isinstance(row.get("question"), str) or not isinstance(row.get("answer"), str):
+                raise ValueError(f"{path}:{lineno}: expected an object with string fields 'question' and 'answer'")
+            n += 1
+    if n == 0:
+        raise ValueError(f"{path}: no rows")
+    return n
+
+
+def export_testbed_exact(eval_data: EvalData, dataset: str, prompt_template: str, path: Path) -> int:
+    """Write the held-out single-answer items as {sample_id, prompt, answer} JSONL."""
+    items = eval_data.dataset(dataset)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for it in items:
+            answer = it.valid_answers[0] if len(it.valid_answers) == 1 else it.output
+            prompt = render_prompt(it.instruction, it.input, prompt_template)
+            fh.write(json.dumps({"sample_id": it.sample_id, "prompt": prompt, "answer": answer}, ensure_ascii=False) + "\n")
+    return len(items)
+
+
+def render_task_yaml(task: str, data_file: Path, out_dir: Path) -> Path:
+    """The shipped task YAML with its data path made absolute, written into `out_dir`."""
+    text = (TASKS_DIR / f"{task}.yaml").read_text(encoding="utf-8")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{task}.yaml"
+    out.write_text(text.replace(DATA_PLACEHOLDER, str(data_file.resolve())), encoding="utf-8")
+    return out
+
+
+def results_to_rows(results: dict[str, Any], task: str) -> list[ScoreRow]:
+    """lm-eval's `results[task]` as rows: one per '<metric>,<filter>' key, with its stderr."""
+    per_task = results["results"][task]
+    n = results.get("n-samples", {}).get(task, {}).get("effective")
+    rows = []
+    for key, value in sorted(per_task.items()):
+        if "," not in key or "_stderr," in key:
+            continue  # 'alias', 'name', 'sample_len' and the stderr keys themselves
+        metric, filt = key.split(",", 1)
+        stderr = per_task.get(f"{metric}_stderr,{filt}")
+        rows.append(ScoreRow(benchmark=task, metric=key, value=clean_number(value), stderr=clean_number(stderr), n=n))
+    return rows
+
+
+@dataclass
+class LmEvalTaskResult:
+    task: str
+    rows: list[ScoreRow]
+    artifact_dir: Path
+    cache_hit: bool
+    seconds: float
+
+
+@dataclass
+class LmEvalResult:
+    tasks: list[LmEvalTaskResult] = field(default_factory=list)
+
+    @property
+    def rows(self) -> list[ScoreRow]:
+        return [r for t in self.tasks for r in t.rows]
+
+
+def _prepare_data(task: LmEvalTaskConfig, eval_data: EvalData, prompt_template: str, data_dir: Path) -> Path | None:
+    if task.name == "gsm8k_local":
+        if not task.data_path:
+            raise ValueError("lm_eval task gsm8k_local needs 'data_path' (a JSONL of {question, answer})")
+        from ual_dagster.config import resolve_path
+
+        path = resolve_path(task.data_path)
+        validate_gsm8k_jsonl(path)
+        return path
+    if task.name == "testbed_exact_heldout":
+        path = data_dir / f"testbed_exact_heldout-{task.dataset}.jsonl"
+        export_testbed_exact(eval_data, task.dataset, prompt_template, path)
+        return path
+    if task.name in shipped_tasks():
+        raise ValueError(f"shipped lm_eval task {task.name!r} has no data preparation")
+    return None  # an lm-eval built-in task, which loads its own data
+
+
+def run_lm_eval(
+    handle: CheckpointHandle,
+    checkpoint_fp: str,
+    tasks: Sequence[LmEvalTaskConfig],
+    eval_data: EvalData,
+    generation: GenerationConfig,
+    work_dir: str | Path,
+    prompt_template: str = "alpaca",
+    bootstrap_iters: int = 0,
+    log: Log = None,
+) -> LmEvalResult:
+    work_dir = Path(work_dir)
+    artifacts = ArtifactStore(work_dir)
+    out = LmEvalResult()
+    for task in tasks:
+        t0 = time.perf_counter()
+        data_file = _prepare_data(task, eval_data, prompt_template, work_dir / "lm_eval_data")
+        key = stable_hash(
+            LM_EVAL_CODE_VERSION, checkpoint_fp, task.model_dump(mode="json"),
+            _file_sha(data_file) if data_file else None, generation.max_new_tokens, generation.batch_size,
+            bootstrap_iters, prompt_template,
+        )
+        adir = artifacts.path("lm_eval", key)
+        if artifacts.is_finished("lm_eval", key):
+            rows = [ScoreRow(**r) for r in json.loads((adir / RESULTS_FILE).read_text())["rows"]]
+            out.tasks.append(LmEvalTaskResult(task.name, rows, adir, True, round(time.perf_counter() - t0, 3)))
+            if log:
+                log(f"lm-eval {task.name}: cached ({adir})")
+            continue
+        adir = artifacts.open("lm_eval", key)
+        results = _simple_evaluate(handle, task, data_file, generation, adir, bootstrap_iters, log)
+        rows = results_to_rows(results, task.name)
+        with (adir / f"samples_{task.name}.jsonl").open("w", encoding="utf-8") as fh:
+            for rec in results.get("samples", {}).get(task.name, []):
+                fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
+        (adir / RESULTS_FILE).write_text(
+            json.dumps({"rows": [r.as_json() for r in rows], "results": results["results"][task.name],
+                        "n-samples": results.get("n-samples", {}).get(task.name)}, indent=2, default=str)
+        )
+        seconds = round(time.perf_counter() - t0, 3)
+        artifacts.finish("lm_eval", key, {"task": task.name, "checkpoint": checkpoint_fp, "seconds": seconds})
+        out.tasks.append(LmEvalTaskResult(task.name, rows, adir, False, seconds))
+        if log:
+            log(f"lm-eval {task.name}: " + ", ".join(f"{r.metric}={r.value}" for r in rows) + f" ({seconds}s)")
+    return out
+
+
+def _simple_evaluate(
+    handle: CheckpointHandle, task: LmEvalTaskConfig, data_file: Path | None, generation: GenerationConfig,
+    adir: Path, bootstrap_iters: int, log: Log,
+) -> dict[str, Any]:
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    if data_file is not None:
+        render_task_yaml(task.name, data_file, adir / "tasks")
+        manager = TaskManager(include_path=str(adir / "tasks"), include_defaults=False)
+    else:
+        if log:
+            log(f"lm-eval {task.name}: not a shipped task, indexing lm-eval's built-in tasks")
+        manager = TaskManager(include_defaults=True)
+    loaded = handle.get()
+    lm = HFLM(pretrained=loaded.model, tokenizer=loaded.tokenizer, batch_size=generation.batch_size)
+    results = lm_eval.simple_evaluate(
+        model=lm,
+        tasks=[task.name],
+        task_manager=manager,
+        num_fewshot=task.num_fewshot or None,
+        limit=task.limit,
+        bootstrap_iters=bootstrap_iters,
+        gen_kwargs={"max_gen_toks": generation.max_new_tokens},
+        log_samples=True,
+        random_seed=0, numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=0,
+    )
+    if results is None or task.name not in results.get("results", {}):
+        raise RuntimeError(f"lm-eval returned no results for task {task.name!r}")
+    return results
