@@ -84,6 +84,12 @@ def test_single_gpu_and_cpu_pods():
     assert "tolerations" not in spec and "envFrom" not in spec["containers"][0]
 
 
+def test_state_dir_defaults_to_the_active_profiles(monkeypatch):
+    monkeypatch.setenv("UAL_PROFILE", "cluster")
+    spec = k8s_pod_spec(_cluster_training())
+    assert spec["containers"][0]["volumeMounts"][0]["mountPath"] == "/mnt/ual-state"
+
+
 def test_k8s_launcher_without_image_or_volume_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="k8s_state_pvc"):
         TrainingConfig(launcher="k8s", k8s_image="img:1")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
+from ual_dagster.config import active_profile, resolve_path
 from ual_dagster.config.training import TrainingConfig
 
 CONTAINER_NAME = "train"
@@ -34,13 +35,16 @@ def pod_command(cfg: TrainingConfig) -> list[str]:
     return command + ["-m", ENTRY_MODULE]
 
 
-def k8s_pod_spec(cfg: TrainingConfig, state_dir: str | PurePosixPath) -> dict:
+def k8s_pod_spec(cfg: TrainingConfig, state_dir: str | PurePosixPath | None = None) -> dict:
     """A V1PodSpec (as a dict) for one training run.
 
-    `state_dir` is the profile's resolved storage.state_dir: the claim `cfg.k8s_state_pvc`
-    is mounted there. GPUs are requested as `nvidia.com/gpu` limits (Kubernetes schedules
-    extended resources by their limit) and the usual GPU-node taint is tolerated.
+    `state_dir` is the profile's resolved storage.state_dir (default: the active
+    profile's): the claim `cfg.k8s_state_pvc` is mounted there. GPUs are requested as
+    `nvidia.com/gpu` limits (Kubernetes schedules extended resources by their limit)
+    and the usual GPU-node taint is tolerated.
     """
+    if state_dir is None:
+        state_dir = str(resolve_path(active_profile().storage.state_dir))
     if not cfg.k8s_image or not cfg.k8s_state_pvc:
         raise ValueError(
             "training.k8s_image and training.k8s_state_pvc must be set to train on Kubernetes "
