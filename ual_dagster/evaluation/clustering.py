@@ -21,7 +21,7 @@ import torch
 from ual_dagster.config.evaluation import ClusteringConfig
 from ual_dagster.evaluation.eval_data import EvalData, HeldoutItem
 from ual_dagster.evaluation.models import CheckpointHandle, LoadedCheckpoint, Log
-from ual_dagster.evaluation.prompts import render_prompt
+from ual_dagster.evaluation.prompts import prompt_token_ids, render_prompt
 from ual_dagster.evaluation.scores import ScoreRow
 from ual_dagster.fingerprint import stable_hash
 
@@ -45,14 +45,16 @@ def response_hidden_states(
     ids: list[np.ndarray] = []
     for it in items:
         prompt = render_prompt(it.instruction, it.input, prompt_template)
-        n_prompt = len(tok(prompt)["input_ids"])
-        enc = tok(prompt + it.output, return_tensors="pt").to(loaded.device)
-        if enc["input_ids"].shape[1] <= n_prompt:
+        prompt_ids = prompt_token_ids(tok, prompt)
+        response_ids = tok(it.output, add_special_tokens=False)["input_ids"]
+        if not response_ids:
             continue
-        out = model(**enc, output_hidden_states=True)
+        n_prompt = len(prompt_ids)
+        input_ids = torch.tensor([prompt_ids + response_ids], device=loaded.device)
+        out = model(input_ids=input_ids, output_hidden_states=True)
         for layer in layers:
             feats[layer].append(out.hidden_states[layer][0, n_prompt:].float().cpu().numpy())
-        ids.append(enc["input_ids"][0, n_prompt:].cpu().numpy())
+        ids.append(np.array(response_ids))
     if not ids:
         raise ValueError("token clustering: no probe item has response tokens")
     return {layer: np.concatenate(f) for layer, f in feats.items()}, np.concatenate(ids)

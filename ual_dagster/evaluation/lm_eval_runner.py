@@ -195,7 +195,8 @@ def _simple_evaluate(
             log(f"lm-eval {task.name}: not a shipped task, indexing lm-eval's built-in tasks")
         manager = TaskManager(include_defaults=True)
     loaded = handle.get()
-    lm = HFLM(pretrained=loaded.model, tokenizer=loaded.tokenizer, batch_size=generation.batch_size)
+    # add_bos_token: contexts start with bos, as in training (whatever the tokenizer's post-processor does).
+    lm = HFLM(pretrained=loaded.model, tokenizer=loaded.tokenizer, batch_size=generation.batch_size, add_bos_token=True)
     results = lm_eval.simple_evaluate(
         model=lm,
         tasks=[task.name],

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from ual_dagster.config.evaluation import GenerationConfig
+from ual_dagster.evaluation.prompts import prompt_token_ids
 from ual_dagster.fingerprint import stable_hash
 
 GENERATION_CODE_VERSION = "generate-v1"
@@ -143,7 +144,6 @@ class _StopWhenAllDone:
 def generate(loaded: LoadedCheckpoint, prompts: Sequence[str], cfg: GenerationConfig, seed: int = 0) -> list[str]:
     """Batched generation with left padding; greedy when temperature is 0."""
     tok, model = loaded.tokenizer, loaded.model
-    tok.padding_side = "left"
     eos_id = tok.eos_token_id
     # Similar lengths share a batch, so little compute is spent on padding.
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
@@ -151,8 +151,14 @@ def generate(loaded: LoadedCheckpoint, prompts: Sequence[str], cfg: GenerationCo
     torch.manual_seed(seed)
     for start in range(0, len(order), cfg.batch_size):
         idx = order[start : start + cfg.batch_size]
-        enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True).to(loaded.device)
-        prompt_len = enc["input_ids"].shape[1]
+        ids = [prompt_token_ids(tok, prompts[i]) for i in idx]
+        prompt_len = max(len(x) for x in ids)
+        # Left padding: every prompt ends where generation starts.
+        enc = {
+            "input_ids": torch.tensor([[tok.pad_token_id] * (prompt_len - len(x)) + x for x in ids]),
+            "attention_mask": torch.tensor([[0] * (prompt_len - len(x)) + [1] * len(x) for x in ids]),
+        }
+        enc = {k: v.to(loaded.device) for k, v in enc.items()}
         sampling = {"do_sample": True, "temperature": cfg.temperature} if cfg.temperature > 0 else {"do_sample": False}
         out = model.generate(
             **enc,

@@ -21,6 +21,7 @@ from ual_dagster.config.training import MethodConfig
 from ual_dagster.evaluation.scores import read_scores
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.storage import DuckDBStore
+from ual_dagster.train.epsilon import epsilons_for
 
 REPORT_CODE_VERSION = "comparison-report-v1"
 # The UAL paper (ACL 2024), mixed scenario, gain of UAL over SFT in points.
@@ -126,16 +127,6 @@ def plot_training_curves(curves: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def epsilon_of(u: np.ndarray, method: MethodConfig) -> np.ndarray:
-    """eps = F(u) as DESIGN.md defines it (sft: 0, ls: constant, ual: eps_min + span * g(u))."""
-    if method.kind == "sft":
-        return np.zeros_like(u)
-    if method.kind == "ls":
-        return np.full_like(u, method.epsilon)
-    g = {"linear": u, "sqrt": np.sqrt(u), "square": u * u}[method.mapping]
-    return method.eps_min + (method.eps_max - method.eps_min) * g
-
-
 def plot_uncertainty(unc: pd.DataFrame, methods: Mapping[str, MethodConfig], path: Path) -> Path:
     plt = _plt()
     datasets = sorted(unc["dataset"].unique())
@@ -146,7 +137,7 @@ def plot_uncertainty(unc: pd.DataFrame, methods: Mapping[str, MethodConfig], pat
         axes[0][j].hist(u, bins=20, range=(0, 1), color="tab:purple")
         axes[0][j].set_title(f"{ds}: uncertainty u (n={len(u)})")
         for name, m in ual:
-            axes[1][j].hist(epsilon_of(u, m), bins=20, alpha=0.6, label=name)
+            axes[1][j].hist(epsilons_for(m, list(u)), bins=20, alpha=0.6, label=name)
         axes[1][j].set_title(f"{ds}: UAL epsilon")
         if ual:
             axes[1][j].legend()

@@ -1,0 +1,126 @@
+"""eval_scores storage, the comparison report, token clustering, and evaluate_checkpoint end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from ual_dagster.config.evaluation import AlpacaEvalConfig, ClusteringConfig, EvaluationConfig, GenerationConfig, LmEvalTaskConfig
+from ual_dagster.config.training import MethodConfig
+from ual_dagster.evaluation import evaluate_checkpoint, has_scores, load_eval_data, read_scores, write_scores
+from ual_dagster.evaluation.clustering import cluster_checkpoint, cluster_quality
+from ual_dagster.evaluation.report import comparison_report
+from ual_dagster.evaluation.scores import ScoreRow
+from ual_dagster.storage import DuckDBStore
+
+
+def test_write_scores_replaces_rows_and_keeps_missing_stderr_null(tmp_path) -> None:
+    store = DuckDBStore(tmp_path / "db.duckdb")
+    rows = [ScoreRow("alpaca_eval", "win_rate", 40.0, 5.0, 10, {"n_unjudged": 1}),
+            ScoreRow("gsm8k_local", "exact_match,strict-match", 0.25, "N/A", 4)]
+    write_scores(store, "mixed", "ual", "ck1", "ev1", rows)
+    write_scores(store, "mixed", "sft", "ck2", "ev2", rows[:1])
+    assert has_scores(store, "ev1") and not has_scores(store, "ev-other")
+    write_scores(store, "mixed", "ual", "ck3", "ev3", rows[:1])  # replaces ual's two rows
+    df = read_scores(store)
+    assert sorted(zip(df.method, df.eval_fingerprint)) == [("sft", "ev2"), ("ual", "ev3")]
+    assert not has_scores(store, "ev1")
+    write_scores(store, "low", "ls", "ck4", "ev4", rows)
+    df = read_scores(store)
+    gsm = df[df.benchmark == "gsm8k_local"].iloc[0]
+    assert math.isnan(gsm.stderr) and gsm.n == 4
+    assert json.loads(df[df.method == "sft"].iloc[0].details) == {"n_unjudged": 1}
+
+
+def test_report_renders_its_numbers_and_plots(tmp_path) -> None:
+    store = DuckDBStore(tmp_path / "db.duckdb")
+    for method, wr, se in (("sft", 40.0, 3.0), ("ls", 42.0, 4.0), ("ual", 50.0, 4.0)):
+        write_scores(store, "mixed", method, f"ck-{method}", f"ev-{method}",
+                     [ScoreRow("alpaca_eval", "win_rate", wr, se, 100), ScoreRow("gsm8k_local", "exact_match,strict-match", 0.3, None, 50)])
+    with store.connect() as con:
+        con.execute("CREATE TABLE training_curves (scenario VARCHAR, method VARCHAR, checkpoint VARCHAR, step INTEGER, "
+                    "loss DOUBLE, lr DOUBLE, tokens_per_s DOUBLE, eps_mean DOUBLE)")
+        con.executemany("INSERT INTO training_curves VALUES ('mixed', ?, 'c', ?, ?, 0.001, 100, 0.1)",
+                        [[m, s, 3.0 / (s + 1)] for m in ("sft", "ual") for s in range(5)])
+        con.execute("CREATE TABLE uncertainty (sample_id VARCHAR, dataset VARCHAR, elicitor VARCHAR, uncertainty DOUBLE, status VARCHAR)")
+        con.executemany("INSERT INTO uncertainty VALUES (?, ?, 'e', ?, ?)",
+                        [[f"s{i}", "testbed_open" if i % 2 else "testbed_exact", (i % 10) / 10, "ok" if i != 3 else "failed"]
+                         for i in range(40)])
+    methods = {"sft": MethodConfig(kind="sft"), "ls": MethodConfig(kind="ls", epsilon=0.1), "ual": MethodConfig(kind="ual")}
+    result = comparison_report(store, tmp_path / "report", methods)
+    row = result.comparison.set_index(["benchmark"]).loc["alpaca_eval"]
+    assert row.ual_minus_sft == pytest.approx(10.0) and row.ual_minus_sft_se == pytest.approx(5.0)  # sqrt(4^2 + 3^2)
+    assert row.ls_minus_sft == pytest.approx(2.0) and row.ls_minus_sft_se == pytest.approx(5.0)
+    text = result.markdown.read_text()
+    assert "| mixed | alpaca_eval | win_rate | 40 ± 3 | 42 ± 4 | 50 ± 4 | 10 ± 5 | 2 ± 5 | +10.62 |" in text
+    assert "| mixed | gsm8k_local | exact_match,strict-match | 0.3 | 0.3 | 0.3 | 0 | 0 | +1.81 |" in text
+    assert "| testbed_open | 19 |" in text and "| testbed_exact | 20 |" in text  # the failed row (s3) is left out
+    assert [p.name for p in result.plots] == ["deltas.png", "training_curves.png", "uncertainty.png"]
+    for p in result.plots:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 1000
+
+
+def test_clustering_scores_separable_above_random() -> None:
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(8), 30)
+    centres = rng.normal(0, 10, size=(8, 16))
+    separable = centres[labels] + rng.normal(0, 0.5, size=(len(labels), 16))
+    random = rng.normal(0, 1, size=(len(labels), 16))
+    good = cluster_quality(separable, labels, max_tokens=200, seed=0)
+    bad = cluster_quality(random, labels, max_tokens=200, seed=0)
+    assert good["silhouette"] > 0.8 > 0.1 > bad["silhouette"]
+    assert good["davies_bouldin"] < bad["davies_bouldin"]
+    assert good["n_tokens"] == 200
+    with pytest.raises(ValueError, match="at least 2 token ids"):
+        cluster_quality(random[:5], np.arange(5), max_tokens=100, seed=0)  # every id seen once
+
+
+def _samples_db(tmp_path):
+    from ual_dagster.evaluation.eval_data import HeldoutItem  # noqa: F401 - the shape the rows take
+
+    store = DuckDBStore(tmp_path / "db.duckdb")
+    with store.connect() as con:
+        con.execute("CREATE TABLE samples (dataset VARCHAR, sample_id VARCHAR, instruction VARCHAR, input VARCHAR, "
+                    "output VARCHAR, source VARCHAR, split VARCHAR, family VARCHAR, intrinsic_uncertainty DOUBLE, "
+                    "valid_answers VARCHAR, loaded_at TIMESTAMP)")
+        rows = [["testbed_exact", f"e{i}", f"Add {i} and 2.", "", f"the sum is {i + 2}", "t", "heldout", "add", 0.0,
+                 json.dumps([f"the sum is {i + 2}"])] for i in range(6)]
+        rows += [["testbed_open", f"o{i}", f"Name a fruit ({i}).", "", "apple", "t", "heldout", "fruit", 1.0,
+                  json.dumps(["apple", "pear"])] for i in range(6)]
+        rows += [["testbed_open", "train1", "Name a fruit.", "", "pear", "t", "train", "fruit", 1.0, "[]"]]
+        con.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp)", rows)
+    return store
+
+
+def test_evaluate_checkpoint_end_to_end_then_cached(tiny_checkpoint, tmp_path) -> None:
+    store = _samples_db(tmp_path)
+    cfg = EvaluationConfig(
+        device="cpu", generation=GenerationConfig(max_new_tokens=6, batch_size=8, stop_strings=["\n"]),
+        lm_eval=[LmEvalTaskConfig(name="testbed_exact_heldout")], alpaca_eval=AlpacaEvalConfig(),
+        clustering=ClusteringConfig(probe_samples=12, max_tokens=200),
+    )
+    data = load_eval_data(store, ["testbed_exact", "testbed_open"])
+    assert len(data.dataset("testbed_open")) == 6  # held-out rows only
+    work = tmp_path / "evaluation"
+    res = evaluate_checkpoint(tiny_checkpoint.base_path, tiny_checkpoint.adapter_path, "ck1", cfg, data, work)
+    metrics = {(r.benchmark, r.metric): r for r in res.rows}
+    assert metrics[("testbed_exact_heldout", "exact_match,none")].n == 6
+    wr = metrics[("alpaca_eval", "win_rate")]
+    # The random model never says a fruit and every reference is valid: it loses every judged item.
+    assert wr.value == 0.0 and wr.n + wr.details["n_unjudged"] == 6
+    assert res.metadata["model_loaded"] is True
+    write_scores(store, "mixed", "ual", "ck1", res.fingerprint, res.rows)
+    assert has_scores(store, res.fingerprint)
+
+    again = evaluate_checkpoint(tiny_checkpoint.base_path, tiny_checkpoint.adapter_path, "ck1", cfg, data, work)
+    assert again.fingerprint == res.fingerprint and again.metadata["model_loaded"] is False
+    assert [r.as_json() for r in again.rows] == [r.as_json() for r in res.rows]
+
+    clus = cluster_checkpoint(tiny_checkpoint.base_path, tiny_checkpoint.adapter_path, "ck1", cfg.clustering, data,
+                              tmp_path / "clustering", device="cpu")
+    assert {r.metric for r in clus.rows} == {"silhouette@L-1", "davies_bouldin@L-1"}
+    assert all(r.benchmark == "token_clustering" and -1 <= clus.rows[0].value <= 1 for r in clus.rows)
+    assert clus.plots[0].stat().st_size > 1000
