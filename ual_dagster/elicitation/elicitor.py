@@ -69,6 +69,8 @@ def elicitor_fingerprint(cfg: ElicitationConfig) -> str:
     if cfg.backend == "file":
         assert cfg.file_path is not None
         path = resolve_path(cfg.file_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"score file {path} does not exist (elicitation.file_path)")
         digest = stable_hash(ELICITATION_CODE_VERSION, "file", file_digest(path), length=8)
         return f"file:{_label(path.stem)}:import:{digest}"
     if cfg.backend == "oracle":

@@ -8,10 +8,14 @@ It knows nothing about the testbed's families; it reads generic cues from the ta
   give, name, list, brainstorm, create, compose, imagine, recommend, ...), indefinite
   requests ("a", "an", "any", "some", "one of", "an example"), creative nouns (story,
   poem, idea, tips, ways, slogan).
+  A loose constraint on an indefinite request ("a number between", "a colour other than")
+  still leaves many answers (+).
 - closed cues (-): computation and transformation verbs (calculate, compute, solve, sort,
-  reverse, count, convert, spell, evaluate), "what is" / "how many" questions, arithmetic
-  expressions, digit-heavy inputs, requests for "only" / "exactly" / "the" answer.
-- answer form: a short or numeric example response suggests one right answer; a long,
+  reverse, count, convert, spell, evaluate, translate, "in capitals"), wh-questions and
+  "what is" / "how many" / "comes after", material to operate on (an input, or text after
+  a colon), arithmetic expressions, digit-heavy text, "only" / "exactly" / "the answer".
+- answer form: a short or numeric example response, or a worked solution ending in a
+  number ("#### 42", "the answer is 7"), suggests one right answer; a long,
   multi-sentence or multi-line one suggests many.
 
 estimate = clip(scale_mid + sum of weighted cues, 0, scale_max); the answer distribution
@@ -38,10 +42,16 @@ CLOSED_VERBS = (
     "calculate", "compute", "solve", "sort", "reverse", "count", "convert", "spell", "evaluate",
     "simplify", "add", "subtract", "multiply", "divide", "round", "alphabetize", "order", "find the",
 )
-CLOSED_QUESTIONS = re.compile(r"\b(what is|what's|how many|how much|which is|is it true|true or false)\b")
+CLOSED_QUESTIONS = re.compile(
+    r"^(what|which|who|when|where)\b|\b(what is|what's|how many|how much|which is|comes (after|before|next)|is it true|true or false)\b"
+)
+TRANSFORMATION = re.compile(r"\b(in (capitals|capital letters|uppercase|lowercase)|translate|rewrite|paraphrase|backwards)\b")
+GIVEN_MATERIAL = re.compile(r":\s*\S")
+OPEN_CONSTRAINT = re.compile(r"\b(other than|between|below|above|less than|greater than|more than|multiple of|such as|for example)\b")
 ONLY_ONE = re.compile(r"\b(only|exactly|the answer|single|correct)\b")
 ARITHMETIC = re.compile(r"\d+\s*[-+*/×x÷^]\s*\d+")
 WORD = re.compile(r"\w+")
+NUMERIC_FINAL = re.compile(r"(####|answer is|=)\s*[-+$€£]?[\d.,]+\s*\.?\s*$", re.I)
 
 ANSWER_SD_FRACTION = 0.15
 
@@ -74,12 +84,18 @@ def estimate_open_endedness(task: TaskText) -> HeuristicEstimate:
         cues["creative_nouns"] = 1.0
     if INDEFINITE.search(instruction):
         cues["indefinite_request"] = 1.0
+        if OPEN_CONSTRAINT.search(instruction):
+            cues["loose_constraint"] = 1.0
 
     closed_verbs = sum(_has_word(text, v) for v in CLOSED_VERBS)
     if closed_verbs:
         cues["closed_verbs"] = -2.0 * min(closed_verbs, 2)
     if CLOSED_QUESTIONS.search(text):
         cues["closed_question"] = -1.5
+    if TRANSFORMATION.search(text):
+        cues["transformation"] = -3.0
+    if GIVEN_MATERIAL.search(instruction) or task.input.strip():
+        cues["given_material"] = -1.0
     if ONLY_ONE.search(text):
         cues["only_one"] = -1.0
     if ARITHMETIC.search(text):
@@ -93,6 +109,8 @@ def estimate_open_endedness(task: TaskText) -> HeuristicEstimate:
     words = len(WORD.findall(output))
     if output and re.fullmatch(r"[-+$€£]?[\d.,/\s%]+", output):
         cues["numeric_answer"] = -2.0
+    elif NUMERIC_FINAL.search(output):
+        cues["worked_to_a_number"] = -2.5
     elif words <= 3:
         cues["short_answer"] = -0.5
     elif words > 25 or output.count("\n") >= 2:

@@ -28,6 +28,7 @@ from ual_dagster.elicitation.metrics import histogram, percentile, spearman
 from ual_dagster.elicitation.outcome import RunStats
 from ual_dagster.elicitation.table import (
     SampleToScore,
+    dataset_sample_contents,
     pending_samples,
     previous_elicitor_scores,
     scored_samples,
@@ -133,9 +134,11 @@ def _elicit(pending: list[SampleToScore], cfg: ElicitationConfig, stats: RunStat
                 committer.flush()
         return {}
     if cfg.backend == "file":
-        from ual_dagster.elicitation.backends.file_import import import_scores
+        from ual_dagster.elicitation.backends.file_import import content_key, import_scores
 
-        return import_scores(pending, cfg, committer, log)
+        contents = dataset_sample_contents(committer.store, committer.dataset)
+        known_keys = {content_key(i, x, o): sid for sid, i, x, o in contents}
+        return import_scores(pending, known_keys, {c[0] for c in contents}, cfg, committer, log)
     if cfg.backend == "hf_local":
         from ual_dagster.elicitation.backends.hf_local import score_with_local_model
 

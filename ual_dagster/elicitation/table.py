@@ -221,3 +221,13 @@ def previous_elicitor_scores(
             [dataset, *splits, row[0]],
         ).fetchall()
     return row[0], {sid: float(u) for sid, u in scores}
+
+
+def dataset_sample_contents(store: DuckDBStore, dataset: str) -> list[tuple[str, str, str, str]]:
+    """(sample_id, instruction, input, output) of every sample of the dataset, any split."""
+    with store.connect() as con:
+        _require_samples(con)
+        return con.execute(
+            "SELECT DISTINCT sample_id, instruction, coalesce(input, ''), output FROM samples WHERE dataset = ?",
+            [dataset],
+        ).fetchall()

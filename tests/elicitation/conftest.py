@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import pytest
+
+from ual_dagster.config.elicitation import ElicitationConfig
+from ual_dagster.elicitation.loopback import serve_in_thread
+from ual_dagster.storage import DuckDBStore
+
+from tests.elicitation.fault_server import FaultMix, FaultServer
+
+
+@pytest.fixture
+def store(tmp_path) -> DuckDBStore:
+    return DuckDBStore(tmp_path / "ual.duckdb")
+
+
+@pytest.fixture
+def fault_server():
+    """(server, base_url): a fault-injecting OpenAI-compatible server on loopback."""
+    server = FaultServer(FaultMix())
+    with serve_in_thread(server.app) as root:
+        yield server, f"{root}/v1"
+
+
+def openai_cfg(base_url: str, **overrides) -> ElicitationConfig:
+    """Fast-retrying openai-backend config for the fault server."""
+    values = dict(
+        backend="openai", model="fault-model", base_url=base_url, api_key_env="UAL_TEST_ELICIT_KEY",
+        timeout_s=2.0, backoff_base_s=0.01, backoff_max_s=0.05, max_retries=10, max_parse_retries=8,
+        concurrency=32, batch_commit=16, commit_interval_s=0.5,
+    )
+    values.update(overrides)
+    return ElicitationConfig(**values)
