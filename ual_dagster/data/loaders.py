@@ -110,7 +110,11 @@ def _first_signature(records: Any) -> list[str] | None:
 
 
 def _schema_or_raise(path: Path, keys: list[str] | None) -> Schema:
-    schema = detect_schema(keys or [])
+    if keys is None:
+        raise DataSourceError(
+            f"data file {path}: no JSON object among its first records to tell the schema from; set 'format'"
+        )
+    schema = detect_schema(keys)
     if schema is None:
         raise DataSourceError(
             f"data file {path}: cannot tell the record schema from its keys {keys}; expected "
