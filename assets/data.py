@@ -1,6 +1,5 @@
 """instruction_sets/<dataset> and training_sets/<scenario>, with their checks."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -1,6 +1,5 @@
 """uncertainty/<dataset>: elicited scores in DuckDB, their checks and the re-elicitation schedule."""
 
-from __future__ import annotations
 
 from datetime import datetime, timezone
 
@@ -10,6 +9,10 @@ from assets.common import DATA_OR_CODE_CHANGED, check, code_version, finish, key
 from ual_dagster.config import Profile
 from ual_dagster.resources import DuckDBStoreResource
 from ual_dagster.storage import DuckDBStore
+
+
+ELICITATION_ASSET_VERSION = "uncertainty-asset-1"
+CHECKS = ("uncertainty_coverage", "uncertainty_range")
 
 
 def uncertainty_key(dataset: str) -> dg.AssetKey:
@@ -30,22 +33,18 @@ def _uncertainty_asset(profile: Profile, dataset: str) -> dg.AssetsDefinition:
         kinds={"duckdb", "openai"} if cfg.backend == "openai" else {"duckdb"},
         deps=[instruction_set_key(dataset)],
         # the elicitor fingerprint covers backend, model, prompt text, method and parameters
-        code_version=code_version(elicitation.CODE_VERSION, elicitor),
+        code_version=code_version(ELICITATION_ASSET_VERSION, elicitor),
         automation_condition=DATA_OR_CODE_CHANGED,
         pool="duckdb",
         description=f"Uncertainty u in [0, 1] of every sample of {dataset!r}, elicited by {elicitor} "
         "(DuckDB table `uncertainty`, cached per row: an unchanged sample is never paid twice).",
-        check_specs=[
-            dg.AssetCheckSpec("coverage", asset=key),
-            dg.AssetCheckSpec("score_range", asset=key),
-        ],
+        check_specs=[dg.AssetCheckSpec(name, asset=key) for name in CHECKS],
     )
     def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource) -> dg.MaterializeResult:
         store = duckdb.store()
         store.require_version(key_str(instruction_set_key(dataset)))
         result = elicitation.elicit_dataset(dataset, cfg, store, log=context.log.info)
-        cov_ok, cov_meta = elicitation.coverage_check(store, dataset, cfg)
-        range_ok, range_meta = elicitation.range_check(store, dataset, cfg)
+        outcomes = elicitation.dataset_checks(store, dataset, cfg)
         return finish(
             store,
             key,
@@ -53,8 +52,7 @@ def _uncertainty_asset(profile: Profile, dataset: str) -> dg.AssetsDefinition:
             result.metadata,
             config={"elicitor": elicitor, **cfg.model_dump(mode="json", exclude={"api_key_env"})},
             check_results=[
-                check("coverage", key, cov_ok, cov_meta),
-                check("score_range", key, range_ok, range_meta),
+                check(o.name, key, o.passed, {"summary": o.description, **o.metadata}) for o in outcomes
             ],
         )
 

@@ -1,6 +1,5 @@
 """eval_sets, evaluations/<scenario>/<method>, eval_scores, token_clustering, comparison_report."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -1,8 +1,8 @@
 """base_model and lora_checkpoints/<scenario>/<method>: content-addressed model artifacts."""
 
-from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -11,23 +11,14 @@ from assets.common import DATA_OR_CODE_CHANGED, code_version, finish, key_str
 from assets.data import training_set_key
 from ual_dagster.config import Profile
 from ual_dagster.config.training import MethodConfig, TrainingConfig
+from ual_dagster.train.versioning import effective_training_config
 from ual_dagster.resources import ArtifactStoreResource, DuckDBStoreResource
 
 BASE_MODEL_KEY = dg.AssetKey(["base_model"])
-TRAIN_CODE_VERSION_FALLBACK = "train-1"
 
 
 def lora_key(scenario: str, method: str) -> dg.AssetKey:
     return dg.AssetKey(["lora_checkpoints", scenario, method])
-
-
-def effective_training_config(profile: Profile, method: str) -> TrainingConfig:
-    """The `training` section with the method's own overrides applied (validated again)."""
-    overrides = profile.methods[method].training or {}
-    if not overrides:
-        return profile.training
-    merged = {**profile.training.model_dump(mode="json"), **overrides}
-    return TrainingConfig.model_validate(merged)
 
 
 def base_model_asset(profile: Profile) -> dg.AssetsDefinition:
@@ -39,7 +30,7 @@ def base_model_asset(profile: Profile) -> dg.AssetsDefinition:
         key=BASE_MODEL_KEY,
         group_name="training",
         kinds={"pytorch"},
-        code_version=code_version(bm.CODE_VERSION, cfg),
+        code_version=code_version(bm.BASE_MODEL_CODE_VERSION, cfg),
         automation_condition=DATA_OR_CODE_CHANGED,
         pool="train",
         description=(
@@ -50,11 +41,13 @@ def base_model_asset(profile: Profile) -> dg.AssetsDefinition:
     def _asset(
         context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource, artifacts: ArtifactStoreResource
     ) -> dg.MaterializeResult:
+        from ual_dagster.train.checkpoints import record_base_model
         from ual_dagster.train.corpus import pretraining_texts
 
         store, arts = duckdb.store(), artifacts.store()
         texts = pretraining_texts(profile) if cfg.source == "build_tiny" else []
         result = bm.build_base_model(cfg, texts, arts, log=context.log.info)
+        record_base_model(store, result.fingerprint, str(result.path), cfg.source)
         meta = {"path": str(result.path), **result.metadata}
         return finish(store, BASE_MODEL_KEY, result.fingerprint, meta, config=cfg, reused=bool(meta.get("reused")))
 
@@ -62,10 +55,10 @@ def base_model_asset(profile: Profile) -> dg.AssetsDefinition:
 
 
 def _lora_asset(profile: Profile, scenario: str, method: str) -> dg.AssetsDefinition:
-    from ual_dagster.train import fingerprints as train_fp
+    from ual_dagster.train import versioning as train_fp
 
     method_cfg: MethodConfig = profile.methods[method]
-    train_cfg = effective_training_config(profile, method)
+    train_cfg = effective_training_config(profile.training, method_cfg)
     key = lora_key(scenario, method)
 
     @dg.asset(
@@ -93,8 +86,9 @@ def _lora_asset(profile: Profile, scenario: str, method: str) -> dg.AssetsDefini
         if plan.finished:
             context.log.info(f"lora {scenario}/{method}: fingerprint {plan.fingerprint} already trained, reusing")
             return finish(store, key, plan.fingerprint, plan.reuse_metadata(), config=[train_cfg, method_cfg], reused=True)
+        started = time.perf_counter()
         result = _launch(context, plan, train_cfg)
-        meta = checkpoints.complete_checkpoint(store, arts, plan, result)
+        meta = checkpoints.complete_checkpoint(store, arts, plan, result, seconds=round(time.perf_counter() - started, 2))
         return finish(store, key, plan.fingerprint, meta, config=[train_cfg, method_cfg])
 
     return _asset
@@ -113,21 +107,31 @@ def _launch(context: dg.AssetExecutionContext, plan, train_cfg: TrainingConfig):
     spec_path = plan.write_spec()
     extras = {"spec_path": str(spec_path)}
     if train_cfg.launcher == "subprocess":
-        dg.PipesSubprocessClient().run(context=context, command=training_command(spec_path), extras=extras)
+        dg.PipesSubprocessClient().run(
+            context=context, command=training_command(spec_path, num_processes=_local_processes(train_cfg)), extras=extras
+        )
     else:
         from dagster_k8s import PipesK8sClient
 
-        from ual_dagster.train.k8s import k8s_pod_spec
+        from ual_dagster.train.k8s import k8s_pod_spec, pod_command
 
         PipesK8sClient().run(
             context=context,
-            image=train_cfg.k8s_image,
-            command=training_command(spec_path, python="python"),
+            command=pod_command(train_cfg),
             namespace=train_cfg.k8s_namespace,
             base_pod_spec=k8s_pod_spec(train_cfg),
             extras=extras,
         )
     return TrainResult.from_json(json.loads(Path(plan.result_path).read_text()))
+
+
+def _local_processes(train_cfg: TrainingConfig) -> int:
+    """One process per local GPU under accelerate; a single process otherwise."""
+    if train_cfg.distributed != "accelerate":
+        return 1
+    import torch
+
+    return max(torch.cuda.device_count(), 1)
 
 
 def training_assets(profile: Profile) -> list[dg.AssetsDefinition]:

@@ -18,9 +18,12 @@ class TinyModelConfig(StrictModel):
     num_hidden_layers: int = Field(2, ge=1)
     num_attention_heads: int = Field(4, ge=1)
     max_position_embeddings: int = Field(256, ge=32)
+    corpus_samples: int = Field(4000, ge=1, description="testbed samples (own seed) in the pre-training corpus")
     pretrain_steps: int = Field(600, ge=0)
     pretrain_batch_size: int = Field(32, ge=1)
     pretrain_lr: float = Field(3e-3, gt=0)
+    pretrain_seq_len: int = Field(128, ge=8, description="tokens per packed pre-training block")
+    pretrain_warmup_steps: int = Field(30, ge=0)
     seed: int = 0
 
 
@@ -61,7 +64,15 @@ class TrainingConfig(StrictModel):
     prompt_template: Literal["alpaca", "plain"] = "alpaca"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     save_every_steps: int = Field(50, ge=1, description="checkpoint interval, for resume after a crash")
-    loss_chunk_tokens: int = Field(1024, ge=1, description="tokens per chunk in the smoothed loss")
+    loss_chunk_tokens: int = Field(
+        64,
+        ge=1,
+        description="tokens per chunk in the smoothed loss; a chunk of (tokens x vocab) floats should fit in "
+        "cache (64 x 32k fp32 = 8 MB); see benchmarks/bench_loss.py",
+    )
+    weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay on the LoRA parameters")
+    max_grad_norm: float | None = Field(1.0, gt=0, description="gradient clipping; null turns it off")
+    gradient_checkpointing: bool = Field(False, description="recompute activations in backward (large models)")
     seed: int = 0
     launcher: Literal["in_process", "subprocess", "k8s"] = "in_process"
     k8s_image: str | None = None

@@ -1,0 +1,167 @@
+"""What the evaluation assets call: per-variant scores, token clustering, the roll-up, the report.
+
+Each step is named by a fingerprint of its inputs; rows or files already written under
+that fingerprint are reused, so a re-run with nothing changed loads no model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ual_dagster.config import Profile
+from ual_dagster.fingerprint import stable_hash
+from ual_dagster.storage import ArtifactStore, DuckDBStore
+
+CODE_VERSION = "eval-pipeline-1"
+CLUSTERING = "token_clustering"
+Log = Callable[[str], None] | None
+
+
+@dataclass
+class StepResult:
+    fingerprint: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    reused: bool = False
+    markdown_path: Any = None
+    markdown_text: str = ""
+
+
+def _template(profile: Profile, method: str) -> str:
+    from ual_dagster.train.versioning import effective_training_config
+
+    return effective_training_config(profile.training, profile.methods[method]).prompt_template
+
+
+def _rows_of(store: DuckDBStore, eval_fp: str) -> dict[str, Any]:
+    with store.connect(read_only=True) as con:
+        rows = con.execute(
+            "SELECT benchmark, metric, value, stderr, n FROM eval_scores WHERE eval_fingerprint = ? ORDER BY 1, 2",
+            [eval_fp],
+        ).fetchall()
+    return {f"{b}/{m}": {"value": v, "stderr": s, "n": n} for b, m, v, s, n in rows}
+
+
+def evaluate_variant(
+    profile: Profile,
+    store: DuckDBStore,
+    artifacts: ArtifactStore,
+    *,
+    scenario: str,
+    method: str,
+    checkpoint_fp: str,
+    base_fp: str,
+    eval_sets_fp: str,
+    log: Log = None,
+) -> StepResult:
+    from ual_dagster.evaluation.checkpoint_eval import evaluate_checkpoint, evaluation_fingerprint
+    from ual_dagster.evaluation.eval_sets import profile_eval_data
+    from ual_dagster.evaluation.scores import has_scores, read_scores, write_scores
+    from ual_dagster.train.checkpoints import adapter_path, base_model_path
+
+    cfg = profile.evaluation
+    data = profile_eval_data(profile, store)
+    template = _template(profile, method)
+    eval_fp = evaluation_fingerprint(checkpoint_fp, cfg, data, template)
+    if has_scores(store, eval_fp, scenario, method):
+        if log:
+            log(f"evaluation {scenario}/{method}: scores for {eval_fp} exist, nothing to evaluate")
+        return StepResult(eval_fp, {"scores": _rows_of(store, eval_fp), "eval_sets": eval_sets_fp}, reused=True)
+    result = evaluate_checkpoint(
+        base_model_path(store, base_fp),
+        adapter_path(artifacts, checkpoint_fp),
+        checkpoint_fp,
+        cfg,
+        data,
+        artifacts.root / "evaluation",
+        log=log,
+        prompt_template=template,
+    )
+    # keep token_clustering's rows of this variant: that asset owns them
+    existing = read_scores(store)
+    mine = existing[(existing["scenario"] == scenario) & (existing["method"] == method)]
+    benchmarks = sorted((set(mine["benchmark"]) | {r.benchmark for r in result.rows}) - {CLUSTERING})
+    write_scores(store, scenario, method, checkpoint_fp, eval_fp, result.rows, benchmarks=benchmarks)
+    return StepResult(eval_fp, {**result.metadata, "eval_sets": eval_sets_fp})
+
+
+def cluster_checkpoints(
+    profile: Profile,
+    store: DuckDBStore,
+    artifacts: ArtifactStore,
+    *,
+    checkpoints: Mapping[tuple[str, str], str],
+    base_fp: str,
+    eval_sets_fp: str,
+    log: Log = None,
+) -> StepResult:
+    from ual_dagster.evaluation.clustering import cluster_checkpoint, clustering_fingerprint
+    from ual_dagster.evaluation.eval_sets import profile_eval_data
+    from ual_dagster.evaluation.scores import has_scores, write_scores
+    from ual_dagster.train.checkpoints import adapter_path, base_model_path
+
+    cfg = profile.evaluation.clustering
+    data = profile_eval_data(profile, store)
+    fps: dict[str, str] = {}
+    scores: dict[str, Any] = {}
+    plots: dict[str, str] = {}
+    computed = 0
+    for (scenario, method), ckpt in sorted(checkpoints.items()):
+        template = _template(profile, method)
+        cfp = clustering_fingerprint(ckpt, cfg, data, template)
+        fps[f"{scenario}/{method}"] = cfp
+        if not has_scores(store, cfp, scenario, method):
+            res = cluster_checkpoint(
+                base_model_path(store, base_fp),
+                adapter_path(artifacts, ckpt),
+                ckpt,
+                cfg,
+                data,
+                artifacts.open("clustering", cfp),
+                device=profile.evaluation.device,
+                prompt_template=template,
+                label=f"{scenario}/{method}",
+                log=log,
+            )
+            write_scores(store, scenario, method, ckpt, cfp, res.rows, benchmarks=[CLUSTERING])
+            computed += 1
+        scores[f"{scenario}/{method}"] = {k.split("/", 1)[1]: v["value"] for k, v in _rows_of(store, cfp).items()}
+        plot = artifacts.path("clustering", cfp) / "pca_L-1.png"
+        if plot.exists():
+            plots[f"{scenario}/{method}"] = str(plot)
+    fp = stable_hash(CODE_VERSION, CLUSTERING, fps)
+    meta = {"checkpoints_computed": computed, "scores": scores, "plots": plots, "eval_sets": eval_sets_fp}
+    return StepResult(fp, meta, reused=computed == 0)
+
+
+def roll_up_scores(profile: Profile, store: DuckDBStore, upstream: Sequence[str]) -> StepResult:
+    """One view over every variant of the profile; its version is that of its inputs."""
+    from ual_dagster.evaluation.scores import read_scores
+
+    scores = read_scores(store)
+    current = scores[scores["scenario"].isin(list(profile.scenarios)) & scores["method"].isin(list(profile.methods))]
+    table = current.pivot_table(index=["benchmark", "metric"], columns=["scenario", "method"], values="value")
+    table.columns = [f"{s}/{m}" for s, m in table.columns]
+    meta = {
+        "rows": len(current),
+        "variants": int(current[["scenario", "method"]].drop_duplicates().shape[0]),
+        "benchmarks": sorted(current["benchmark"].unique().tolist()),
+        "scores_table": table.reset_index().to_markdown(index=False, floatfmt=".4g") if len(table) else "",
+    }
+    return StepResult(stable_hash(CODE_VERSION, "eval_scores", list(upstream)), meta)
+
+
+def write_report(profile: Profile, store: DuckDBStore, artifacts: ArtifactStore, eval_scores_fp: str) -> StepResult:
+    from ual_dagster.evaluation.report import comparison_report
+
+    methods_cfg = {n: m.model_dump(mode="json") for n, m in profile.methods.items()}
+    fp = stable_hash(CODE_VERSION, "report", eval_scores_fp, methods_cfg)
+    out = artifacts.path("report", fp)
+    reused = artifacts.is_finished("report", fp)
+    if not reused:
+        result = comparison_report(store, artifacts.open("report", fp), profile.methods)
+        artifacts.finish("report", fp, {"plots": [str(p) for p in result.plots], **result.metadata})
+    md = out / "report.md"
+    meta = dict(artifacts.manifest("report", fp))
+    return StepResult(fp, meta, reused=reused, markdown_path=md, markdown_text=md.read_text(encoding="utf-8"))

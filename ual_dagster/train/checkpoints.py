@@ -1,0 +1,198 @@
+"""From a scenario's training set to a finished LoRA checkpoint directory.
+
+`plan_checkpoint` reads the training set, maps each sample's uncertainty to its
+epsilon for the method, and names the checkpoint by the fingerprint of everything
+that changes the weights. A finished directory with that name is reused; an
+unfinished one is resumed by the trainer. `complete_checkpoint` stores the curves
+in DuckDB and writes the marker last.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ual_dagster.config.training import MethodConfig, TrainingConfig
+from ual_dagster.data.training_sets import read_training_set
+from ual_dagster.fingerprint import hash_rows
+from ual_dagster.storage import ArtifactStore, DuckDBStore
+from ual_dagster.train.epsilon import epsilons_for
+from ual_dagster.train.examples import TrainExample
+from ual_dagster.train.trainer import ADAPTER_DIR, RESULT_FILE, TrainResult
+from ual_dagster.train.versioning import checkpoint_fingerprint
+
+KIND = "lora"
+SPEC_FILE = "train_spec.json"
+EXAMPLES_FILE = "examples.jsonl"
+
+BASE_MODELS_DDL = """
+CREATE TABLE IF NOT EXISTS base_models (
+    fingerprint VARCHAR PRIMARY KEY,
+    path VARCHAR NOT NULL,      -- a directory for from_pretrained, or a hub id
+    source VARCHAR NOT NULL,
+    created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+)
+"""
+
+CURVES_DDL = """
+CREATE TABLE IF NOT EXISTS training_curves (
+    scenario VARCHAR NOT NULL,
+    method VARCHAR NOT NULL,
+    checkpoint VARCHAR NOT NULL,
+    step INTEGER NOT NULL,
+    loss DOUBLE,
+    lr DOUBLE,
+    tokens BIGINT,
+    tokens_per_s DOUBLE,
+    eps_mean DOUBLE
+)
+"""
+
+
+def record_base_model(store: DuckDBStore, fingerprint: str, path: str, source: str) -> None:
+    with store.connect() as con:
+        con.execute(BASE_MODELS_DDL)
+        con.execute("INSERT OR REPLACE INTO base_models VALUES (?, ?, ?, current_timestamp)", [fingerprint, path, source])
+
+
+def base_model_path(store: DuckDBStore, fingerprint: str) -> str:
+    with store.connect() as con:
+        con.execute(BASE_MODELS_DDL)
+        row = con.execute("SELECT path FROM base_models WHERE fingerprint = ?", [fingerprint]).fetchone()
+    if row is None:
+        raise RuntimeError(f"base model {fingerprint} is not recorded in DuckDB; materialise base_model first")
+    return row[0]
+
+
+def adapter_path(artifacts: ArtifactStore, checkpoint_fp: str) -> Path:
+    if not artifacts.is_finished(KIND, checkpoint_fp):
+        raise RuntimeError(f"LoRA checkpoint {checkpoint_fp} is not finished under {artifacts.path(KIND, checkpoint_fp)}")
+    return artifacts.path(KIND, checkpoint_fp) / ADAPTER_DIR
+
+
+@dataclass
+class CheckpointPlan:
+    scenario: str
+    method: str
+    fingerprint: str
+    base_path: str
+    out_dir: Path
+    examples: list[TrainExample]
+    train_cfg: TrainingConfig
+    finished: bool
+    manifest: dict[str, Any] = field(default_factory=dict)
+    eps_summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def result_path(self) -> Path:
+        return self.out_dir / RESULT_FILE
+
+    @property
+    def spec(self):
+        from ual_dagster.train.run import TrainSpec, write_examples
+
+        examples_path = self.out_dir / EXAMPLES_FILE
+        if not examples_path.exists():
+            write_examples(examples_path, self.examples)
+        return TrainSpec(
+            base_path=self.base_path,
+            examples_path=str(examples_path),
+            training=self.train_cfg.model_dump(mode="json"),
+            out_dir=str(self.out_dir),
+        )
+
+    def write_spec(self) -> Path:
+        return self.spec.save(self.out_dir / SPEC_FILE)
+
+    def reuse_metadata(self) -> dict[str, Any]:
+        keep = ("steps", "final_loss", "tokens_per_s", "train_seconds", "examples", "adapter_path")
+        return {k: self.manifest[k] for k in keep if k in self.manifest}
+
+
+def plan_checkpoint(
+    store: DuckDBStore,
+    artifacts: ArtifactStore,
+    *,
+    scenario: str,
+    method: str,
+    method_cfg: MethodConfig,
+    train_cfg: TrainingConfig,
+    base_fp: str,
+) -> CheckpointPlan:
+    rows = read_training_set(store, scenario)
+    if rows.empty:
+        raise RuntimeError(f"training set {scenario!r} is empty; materialise training_sets/{scenario} first")
+    eps = epsilons_for(method_cfg, rows["uncertainty"].tolist(), rows["sample_id"].tolist())
+    examples = [
+        TrainExample(r.instruction, r.input or "", r.output, e) for r, e in zip(rows.itertuples(), eps)
+    ]
+    # The examples hash covers content (sample ids are content hashes), order and epsilon:
+    # re-elicited scores change it for UAL only; SFT's epsilons are all zero.
+    examples_hash = hash_rows((int(p), sid, round(e, 8)) for p, sid, e in zip(rows["position"], rows["sample_id"], eps))
+    fp = checkpoint_fingerprint(base_fp, examples_hash, train_cfg, method_cfg)
+    eps_series = pd.Series(eps, dtype=float)
+    return CheckpointPlan(
+        scenario=scenario,
+        method=method,
+        fingerprint=fp,
+        base_path=base_model_path(store, base_fp),
+        out_dir=artifacts.open(KIND, fp),
+        examples=examples,
+        train_cfg=train_cfg,
+        finished=artifacts.is_finished(KIND, fp),
+        manifest=artifacts.manifest(KIND, fp) if artifacts.is_finished(KIND, fp) else {},
+        eps_summary={
+            "eps_mean": float(eps_series.mean()),
+            "eps_min": float(eps_series.min()),
+            "eps_max": float(eps_series.max()),
+        },
+    )
+
+
+def complete_checkpoint(
+    store: DuckDBStore, artifacts: ArtifactStore, plan: CheckpointPlan, result: TrainResult, seconds: float | None = None
+) -> dict[str, Any]:
+    """Write the curve to DuckDB, then the marker; return the asset metadata."""
+    curve = pd.DataFrame(result.curve)
+    with store.connect() as con:
+        con.execute(CURVES_DDL)
+        con.execute("BEGIN TRANSACTION")
+        con.execute("DELETE FROM training_curves WHERE scenario = ? AND method = ?", [plan.scenario, plan.method])
+        if not curve.empty:
+            frame = pd.DataFrame(
+                {
+                    "scenario": plan.scenario,
+                    "method": plan.method,
+                    "checkpoint": plan.fingerprint,
+                    "step": curve["step"].astype(int),
+                    "loss": curve.get("loss"),
+                    "lr": curve.get("lr"),
+                    "tokens": curve.get("tokens"),
+                    "tokens_per_s": curve.get("tokens_per_s"),
+                    "eps_mean": curve.get("eps_mean"),
+                }
+            )
+            con.register("frame", frame)
+            con.execute("INSERT INTO training_curves SELECT * FROM frame")
+            con.unregister("frame")
+        con.execute("COMMIT")
+    manifest = {
+        "scenario": plan.scenario,
+        "method": plan.method,
+        "steps": result.steps,
+        "final_loss": result.final_loss,
+        "tokens_per_s": result.tokens_per_s,
+        "resumed_from_step": result.resumed_from_step,
+        "examples": len(plan.examples),
+        "adapter_path": str(plan.out_dir / ADAPTER_DIR),
+        "train_seconds": seconds,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **plan.eps_summary,
+    }
+    artifacts.finish(KIND, plan.fingerprint, manifest)
+    loss_curve = {str(int(r["step"])): round(float(r["loss"]), 5) for r in result.curve if r.get("loss") is not None}
+    return {**manifest, "eps_histogram": result.eps_stats, "loss_curve": loss_curve}
