@@ -1,0 +1,136 @@
+"""Training examples: prompt rendering, tokenisation with response-only labels, batches.
+
+`render_prompt` is shared with evaluation (the model must be asked in the format it
+was tuned on) and with the tiny base model's pre-training texts (`render_text`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+IGNORE_INDEX = -100
+
+ALPACA_WITH_INPUT = "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
+ALPACA_NO_INPUT = "### Instruction:\n{instruction}\n\n### Response:\n"
+
+
+@dataclass(frozen=True)
+class TrainExample:
+    instruction: str
+    input: str
+    output: str
+    epsilon: float
+
+
+def render_prompt(instruction: str, input: str | None, template: str) -> str:
+    """The text the model sees before its response ("alpaca" or "plain")."""
+    if template == "alpaca":
+        if input:
+            return ALPACA_WITH_INPUT.format(instruction=instruction, input=input)
+        return ALPACA_NO_INPUT.format(instruction=instruction)
+    if template == "plain":
+        return f"{instruction}\n{input}\n" if input else f"{instruction}\n"
+    raise ValueError(f"unknown prompt template {template!r}; allowed: alpaca, plain")
+
+
+def render_text(instruction: str, input: str | None, output: str, template: str) -> str:
+    """Prompt and response as one text (pre-training corpus of the tiny base model)."""
+    return render_prompt(instruction, input, template) + output
+
+
+@dataclass(frozen=True)
+class TokenizedExample:
+    input_ids: list[int]
+    labels: list[int]  # aligned with input_ids; the causal shift is done when batching
+    epsilon: float
+    response_truncated_away: bool
+
+
+def tokenize_example(example: TrainExample, tokenizer, template: str, max_length: int) -> TokenizedExample:
+    """bos + prompt + response + eos, truncated to max_length; labels only on the response.
+
+    Prompt and response are tokenised separately so the label boundary is exact and the
+    prompt tokens match what evaluation feeds the model.
+    """
+    prompt = tokenizer(render_prompt(example.instruction, example.input, template), add_special_tokens=False)
+    response = tokenizer(example.output, add_special_tokens=False)
+    prefix = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    prompt_ids = prefix + prompt["input_ids"]
+    response_ids = response["input_ids"] + [tokenizer.eos_token_id]
+    ids = (prompt_ids + response_ids)[:max_length]
+    labels = ([IGNORE_INDEX] * len(prompt_ids) + response_ids)[:max_length]
+    return TokenizedExample(ids, labels, float(example.epsilon), len(prompt_ids) >= max_length)
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor  # (B, T)
+    attention_mask: torch.Tensor  # (B, T)
+    shifted_labels: torch.Tensor  # (B, T): label of position t is the token at t + 1
+    epsilon: torch.Tensor  # (B,)
+
+    @property
+    def target_tokens(self) -> int:
+        return int((self.shifted_labels != IGNORE_INDEX).sum())
+
+    @property
+    def input_tokens(self) -> int:
+        return int(self.attention_mask.sum())
+
+    def to(self, device) -> "Batch":
+        return Batch(*(t.to(device) for t in (self.input_ids, self.attention_mask, self.shifted_labels, self.epsilon)))
+
+
+def collate(examples: list[TokenizedExample], pad_token_id: int) -> Batch:
+    """Right-pad to the longest example. Labels are shifted here (not the logits), so the
+    loss reads the model's logits without a (B, T-1, V) copy."""
+    width = max(len(e.input_ids) for e in examples)
+    ids = torch.full((len(examples), width), pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+    for i, e in enumerate(examples):
+        n = len(e.input_ids)
+        ids[i, :n] = torch.tensor(e.input_ids)
+        mask[i, :n] = 1
+        labels[i, : n - 1] = torch.tensor(e.labels[1:n])
+    eps = torch.tensor([e.epsilon for e in examples], dtype=torch.float32)
+    return Batch(ids, mask, labels, eps)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Which examples each micro-batch holds: a seeded permutation per epoch.
+
+    Micro-batch k of the run is a pure function of (seed, k), so a resumed run only
+    needs the index of the next micro-batch to continue with exactly the same data.
+    """
+
+    n_examples: int
+    batch_size: int
+    grad_accum: int
+    epochs: float
+    seed: int
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return math.ceil(self.n_examples / self.batch_size)
+
+    @property
+    def total_micro_batches(self) -> int:
+        return max(1, math.ceil(self.epochs * self.batches_per_epoch))
+
+    @property
+    def total_steps(self) -> int:
+        return math.ceil(self.total_micro_batches / self.grad_accum)
+
+    def micro_batches_of_step(self, step: int) -> range:
+        start = step * self.grad_accum
+        return range(start, min(start + self.grad_accum, self.total_micro_batches))
+
+    def indices(self, micro_batch: int) -> list[int]:
+        epoch, k = divmod(micro_batch, self.batches_per_epoch)
+        order = torch.randperm(self.n_examples, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + epoch))
+        return order[k * self.batch_size : (k + 1) * self.batch_size].tolist()

@@ -1,0 +1,112 @@
+"""Launcher-neutral training entry: a JSON-serialisable spec in, a TrainResult out.
+
+The same `run_training(spec)` runs in the Dagster process, in a local subprocess
+(`training_command`, via dagster's PipesSubprocessClient) or in a cluster pod
+(PipesK8sClient); the last two go through `python -m ual_dagster.train.pipes_entry`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ual_dagster.config.training import TrainingConfig
+from ual_dagster.train.examples import TrainExample
+from ual_dagster.train.trainer import TrainResult, train_lora
+
+EXAMPLE_FIELDS = ("instruction", "input", "output", "epsilon")
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    base_path: str
+    examples_path: str  # JSONL: one {instruction, input, output, epsilon} per line
+    training: dict  # a TrainingConfig as JSON (method overrides already applied)
+    out_dir: str
+    progress_every: int = 10
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "TrainSpec":
+        return cls(**data)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_json(), indent=1, sort_keys=True))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainSpec":
+        return cls.from_json(json.loads(Path(path).read_text()))
+
+
+def write_examples(path: str | Path, examples: list[TrainExample]) -> Path:
+    path = Path(path)
+    with path.open("w", encoding="utf-8") as fh:
+        for e in examples:
+            fh.write(json.dumps(asdict(e), ensure_ascii=False) + "\n")
+    return path
+
+
+def read_examples(path: str | Path) -> list[TrainExample]:
+    """Read and check the examples file; errors name the file, line and reason."""
+    examples = []
+    with Path(path).open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{where}: not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
+            missing = [k for k in EXAMPLE_FIELDS if k not in row]
+            if missing:
+                raise ValueError(f"{where}: missing field(s) {missing}")
+            for k in ("instruction", "input", "output"):
+                if not isinstance(row[k], str):
+                    raise ValueError(f"{where}: field {k!r} must be a string, got {type(row[k]).__name__}")
+            eps = row["epsilon"]
+            if not isinstance(eps, (int, float)) or isinstance(eps, bool) or math.isnan(eps) or not 0 <= eps < 1:
+                raise ValueError(f"{where}: epsilon must be a number in [0, 1), got {eps!r}")
+            examples.append(TrainExample(row["instruction"], row["input"], row["output"], float(eps)))
+    if not examples:
+        raise ValueError(f"{path}: no training examples")
+    return examples
+
+
+def run_training(
+    spec: TrainSpec,
+    log: Callable[[str], None] | None = None,
+    on_step: Callable[[dict], None] | None = None,
+) -> TrainResult:
+    cfg = TrainingConfig.model_validate(spec.training)
+    examples = read_examples(spec.examples_path)
+    return train_lora(
+        spec.base_path,
+        examples,
+        cfg,
+        Path(spec.out_dir),
+        log=log,
+        progress_every=spec.progress_every,
+        on_step=on_step,
+    )
+
+
+def training_command(spec_path: str | Path, num_processes: int = 1) -> list[str]:
+    """Command line that runs the spec at `spec_path` through the Pipes entry point.
+
+    More than one process goes through `accelerate launch` (one process per GPU).
+    """
+    entry = ["-m", "ual_dagster.train.pipes_entry", "--spec", str(spec_path)]
+    if num_processes > 1:
+        return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes), *entry]
+    return [sys.executable, *entry]

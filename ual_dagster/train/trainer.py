@@ -1,0 +1,275 @@
+"""LoRA fine-tuning with per-sample label smoothing: SFT, LS and UAL through one code path.
+
+The methods differ only in each example's `epsilon`. The loop is plain torch with an
+accelerate.Accelerator for device placement, bf16 autocast and multi-GPU (run under
+`accelerate launch`; on a CPU it is one process). Gradient accumulation divides the
+summed token losses by the target-token count of the whole accumulated batch, so k
+micro-batches give the same update as one batch k times larger.
+
+Checkpoints every `save_every_steps` (see resume.py) let a killed run continue from
+its last saved step and end where an uninterrupted run ends. A finished run writes
+`train_result.json` last; calling again returns it without training.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from ual_dagster.config.training import TrainingConfig
+from ual_dagster.fingerprint import stable_hash
+from ual_dagster.train.examples import Schedule, TrainExample, collate, render_prompt, tokenize_example
+from ual_dagster.train.loss import uncertainty_smoothed_loss
+from ual_dagster.train.resume import latest_checkpoint, load_checkpoint, remove_checkpoints, save_checkpoint
+
+__all__ = ["TrainExample", "TrainResult", "render_prompt", "train_lora"]
+
+RESULT_FILE = "train_result.json"
+ADAPTER_DIR = "adapter"
+# Training fields that change where or how a run executes, not what it computes.
+EXECUTION_ONLY_FIELDS = {"launcher", "k8s_image", "k8s_namespace", "k8s_gpus", "save_every_steps"}
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    final_loss: float
+    curve: list[dict]  # per optimizer step: step, loss, lr, tokens, tokens_per_s, eps_mean
+    tokens_per_s: float
+    eps_stats: dict
+    resumed_from_step: int
+    adapter_path: str = ""
+    metadata: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "TrainResult":
+        return cls(**data)
+
+
+def run_key(base_path: str, examples: list[TrainExample], cfg: TrainingConfig) -> str:
+    """Identity of a run's inputs; a checkpoint from other inputs is never resumed."""
+    result_fields = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in EXECUTION_ONLY_FIELDS}
+    return stable_hash(str(base_path), result_fields, [asdict(e) for e in examples])
+
+
+def eps_stats(examples: list[TrainExample], bins: int = 10) -> dict:
+    values = [e.epsilon for e in examples]
+    hist = [0] * bins
+    for v in values:
+        hist[min(bins - 1, int(v / 0.5 * bins))] += 1  # eps < 1; bins over [0, 0.5]
+    return {
+        "min": min(values),
+        "max": max(values),
+        "mean": sum(values) / len(values),
+        "histogram": {f"{i * 0.5 / bins:.2f}-{(i + 1) * 0.5 / bins:.2f}": n for i, n in enumerate(hist) if n},
+    }
+
+
+def _mixed_precision(cfg: TrainingConfig) -> str:
+    if cfg.precision == "bf16" or (cfg.precision == "auto" and torch.cuda.is_available()):
+        return "bf16" if torch.cuda.is_available() else "no"
+    return "no"
+
+
+def _load_model(base_path: str, cfg: TrainingConfig, mixed: str):
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base_path)
+    if tokenizer.pad_token_id is None:  # e.g. Llama-2: padding is masked anyway
+        tokenizer.pad_token = tokenizer.eos_token
+    # Frozen base weights in bf16 on a GPU; the LoRA weights stay fp32 (peft upcasts them).
+    dtype = torch.bfloat16 if mixed == "bf16" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
+    torch.manual_seed(cfg.seed)  # LoRA A matrices are drawn from the global RNG
+    lora = PeftLoraConfig(
+        r=cfg.lora.r,
+        lora_alpha=cfg.lora.alpha,
+        lora_dropout=cfg.lora.dropout,
+        target_modules=list(cfg.lora.target_modules),
+        task_type="CAUSAL_LM",
+    )
+    return tokenizer, get_peft_model(model, lora)
+
+
+def _make_scheduler(optimizer, cfg: TrainingConfig, total_steps: int):
+    from transformers import get_scheduler
+
+    name = "constant_with_warmup" if cfg.lr_scheduler == "constant" else cfg.lr_scheduler
+    warmup = math.ceil(cfg.warmup_ratio * total_steps)
+    return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
+
+
+def train_lora(
+    base_path: str,
+    examples: list[TrainExample],
+    cfg: TrainingConfig,
+    out_dir: Path,
+    log: Callable[[str], None] | None = None,
+    progress_every: int = 10,
+    on_step: Callable[[dict], None] | None = None,
+) -> TrainResult:
+    """Fine-tune LoRA adapters on `examples`; the adapter is saved to out_dir/adapter.
+
+    on_step is called with each step's curve row after the step (and after any
+    checkpoint of that step is saved): progress reporting.
+    """
+    from accelerate import Accelerator
+
+    log = log or (lambda _msg: None)
+    if not examples:
+        raise ValueError("train_lora: no training examples")
+    out_dir = Path(out_dir)
+    key = run_key(base_path, examples, cfg)
+    result_path = out_dir / RESULT_FILE
+    if result_path.is_file():
+        done = json.loads(result_path.read_text())
+        if done.get("metadata", {}).get("run_key") == key:
+            log(f"training already finished in {out_dir}; reusing its result")
+            return TrainResult.from_json(done)
+
+    mixed = _mixed_precision(cfg)
+    accelerator = Accelerator(mixed_precision=mixed, cpu=not torch.cuda.is_available())
+    tokenizer, model = _load_model(base_path, cfg, mixed)
+    tokenized = [tokenize_example(e, tokenizer, cfg.prompt_template, cfg.max_length) for e in examples]
+    n_procs, rank = accelerator.num_processes, accelerator.process_index
+    # batch_size is per device; the schedule deals global batches and each process takes its slice.
+    schedule = Schedule(len(tokenized), cfg.batch_size * n_procs, cfg.grad_accum, cfg.epochs, cfg.seed)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    scheduler = _make_scheduler(optimizer, cfg, schedule.total_steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+
+    start_step, curve, tokens_before = 0, [], 0
+    ckpt = latest_checkpoint(out_dir)
+    if ckpt is not None:
+        state = load_checkpoint(ckpt, accelerator.unwrap_model(model), optimizer, scheduler, run_key=key)
+        if state is not None:
+            start_step, curve = state["step"], state["progress"]["curve"]
+            tokens_before = state["progress"]["tokens"]
+            log(f"resuming from checkpoint {ckpt.name} (step {start_step}/{schedule.total_steps})")
+        else:
+            log(f"ignoring checkpoint {ckpt} from other inputs; starting from step 0")
+            remove_checkpoints(out_dir)
+    log(
+        f"training {len(examples)} examples, {schedule.total_steps} steps "
+        f"(batch {cfg.batch_size} x accum {cfg.grad_accum} x {n_procs} processes, precision {mixed})"
+    )
+
+    model.train()
+    tokens_run, loop_started = 0, time.perf_counter()
+    for step in range(start_step, schedule.total_steps):
+        step_started = time.perf_counter()
+        batches = []
+        for mb in schedule.micro_batches_of_step(step):
+            idx = schedule.indices(mb)[rank * cfg.batch_size : (rank + 1) * cfg.batch_size]
+            if idx:
+                batches.append(collate([tokenized[i] for i in idx], tokenizer.pad_token_id).to(accelerator.device))
+        local_targets = torch.tensor(sum(b.target_tokens for b in batches), device=accelerator.device)
+        global_targets = accelerator.reduce(local_targets, "sum") if n_procs > 1 else local_targets
+        # DDP averages gradients over processes, so each normalises by global tokens / processes.
+        normalizer = max(float(global_targets), 1.0) / n_procs
+        step_loss_sum, step_tokens, eps_sum, eps_n = 0.0, 0, 0.0, 0
+        for i, batch in enumerate(batches):
+            # Gradients are all-reduced once per step, on its last micro-batch.
+            with accelerator.no_sync(model) if i < len(batches) - 1 else nullcontext():
+                logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+                loss = uncertainty_smoothed_loss(
+                    logits, batch.shifted_labels, batch.epsilon, chunk_tokens=cfg.loss_chunk_tokens, normalizer=normalizer
+                )
+                accelerator.backward(loss)
+            step_loss_sum += float(loss.detach()) * normalizer
+            step_tokens += batch.input_tokens
+            eps_sum += float(batch.epsilon.sum())
+            eps_n += batch.epsilon.numel()
+        if cfg.max_grad_norm is not None:
+            accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm)
+        lr = scheduler.get_last_lr()[0]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        tokens_run += step_tokens
+        step_loss = step_loss_sum / max(int(local_targets), 1)  # mean token loss of this process
+        row = {
+            "step": step + 1,
+            "loss": step_loss,
+            "lr": lr,
+            "tokens": tokens_before + tokens_run,
+            "tokens_per_s": step_tokens / max(time.perf_counter() - step_started, 1e-9),
+            "eps_mean": eps_sum / max(eps_n, 1),
+        }
+        curve.append(row)
+        if (step + 1) % progress_every == 0 or step + 1 == schedule.total_steps:
+            log(f"step {step + 1}/{schedule.total_steps}: loss {step_loss:.4f}, lr {lr:.2e}, {row['tokens_per_s']:.0f} tok/s")
+        if (step + 1) % cfg.save_every_steps == 0 and step + 1 < schedule.total_steps and accelerator.is_main_process:
+            save_checkpoint(
+                out_dir,
+                step + 1,
+                accelerator.unwrap_model(model),
+                optimizer,
+                scheduler,
+                {"run_key": key, "curve": curve, "tokens": tokens_before + tokens_run},
+            )
+        if on_step is not None:
+            on_step(row)
+    loop_seconds = time.perf_counter() - loop_started
+
+    accelerator.wait_for_everyone()
+    tail = curve[-min(5, len(curve)) :]
+    result = TrainResult(
+        steps=schedule.total_steps,
+        final_loss=curve[-1]["loss"],
+        curve=curve,
+        tokens_per_s=tokens_run / max(loop_seconds, 1e-9),
+        eps_stats=eps_stats(examples),
+        resumed_from_step=start_step,
+        adapter_path=str(out_dir / ADAPTER_DIR),
+        metadata={
+            "run_key": key,
+            "examples": len(examples),
+            "examples_without_response_tokens": sum(t.response_truncated_away for t in tokenized),
+            "mean_loss_last_5_steps": sum(r["loss"] for r in tail) / len(tail),
+            "train_seconds_this_run": round(loop_seconds, 2),
+            "precision": mixed,
+            "processes": n_procs,
+            "trainable_parameters": sum(p.numel() for p in trainable),
+        },
+    )
+    if accelerator.is_main_process:
+        _save_adapter(accelerator.unwrap_model(model), tokenizer, out_dir)
+        _write_json_atomic(result_path, result.to_json())
+        remove_checkpoints(out_dir)
+    log(f"finished: {result.steps} steps, final loss {result.final_loss:.4f}, {result.tokens_per_s:.0f} tok/s")
+    return result
+
+
+def _save_adapter(model, tokenizer, out_dir: Path) -> None:
+    final = out_dir / ADAPTER_DIR
+    tmp = out_dir / f".tmp-{ADAPTER_DIR}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(tmp, path)
