@@ -21,7 +21,8 @@ from ual_dagster.data.records import Schema, detect_schema, record_to_sample
 from ual_dagster.data.samples import Reject, Sample, preview
 from ual_dagster.data.source import SourceRows
 
-# Bumped when loading or normalisation changes what rows a file yields.
+# Bumped when loading, normalisation or testbed generation changes the rows a data set yields
+# (the instruction_sets asset hashes it into its Dagster code version).
 CODE_VERSION = "loaders-1"
 
 _EXPLICIT: dict[str, tuple[str, Schema | None]] = {

@@ -19,7 +19,6 @@ from typing import Any, Literal
 from ual_dagster.data.samples import Reject, Sample, preview
 
 Schema = Literal["alpaca", "gsm8k", "chat"]
-SCHEMAS: tuple[Schema, ...] = ("alpaca", "gsm8k", "chat")
 # The key whose presence identifies a schema; checked in this order.
 _SIGNATURE_KEYS: dict[str, Schema] = {"messages": "chat", "instruction": "alpaca", "question": "gsm8k"}
 
