@@ -17,15 +17,11 @@ DAGSTER_YAML = """\
 telemetry:
   enabled: false
 concurrency:
+  runs:
+    max_concurrent_runs: 1   # one run at a time: a 2-core machine, one DuckDB writer
   pools:
-    default_limit: 1
-run_coordinator:
-  module: dagster.core.run_coordinator
-  class: QueuedRunCoordinator
-  config:
-    max_concurrent_runs: 1
+    default_limit: 1         # pools "duckdb" (writers) and "train" (cores / GPU)
 """
-
 
 @dataclass(frozen=True)
 class StatePaths:
