@@ -53,3 +53,16 @@ def test_shortfall_takes_all_and_says_so():
     logged = []
     select_scenario(cfg, {"exact": ids("e", 500)}, log=logged.append)  # 'open' has no candidates at all
     assert "short" in logged[0] and "'open': 50" in logged[0]
+
+
+def test_an_edited_sample_changes_at_most_one_pick():
+    cfg = ScenarioConfig(size=100, weights={"open": 1.0})
+    before = set(select_scenario(cfg, CANDIDATES))
+    picked = sorted(sid for _, sid in before)
+    for old in (picked[0], next(s for s in CANDIDATES["open"] if ("open", s) not in before)):
+        edited = {"open": [s for s in CANDIDATES["open"] if s != old] + ["edited-id"]}
+        after = set(select_scenario(cfg, edited))
+        assert len(after) == 100
+        assert len(before - after) <= 1 and len(after - before) <= 1
+        if ("open", old) not in before:  # editing an unpicked row changes a pick only if the new id ranks in
+            assert (before - after) == set() or (after - before) == {("open", "edited-id")}

@@ -1,10 +1,10 @@
 """Scenario selection: a seeded draw of `size` train samples mixed across data sets.
 
 Shares: size * weight / sum(weights), rounded by largest remainder (ties to the
-dataset name that sorts first), so they sum to `size` exactly. Each data set's draw
-uses its own generator seeded by (seed, dataset name) over its candidates sorted and
-de-duplicated first, so the input order never matters and a change to one data set's
-candidates leaves the others' draws as they were. A data set with fewer candidates
+dataset name that sorts first), so they sum to `size` exactly. Each data set keeps the
+candidates with the smallest seeded hash of (seed, dataset, sample id): input order
+never matters, a change to one data set's candidates leaves the others' picks as they
+were, and an edited sample changes at most one pick of its own data set. A data set with fewer candidates
 than its share gives all it has; the shortfall is reported, not filled from others
 (that would silently change the mix).
 """
@@ -12,7 +12,6 @@ than its share gives all it has; the shortfall is reported, not filled from othe
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -44,10 +43,12 @@ def draw_scenario(cfg: ScenarioConfig, candidates: Mapping[str, list[str]]) -> S
     pairs: list[tuple[str, str]] = []
     drawn: dict[str, int] = {}
     for dataset in sorted(requested):
-        pool = sorted(set(candidates.get(dataset, [])))
+        pool = set(candidates.get(dataset, []))
         k = min(requested[dataset], len(pool))
-        rng = random.Random(int(stable_hash("scenario", cfg.seed, dataset), 16))
-        pairs += [(dataset, sid) for sid in rng.sample(pool, k)]
+        # Rank by a seeded hash of each id and keep the k smallest: unlike shuffling a sorted
+        # list, replacing one candidate (an edited row) changes at most one pick.
+        ranked = sorted(pool, key=lambda sid, d=dataset: (stable_hash("scenario", cfg.seed, d, sid), sid))
+        pairs += [(dataset, sid) for sid in ranked[:k]]
         drawn[dataset] = k
     shortfall = {d: requested[d] - drawn[d] for d in sorted(requested) if drawn[d] < requested[d]}
     return ScenarioDraw(sorted(pairs), requested, drawn, shortfall)
