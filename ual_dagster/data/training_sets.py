@@ -15,7 +15,8 @@ import pandas as pd
 
 from ual_dagster.config import Profile
 from ual_dagster.config.data import ScenarioConfig
-from ual_dagster.data.scenarios import select_scenario
+from ual_dagster.data.scenarios import draw_scenario
+from ual_dagster.data.store import train_sample_ids
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.storage import DuckDBStore
 
@@ -41,14 +42,6 @@ class TrainingSetResult:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def _train_candidates(store: DuckDBStore, dataset: str) -> list[str]:
-    with store.connect(read_only=True) as con:
-        rows = con.execute(
-            "SELECT sample_id FROM samples WHERE dataset = ? AND split = 'train' ORDER BY sample_id", [dataset]
-        ).fetchall()
-    return [r[0] for r in rows]
-
-
 def build_training_set(
     scenario: str,
     cfg: ScenarioConfig,
@@ -63,15 +56,15 @@ def build_training_set(
     scores: dict[str, float] = {}
     candidates: dict[str, list[str]] = {}
     unscored: dict[str, int] = {}
+    train_ids_by_dataset = train_sample_ids(store, sorted(cfg.weights))
     for dataset in sorted(cfg.weights):
         ds_scores = current_scores(store, dataset, profile.elicitation)
-        train_ids = _train_candidates(store, dataset)
+        train_ids = train_ids_by_dataset[dataset]
         candidates[dataset] = [s for s in train_ids if s in ds_scores]
         unscored[dataset] = len(train_ids) - len(candidates[dataset])
         scores.update(ds_scores)
-    selection = select_scenario(cfg, candidates)
-    picked = selection.pairs if hasattr(selection, "pairs") else selection
-    rows = [(d, s, float(scores[s])) for d, s in picked]
+    draw = draw_scenario(cfg, candidates)
+    rows = [(d, s, float(scores[s])) for d, s in draw.pairs]
     fingerprint = stable_hash(CODE_VERSION, cfg.model_dump(mode="json"), elicitor, sorted((d, s, round(u, 6)) for d, s, u in rows))
     frame = pd.DataFrame(
         {
@@ -97,15 +90,17 @@ def build_training_set(
     metadata = {
         "rows": len(rows),
         "requested": cfg.size,
+        "requested_per_dataset": draw.requested,
         "per_dataset": {k: int(v) for k, v in per_dataset.items()},
+        "shortfall": draw.shortfall,
         "unscored_train_samples": unscored,
         "uncertainty_mean": float(u.mean()) if len(u) else None,
         "uncertainty_std": float(u.std()) if len(u) > 1 else None,
         "elicitor": elicitor,
         "upstream": dict(upstream),
     }
-    if len(rows) < cfg.size and log:
-        log(f"training set {scenario!r}: only {len(rows)} of {cfg.size} samples available ({per_dataset})")
+    if draw.shortfall and log:
+        log(f"training set {scenario!r}: short of scored candidates {draw.shortfall} (requested {draw.requested})")
     return TrainingSetResult(fingerprint=fingerprint, metadata=metadata)
 
 
