@@ -26,14 +26,18 @@ def _variants(profile: Profile) -> list[tuple[str, str]]:
 def eval_sets_asset(profile: Profile) -> dg.AssetsDefinition:
     from ual_dagster.evaluation import eval_sets
 
+    from ual_dagster.evaluation.eval_data import datasets_needed
+
     cfg = profile.evaluation
+    # only the data sets whose held-out rows are read: editing another data set leaves it fresh
+    needed = [d for d in datasets_needed(cfg) if d in profile.datasets]
 
     @dg.asset(
         key=EVAL_SETS_KEY,
         group_name="evaluation",
         kinds={"duckdb"},
-        deps=[instruction_set_key(d) for d in profile.datasets],
-        code_version=code_version(eval_sets.CODE_VERSION, cfg),
+        deps=[instruction_set_key(d) for d in needed],
+        code_version=code_version(eval_sets.CODE_VERSION, needed),
         automation_condition=DATA_OR_CODE_CHANGED,
         description="The evaluation inputs (held-out items, benchmark files) exported once, named by their content "
         "hash, so that editing a training row leaves every evaluation fresh.",

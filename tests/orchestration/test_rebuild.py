@@ -1,0 +1,254 @@
+"""Rebuild exactly what changed (issue 6, (a)-(f)), end to end on a small tiny-like profile.
+
+What was rebuilt is measured from what the pipeline leaves behind, not from its own
+`reused` flags: LoRA directories and their finish markers (a retrain writes a new
+fingerprint directory), eval_scores rows (rewritten rows get a new created_at), and
+uncertainty rows (every elicitation call writes or replaces one). Dagster's own
+staleness is read from the instance with the same resolver the UI uses.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+from dagster._core.loader import LoadingContextForTest
+
+from assets.definitions import build_definitions
+from ual_dagster.config import load_profile
+from ual_dagster.config.loader import BUNDLED_DIR
+from ual_dagster.storage import StatePaths
+
+pytestmark = pytest.mark.slow
+
+NOTES = [
+    {"instruction": f"Write a short note about topic {i}.", "input": "", "output": f"Topic {i} is interesting."}
+    for i in range(40)
+]
+
+
+def make_profile(root: Path, **edits) -> Path:
+    data = yaml.safe_load((BUNDLED_DIR / "tiny.yaml").read_text())
+    data["name"] = "rebuild"
+    data["storage"] = {"state_dir": str(root / "state")}
+    data["datasets"] = {
+        "testbed_exact": {"source": "testbed", "entropy": "low",
+                          "testbed": {"kind": "single_answer", "n_samples": 120, "heldout_fraction": 0.1, "seed": 0}},
+        "testbed_open": {"source": "testbed", "entropy": "high",
+                         "testbed": {"kind": "many_answers", "n_samples": 120, "heldout_fraction": 0.1, "seed": 1}},
+        "notes": {"source": "file", "entropy": "high", "path": str(root / "notes.jsonl"), "format": "alpaca_jsonl"},
+    }
+    data["scenarios"] = {
+        "low_entropy": {"size": 24, "weights": {"testbed_exact": 1.0}},
+        "mixed": {"size": 30, "weights": {"testbed_open": 0.4, "testbed_exact": 0.3, "notes": 0.3}},
+    }
+    data["elicitation"]["concurrency"] = 8
+    data["base_model"] = {"source": "build_tiny", "tiny": {
+        "vocab_size": 300, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+        "num_attention_heads": 2, "pretrain_steps": 6, "pretrain_batch_size": 8, "corpus_samples": 200}}
+    data["training"] = {"lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
+                        "learning_rate": 0.01, "epochs": 1, "batch_size": 8, "max_length": 64, "save_every_steps": 50}
+    data["methods"] = {"sft": {"kind": "sft"}, "ual": {"kind": "ual", "eps_min": 0.0, "eps_max": 0.2}}
+    ev = data["evaluation"]
+    ev["generation"] = {"max_new_tokens": 6, "temperature": 0.0, "batch_size": 16, "stop_strings": ["\n"]}
+    ev["lm_eval"] = [{"name": "testbed_exact_heldout", "limit": 6}]
+    ev["alpaca_eval"] = {"instructions": "testbed_heldout", "limit": 6, "judge": {"kind": "testbed"}}
+    ev["clustering"] = {"probe_samples": 6, "max_tokens": 200, "layers": [-1]}
+    for dotted, value in edits.items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    path = root / "profile.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+class Pipeline:
+    def __init__(self, root: Path):
+        self.root = root
+        (root / "notes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in NOTES))
+        self.profile_path = make_profile(root)
+        self.instance = dg.DagsterInstance.local_temp(str(root / "dagster_home"))
+
+    # -- running -------------------------------------------------------------------
+    def defs(self) -> dg.Definitions:
+        return build_definitions(load_profile(str(self.profile_path)))
+
+    def materialize(self, keys: list[str] | None = None) -> None:
+        defs = self.defs()
+        assets = list(defs.assets)
+        selection = [dg.AssetKey.from_user_string(k) for k in keys] if keys is not None else None
+        result = dg.materialize(assets, resources=defs.resources, instance=self.instance, selection=selection)
+        assert result.success
+
+    def reconfigure(self, **edits) -> None:
+        make_profile(self.root, **edits)
+
+    # -- what the pipeline left behind -----------------------------------------------
+    @property
+    def paths(self) -> StatePaths:
+        return StatePaths.for_profile(load_profile(str(self.profile_path)))
+
+    def lora_markers(self) -> dict[str, float]:
+        return {str(p.parent.name): p.stat().st_mtime_ns for p in (self.paths.artifacts / "lora").glob("*/_FINISHED.json")}
+
+    def checkpoint_of(self) -> dict[str, str]:
+        with self.paths.store().connect(read_only=True) as con:
+            rows = con.execute("SELECT asset, fingerprint FROM asset_versions WHERE asset LIKE 'lora_checkpoints/%'").fetchall()
+        return dict(rows)
+
+    def eval_rows(self) -> dict[tuple[str, str], set]:
+        with self.paths.store().connect(read_only=True) as con:
+            rows = con.execute(
+                "SELECT scenario, method, benchmark, created_at FROM eval_scores WHERE benchmark <> 'token_clustering'"
+            ).fetchall()
+        out: dict[tuple[str, str], set] = {}
+        for s, m, b, t in rows:
+            out.setdefault((s, m), set()).add((b, t))
+        return out
+
+    def uncertainty_rows(self) -> dict[str, tuple]:
+        with self.paths.store().connect(read_only=True) as con:
+            rows = con.execute("SELECT sample_id, elicitor, created_at FROM uncertainty").fetchall()
+        return {f"{s}|{e}": t for s, e, t in rows}
+
+    def snapshot(self) -> dict:
+        return {"lora": self.lora_markers(), "ckpt": self.checkpoint_of(), "eval": self.eval_rows(),
+                "unc": self.uncertainty_rows()}
+
+    # -- Dagster's view --------------------------------------------------------------
+    def stale(self) -> set[str]:
+        defs = self.defs()
+        graph = defs.resolve_asset_graph()
+        resolver = CachingStaleStatusResolver(self.instance, graph, LoadingContextForTest(self.instance))
+        return {
+            k.to_user_string()
+            for k in graph.get_all_asset_keys()
+            if graph.get(k).is_materializable and resolver.get_status(k) != StaleStatus.FRESH
+        }
+
+
+def changed(before: dict, after: dict) -> dict[str, set]:
+    lora_before = set(before["ckpt"].items())
+    return {
+        "retrained": {a for a, fp in after["ckpt"].items() if (a, fp) not in lora_before},
+        "reevaluated": {f"{s}/{m}" for (s, m), rows in after["eval"].items() if rows != before["eval"].get((s, m))},
+        "elicited": set(after["unc"]) - set(before["unc"])
+        | {k for k in after["unc"] if k in before["unc"] and after["unc"][k] != before["unc"][k]},
+    }
+
+
+def propagate(p: Pipeline) -> list[set[str]]:
+    """Materialise what Dagster says is stale, level by level, until nothing is; return the levels."""
+    levels = []
+    for _ in range(10):
+        stale = p.stale()
+        if not stale:
+            return levels
+        levels.append(stale)
+        p.materialize(sorted(stale))
+    raise AssertionError(f"staleness did not settle: {levels}")
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    os.environ.pop("UAL_PROFILE", None)
+    p = Pipeline(tmp_path_factory.mktemp("rebuild"))
+    p.materialize()
+    assert p.stale() == set()
+    return p
+
+
+def test_a_second_run_with_nothing_changed_trains_evaluates_and_elicits_nothing(pipeline):
+    before = pipeline.snapshot()
+    assert len(before["ckpt"]) == 4 and len(before["eval"]) == 4 and before["unc"]
+    pipeline.materialize()
+    after = pipeline.snapshot()
+    assert after["lora"] == before["lora"]  # no marker rewritten: no training step
+    assert changed(before, after) == {"retrained": set(), "reevaluated": set(), "elicited": set()}
+    assert pipeline.stale() == set()
+
+
+def test_c_a_knob_of_one_method_retrains_only_that_method(pipeline):
+    pipeline.reconfigure(**{"methods.ual.eps_max": 0.3})
+    assert pipeline.stale() == {"lora_checkpoints/low_entropy/ual", "lora_checkpoints/mixed/ual"}  # (f): CODE
+    before = pipeline.snapshot()
+    pipeline.materialize()
+    diff = changed(before, pipeline.snapshot())
+    assert diff["retrained"] == {"lora_checkpoints/low_entropy/ual", "lora_checkpoints/mixed/ual"}
+    assert diff["reevaluated"] == {"low_entropy/ual", "mixed/ual"}
+    assert diff["elicited"] == set()
+    assert pipeline.stale() == set()
+
+
+def test_d_an_eval_setting_reruns_only_evaluation(pipeline):
+    pipeline.reconfigure(**{"methods.ual.eps_max": 0.3, "evaluation.generation.max_new_tokens": 5})
+    assert pipeline.stale() == {f"evaluations/{s}/{m}" for s in ("low_entropy", "mixed") for m in ("sft", "ual")}
+    before = pipeline.snapshot()
+    pipeline.materialize()
+    diff = changed(before, pipeline.snapshot())
+    assert diff["retrained"] == set() and diff["elicited"] == set()
+    assert diff["reevaluated"] == {"low_entropy/sft", "low_entropy/ual", "mixed/sft", "mixed/ual"}
+
+
+def test_b_editing_one_source_row_reelicits_it_and_retrains_only_variants_holding_it(pipeline):
+    with pipeline.paths.store().connect(read_only=True) as con:
+        held = {r[0] for r in con.execute(
+            "SELECT s.output FROM training_sets t JOIN samples s USING (dataset, sample_id) WHERE t.dataset = 'notes'"
+        ).fetchall()}
+    rows = [json.loads(line) for line in (pipeline.root / "notes.jsonl").read_text().splitlines()]
+    target = next(i for i, r in enumerate(rows) if r["output"] in held)
+    rows[target]["output"] += " Edited."
+    (pipeline.root / "notes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    before = pipeline.snapshot()
+    # (f): Dagster sees it level by level (staleness is not transitive) and never beyond the cone
+    levels = propagate_from(pipeline, "instruction_sets/notes")
+    assert levels == [
+        {"uncertainty/notes"},
+        {"training_sets/mixed"},
+        {"lora_checkpoints/mixed/sft", "lora_checkpoints/mixed/ual"},
+        {"evaluations/mixed/sft", "evaluations/mixed/ual", "token_clustering"},
+        {"eval_scores"},
+        {"comparison_report"},
+    ]
+    diff = changed(before, pipeline.snapshot())
+    assert len(diff["elicited"]) == 1  # exactly the edited sample
+    assert diff["retrained"] == {"lora_checkpoints/mixed/sft", "lora_checkpoints/mixed/ual"}
+    assert diff["reevaluated"] == {"mixed/sft", "mixed/ual"}
+
+
+def propagate_from(p: Pipeline, root_key: str) -> list[set[str]]:
+    p.materialize([root_key])  # the root reads the file: Dagster cannot know it changed before
+    return propagate(p)
+
+
+def test_e_a_new_elicitation_prompt_reelicits_and_cascades(pipeline, tmp_path):
+    prompt = Path(__file__).parents[2] / "ual_dagster" / "elicitation" / "prompts" / "uncertainty_v1.txt"
+    edited = tmp_path / "uncertainty_edited.txt"
+    edited.write_text(prompt.read_text() + "\nBe careful.\n")
+    pipeline.reconfigure(**{"methods.ual.eps_max": 0.3, "evaluation.generation.max_new_tokens": 5,
+                            "elicitation.prompt": str(edited)})
+    assert pipeline.stale() == {"uncertainty/testbed_exact", "uncertainty/testbed_open", "uncertainty/notes"}
+    before = pipeline.snapshot()
+    levels = propagate(pipeline)
+    assert levels[0] == {"uncertainty/testbed_exact", "uncertainty/testbed_open", "uncertainty/notes"}
+    assert levels[1] == {"training_sets/low_entropy", "training_sets/mixed"}  # new elicitor, new sets
+    after = pipeline.snapshot()
+    diff = changed(before, after)
+    elicitor = load_profile(str(pipeline.profile_path)).elicitation
+    from ual_dagster.elicitation import elicitor_fingerprint
+
+    new = elicitor_fingerprint(elicitor)
+    with pipeline.paths.store().connect(read_only=True) as con:
+        n_samples = con.execute("SELECT count(*) FROM samples WHERE split IN (SELECT unnest(?))", [elicitor.elicit_splits]).fetchone()[0]
+        n_new = con.execute("SELECT count(*) FROM uncertainty WHERE elicitor = ?", [new]).fetchone()[0]
+    assert n_new == n_samples and len(diff["elicited"]) == n_samples  # every sample once, under the new prompt
+    # SFT's epsilons are all zero whatever the scores: its checkpoints are reused. UAL's are
+    # retrained exactly when the new prompt moved some score.
+    assert not {a for a in diff["retrained"] if a.endswith("/sft")}
+    assert diff["retrained"] <= {"lora_checkpoints/low_entropy/ual", "lora_checkpoints/mixed/ual"}
