@@ -35,8 +35,19 @@ __all__ = ["TrainExample", "TrainResult", "render_prompt", "train_lora"]
 
 RESULT_FILE = "train_result.json"
 ADAPTER_DIR = "adapter"
-# Training fields that change where or how a run executes, not what it computes.
-EXECUTION_ONLY_FIELDS = {"launcher", "k8s_image", "k8s_namespace", "k8s_gpus", "save_every_steps"}
+# Training fields that change where or how a run executes, not what it computes. The
+# process count (distributed, k8s_gpus) is not among them: batch_size is per device, so
+# it changes the global batch.
+EXECUTION_ONLY_FIELDS = {"launcher", "accelerate_config", "save_every_steps"}
+
+
+def result_affecting_config(cfg: TrainingConfig) -> dict:
+    """The training config without the execution-only fields (launcher, pod shape, ...)."""
+    return {
+        k: v
+        for k, v in cfg.model_dump(mode="json").items()
+        if k not in EXECUTION_ONLY_FIELDS and not (k.startswith("k8s_") and k != "k8s_gpus")
+    }
 
 
 @dataclass
@@ -60,8 +71,7 @@ class TrainResult:
 
 def run_key(base_path: str, examples: list[TrainExample], cfg: TrainingConfig) -> str:
     """Identity of a run's inputs; a checkpoint from other inputs is never resumed."""
-    result_fields = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in EXECUTION_ONLY_FIELDS}
-    return stable_hash(str(base_path), result_fields, [asdict(e) for e in examples])
+    return stable_hash(str(base_path), result_affecting_config(cfg), [asdict(e) for e in examples])
 
 
 def eps_stats(examples: list[TrainExample], bins: int = 10) -> dict:
