@@ -1,8 +1,6 @@
 """uncertainty/<dataset>: elicited scores in DuckDB, their checks and the re-elicitation schedule."""
 
 
-from datetime import datetime, timezone
-
 import dagster as dg
 
 from assets.common import DATA_OR_CODE_CHANGED, check, code_version, finish, key_str
@@ -80,7 +78,7 @@ def reelicitation_schedule(profile: Profile, store: DuckDBStore) -> dg.ScheduleD
         description="Re-elicits missing or stale uncertainty rows (new prompt/model/method, or older than ttl_days).",
     )
     def _schedule(context: dg.ScheduleEvaluationContext):
-        now = context.scheduled_execution_time or datetime.now(timezone.utc)
+        now = context.scheduled_execution_time
         requested = False
         for dataset in profile.datasets:
             stale = elicitation.stale_samples(store, dataset, cfg, now)
