@@ -1,7 +1,11 @@
 """The `openai` backend: the official AsyncOpenAI client against any OpenAI-compatible server.
 
+Requests go through the client's `post("/chat/completions")` (auth, base_url, timeouts,
+typed API errors as usual) and the JSON answer is read as a dict.
+
 - Concurrency: at most cfg.concurrency requests in flight (a semaphore around each request;
-  backoff sleeps happen outside it, so a waiting retry does not hold a slot).
+  backoff sleeps happen outside it, so a waiting retry does not hold a slot), over the
+  SDK's aiohttp transport (openai[aiohttp]).
 - Retries: 429 (Retry-After honoured), 408/409/5xx, connection errors and timeouts, up to
   cfg.max_retries per call, exponential backoff with jitter. The client's own retries are 0.
 - 401/403/404 abort the run (FatalAPIError): every row would fail the same way.
@@ -26,7 +30,6 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-import httpx
 import openai
 from openai import AsyncOpenAI
 
@@ -86,39 +89,50 @@ class OpenAIElicitor:
         self.budget = budget
         self.stats = stats
         self.semaphore = asyncio.Semaphore(cfg.concurrency)
-        limits = httpx.Limits(max_connections=cfg.concurrency, max_keepalive_connections=cfg.concurrency)
+        # aiohttp transport (the SDK's own DefaultAioHttpClient): about half the client CPU
+        # per request of the default httpx transport, which made high concurrency CPU-bound
+        # on loopback (benchmarks/bench_elicitation.py).
+        self.base_url = base_url
         self.client = AsyncOpenAI(
             api_key=api_key,
             base_url=base_url,
             timeout=cfg.timeout_s,
             max_retries=0,
-            http_client=openai.DefaultAsyncHttpxClient(limits=limits, timeout=cfg.timeout_s),
+            http_client=openai.DefaultAioHttpClient(
+                timeout=cfg.timeout_s,
+                # plain http (local servers) needs no TLS context; building one costs ~60 ms
+                verify=not base_url.startswith("http://"),
+            ),
         )
 
     async def aclose(self) -> None:
         await self.client.close()
 
     # -- one HTTP call with retries -----------------------------------------
-    async def _call(self, prompt: str, tally: _Tally, with_logprobs: bool):
-        extra = {"logprobs": True, "top_logprobs": self.cfg.top_logprobs} if with_logprobs else {}
+    async def _call(self, prompt: str, tally: _Tally, with_logprobs: bool) -> dict:
+        body = {
+            "model": self.cfg.model,
+            "messages": [{"role": "user", "content": prompt}],
+            "temperature": self.cfg.temperature,
+            "max_tokens": self.cfg.max_tokens,
+        }
+        if with_logprobs:
+            body.update(logprobs=True, top_logprobs=self.cfg.top_logprobs)
         retry = 0
         while True:
             self.budget.reserve_call()
             tally.attempts += 1
-            started = time.monotonic()
             try:
                 async with self.semaphore:
-                    response = await self.client.chat.completions.create(
-                        model=self.cfg.model,
-                        messages=[{"role": "user", "content": prompt}],
-                        temperature=self.cfg.temperature,
-                        max_tokens=self.cfg.max_tokens,
-                        **extra,
-                    )
+                    started = time.monotonic()  # request latency, not time queued for a slot
+                    # The client's low-level post: same auth, base_url, timeouts and error types as
+                    # chat.completions.create, without its per-call TypedDict transform and model
+                    # construction, which cost about half the client CPU per call on loopback.
+                    text = await self.client.post("/chat/completions", body=body, cast_to=str)
             except openai.APIStatusError as exc:
                 status = exc.status_code
                 if status in _FATAL_STATUS:
-                    raise FatalAPIError(f"HTTP {status} from {self.client.base_url}: {exc.message}") from None
+                    raise FatalAPIError(f"HTTP {status} from {self.base_url}: {exc.message}") from None
                 if status not in (408, 409, 429) and status < 500:
                     raise CallFailed(f"HTTP {status}: {exc.message}") from None
                 kind = "429" if status == 429 else "5xx" if status >= 500 else str(status)
@@ -130,9 +144,15 @@ class OpenAIElicitor:
                 kind, waited, tally.last_error = "connection", None, f"connection error: {exc}"
             else:
                 self.stats.call_latencies_s.append(time.monotonic() - started)
-                usage = response.usage
-                prompt_tokens = usage.prompt_tokens if usage else 0
-                completion_tokens = usage.completion_tokens if usage else 0
+                try:
+                    response = json.loads(text)
+                except json.JSONDecodeError:
+                    response = {}
+                if not isinstance(response, dict):
+                    response = {}  # a body that is not a JSON object is an unparseable answer, retried as such
+                usage = response.get("usage") or {}
+                prompt_tokens = int(usage.get("prompt_tokens") or 0)
+                completion_tokens = int(usage.get("completion_tokens") or 0)
                 tally.prompt_tokens += prompt_tokens
                 tally.completion_tokens += completion_tokens
                 self.budget.add_usage(prompt_tokens, completion_tokens)
@@ -148,8 +168,9 @@ class OpenAIElicitor:
     async def _one_score(self, prompt: str, tally: _Tally, with_logprobs: bool) -> float | None:
         for _ in range(self.cfg.max_parse_retries + 1):
             response = await self._call(prompt, tally, with_logprobs)
-            choice = response.choices[0] if response.choices else None
-            text = choice.message.content if choice and choice.message else None
+            choices = response.get("choices") or [{}]
+            choice = choices[0] if isinstance(choices[0], dict) else {}
+            text = (choice.get("message") or {}).get("content")
             tally.last_text = text
             score = self._logprob_score(choice) if with_logprobs else None
             if score is None:
@@ -158,17 +179,18 @@ class OpenAIElicitor:
                 return score
         return None
 
-    def _logprob_score(self, choice) -> float | None:
-        content = getattr(getattr(choice, "logprobs", None), "content", None)
+    def _logprob_score(self, choice: dict) -> float | None:
+        content = (choice.get("logprobs") or {}).get("content")
         if not content:
             self.stats.logprobs_fallbacks += 1
             return None
         for entry in content:
-            if score_of_token(entry.token, self.cfg.scale_max) is None:
+            token = str(entry.get("token", ""))
+            if score_of_token(token, self.cfg.scale_max) is None:
                 continue
-            candidates = [(alt.token, alt.logprob) for alt in (entry.top_logprobs or [])]
-            if not any(token == entry.token for token, _ in candidates):
-                candidates.append((entry.token, entry.logprob))
+            candidates = [(str(alt["token"]), float(alt["logprob"])) for alt in entry.get("top_logprobs") or []]
+            if not any(alt == token for alt, _ in candidates):
+                candidates.append((token, float(entry["logprob"])))
             return expected_score(candidates, self.cfg.scale_max)
         return None
 
