@@ -19,7 +19,7 @@ from ual_dagster.storage import StatePaths
 def build_definitions(profile: Profile | None = None) -> dg.Definitions:
     """All definitions of `profile` (default: the active one); tests pass their own."""
     profile = profile or active_profile()
-    paths = StatePaths.for_profile(profile).ensure()
+    paths = StatePaths.for_profile(profile)  # created on first use, not at load time
     assets = [
         *data_assets(profile),
         *uncertainty_assets(profile),

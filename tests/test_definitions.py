@@ -1,0 +1,42 @@
+"""The code location loads for every bundled profile, offline, with the graph the profile implies."""
+
+import dagster as dg
+import pytest
+
+from assets.definitions import build_definitions
+from ual_dagster.config import bundled_profiles, load_profile
+
+
+@pytest.mark.parametrize("name", bundled_profiles())
+def test_definitions_load_and_validate(name):
+    profile = load_profile(name)
+    defs = build_definitions(profile)
+    dg.Definitions.validate_loadable(defs)
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    variants = {f"{s}/{m}" for s in profile.scenarios for m in profile.methods}
+    expected = (
+        {f"instruction_sets/{d}" for d in profile.datasets}
+        | {f"uncertainty/{d}" for d in profile.datasets}
+        | {f"training_sets/{s}" for s in profile.scenarios}
+        | {f"lora_checkpoints/{v}" for v in variants}
+        | {f"evaluations/{v}" for v in variants}
+        | {"base_model", "eval_sets", "token_clustering", "eval_scores", "comparison_report"}
+    )
+    assert keys == expected
+    assert defs.get_schedule_def("reelicitation").cron_schedule == profile.elicitation.schedule_cron
+    assert defs.get_sensor_def("ual_automation") is not None
+
+
+def test_lineage_of_the_tiny_profile():
+    graph = build_definitions(load_profile("tiny")).resolve_asset_graph()
+
+    def parents(key: str) -> set[str]:
+        return {k.to_user_string() for k in graph.get(dg.AssetKey.from_user_string(key)).parent_keys}
+
+    assert parents("uncertainty/testbed_open") == {"instruction_sets/testbed_open"}
+    assert parents("training_sets/mixed") == {"uncertainty/testbed_open", "uncertainty/testbed_exact"}
+    assert parents("lora_checkpoints/mixed/ual") == {"training_sets/mixed", "base_model"}
+    assert parents("evaluations/mixed/ual") == {"lora_checkpoints/mixed/ual", "eval_sets", "base_model"}
+    assert "evaluations/low_entropy/sft" in parents("eval_scores")
+    assert parents("comparison_report") == {"eval_scores"}
+    assert graph.get(dg.AssetKey(["base_model"])).parent_keys == set()  # its corpus is generated, not read
