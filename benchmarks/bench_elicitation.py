@@ -109,13 +109,14 @@ def throughput(latency_s: float, concurrency: int, workdir: Path) -> None:
         write_samples(store, "tp", n)
         cfg = ElicitationConfig(backend="openai", model="bench", base_url=f"http://127.0.0.1:{port}/v1",
                                 concurrency=concurrency, timeout_s=30)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         result = elicit_dataset("tp", cfg, store)
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         assert result.metadata["rows_by_status"]["ok"] == n, result.metadata
         rate = n / seconds
         print(f"throughput C={concurrency} L={latency_s}s: {n} samples in {seconds:.2f}s = {rate:.1f}/s; "
-              f"ideal C/L = {ideal:.0f}/s; ratio = {rate / ideal:.3f} (target >= 0.8)", flush=True)
+              f"ideal C/L = {ideal:.0f}/s; ratio = {rate / ideal:.3f} (target >= 0.8); "
+              f"client CPU {1000 * cpu / n:.2f} ms/request, p50 latency {result.metadata['latency_p50_s']}s", flush=True)
     finally:
         server.terminate()
         server.wait()

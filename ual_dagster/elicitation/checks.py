@@ -46,9 +46,9 @@ def range_check(scores: Iterable[float]) -> CheckOutcome:
 def dataset_checks(store: DuckDBStore, dataset: str, cfg: ElicitationConfig) -> list[CheckOutcome]:
     """Coverage and range of the dataset's current scores under the configured elicitor."""
     elicitor = elicitor_fingerprint(cfg)
-    rows = scored_samples(store, dataset, elicitor, cfg.elicit_splits)
-    counts = status_counts(store, dataset, elicitor, cfg.elicit_splits)
     with store.connect() as con:
+        rows = scored_samples(con, dataset, elicitor, cfg.elicit_splits)
+        counts = status_counts(con, dataset, elicitor, cfg.elicit_splits)
         splits = ", ".join("?" for _ in cfg.elicit_splits)
         n_samples = con.execute(
             f"SELECT count(DISTINCT sample_id) FROM samples WHERE dataset = ? AND split IN ({splits})",

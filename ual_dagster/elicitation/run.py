@@ -71,7 +71,8 @@ def stale_samples(store: DuckDBStore, dataset: str, cfg: ElicitationConfig, now:
 
 def current_scores(store: DuckDBStore, dataset: str, cfg: ElicitationConfig) -> dict[str, float]:
     """sample_id -> u for every sample of the dataset (any split) with an ok score under cfg's elicitor."""
-    rows = scored_samples(store, dataset, elicitor_fingerprint(cfg))
+    with store.connect() as con:
+        rows = scored_samples(con, dataset, elicitor_fingerprint(cfg))
     return {sample_id: float(u) for sample_id, u, _, _ in rows}
 
 
@@ -171,20 +172,24 @@ def elicit_dataset(
     if stats.budget_exhausted:
         log(f"{dataset}: budget exhausted ({stats.budget_exhausted}); kept every paid-for answer; re-run to continue")
 
-    metadata = _metadata(store, dataset, cfg, elicitor, total, len(pending), stats, committer, backend_metadata)
+    with store.connect() as con:  # one connection for the whole report
+        rows = scored_samples(con, dataset, elicitor, cfg.elicit_splits)
+        counts = status_counts(con, dataset, elicitor, cfg.elicit_splits)
+        previous, old_scores = previous_elicitor_scores(con, dataset, elicitor, cfg.elicit_splits)
+    metadata = _metadata(rows, counts, previous, old_scores, dataset, cfg, elicitor, total, len(pending), stats, committer)
+    metadata.update(backend_metadata)
     metadata["seconds"] = round(time.monotonic() - started, 3)
-    scores = {sid: float(u) for sid, u, _, _ in scored_samples(store, dataset, elicitor, cfg.elicit_splits)}
+    scores = {sid: float(u) for sid, u, _, _ in rows}
     return ElicitationResult(fingerprint=scores_fingerprint(scores), elicitor=elicitor, metadata=metadata)
 
 
 def _metadata(
-    store: DuckDBStore, dataset: str, cfg: ElicitationConfig, elicitor: str, total: int, n_pending: int,
-    stats: RunStats, committer: RowCommitter, backend_metadata: dict,
+    rows: list[tuple], counts: dict[str, int], previous: str | None, old_scores: dict[str, float],
+    dataset: str, cfg: ElicitationConfig, elicitor: str, total: int, n_pending: int,
+    stats: RunStats, committer: RowCommitter,
 ) -> dict:
-    rows = scored_samples(store, dataset, elicitor, cfg.elicit_splits)
     scores = [float(r[1]) for r in rows]
     with_intrinsic = [(float(r[1]), float(r[2])) for r in rows if r[2] is not None]
-    previous, old_scores = previous_elicitor_scores(store, dataset, elicitor, cfg.elicit_splits)
     pairs = [(old_scores[r[0]], float(r[1])) for r in rows if r[0] in old_scores]
     cost = (
         stats.prompt_tokens / 1000 * cfg.price_per_1k_prompt_tokens
@@ -203,7 +208,7 @@ def _metadata(
         "run_ok": committer.committed["ok"],
         "run_unparseable": committer.committed["unparseable"],
         "run_failed": committer.committed["failed"],
-        "rows_by_status": status_counts(store, dataset, elicitor, cfg.elicit_splits),
+        "rows_by_status": counts,
         "prompt_tokens": stats.prompt_tokens,
         "completion_tokens": stats.completion_tokens,
         "estimated_cost_usd": round(cost, 6),
@@ -224,7 +229,6 @@ def _metadata(
     }
     if cfg.method == "logprobs":
         metadata["logprobs_fallbacks"] = stats.logprobs_fallbacks
-    metadata.update(backend_metadata)
     return metadata
 
 

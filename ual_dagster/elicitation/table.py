@@ -164,62 +164,64 @@ def write_rows(store: DuckDBStore, rows: Sequence[UncertaintyRow], cutoff: datet
         con.unregister("uncertainty_batch")
 
 
-def scored_samples(store: DuckDBStore, dataset: str, elicitor: str, splits: Sequence[str] | None = None) -> list[tuple]:
+# The readers below take an open connection so that a run's report costs one connection.
+
+
+def scored_samples(
+    con: duckdb.DuckDBPyConnection, dataset: str, elicitor: str, splits: Sequence[str] | None = None
+) -> list[tuple]:
     """(sample_id, uncertainty, intrinsic_uncertainty, created_at) of ok rows for the dataset's current samples."""
     split_sql, split_args = (f"AND {_splits_clause(splits)}", list(splits)) if splits else ("", [])
-    with store.connect() as con:
-        ensure_table(con)
-        return con.execute(
-            f"""
-            SELECT DISTINCT ON (s.sample_id) s.sample_id, u.uncertainty, s.intrinsic_uncertainty, u.created_at
-            FROM samples s JOIN uncertainty u ON u.sample_id = s.sample_id
-            WHERE s.dataset = ? {split_sql} AND u.elicitor = ? AND u.status = 'ok'
-            ORDER BY s.sample_id
-            """,
-            [dataset, *split_args, elicitor],
-        ).fetchall()
+    ensure_table(con)
+    return con.execute(
+        f"""
+        SELECT DISTINCT ON (s.sample_id) s.sample_id, u.uncertainty, s.intrinsic_uncertainty, u.created_at
+        FROM samples s JOIN uncertainty u ON u.sample_id = s.sample_id
+        WHERE s.dataset = ? {split_sql} AND u.elicitor = ? AND u.status = 'ok'
+        ORDER BY s.sample_id
+        """,
+        [dataset, *split_args, elicitor],
+    ).fetchall()
 
 
-def status_counts(store: DuckDBStore, dataset: str, elicitor: str, splits: Sequence[str]) -> dict[str, int]:
-    with store.connect() as con:
-        ensure_table(con)
-        rows = con.execute(
-            f"""
-            SELECT u.status, count(DISTINCT s.sample_id)
-            FROM samples s JOIN uncertainty u ON u.sample_id = s.sample_id
-            WHERE s.dataset = ? AND {_splits_clause(splits)} AND u.elicitor = ?
-            GROUP BY u.status
-            """,
-            [dataset, *splits, elicitor],
-        ).fetchall()
+def status_counts(con: duckdb.DuckDBPyConnection, dataset: str, elicitor: str, splits: Sequence[str]) -> dict[str, int]:
+    ensure_table(con)
+    rows = con.execute(
+        f"""
+        SELECT u.status, count(DISTINCT s.sample_id)
+        FROM samples s JOIN uncertainty u ON u.sample_id = s.sample_id
+        WHERE s.dataset = ? AND {_splits_clause(splits)} AND u.elicitor = ?
+        GROUP BY u.status
+        """,
+        [dataset, *splits, elicitor],
+    ).fetchall()
     counts = {status: 0 for status in STATUSES}
     counts.update({status: int(n) for status, n in rows})
     return counts
 
 
 def previous_elicitor_scores(
-    store: DuckDBStore, dataset: str, elicitor: str, splits: Sequence[str]
+    con: duckdb.DuckDBPyConnection, dataset: str, elicitor: str, splits: Sequence[str]
 ) -> tuple[str | None, dict[str, float]]:
     """The most recent other elicitor with ok scores on this dataset's samples, and those scores."""
-    with store.connect() as con:
-        ensure_table(con)
-        row = con.execute(
-            f"""
-            SELECT u.elicitor FROM samples s JOIN uncertainty u ON u.sample_id = s.sample_id
-            WHERE s.dataset = ? AND {_splits_clause(splits)} AND u.elicitor <> ? AND u.status = 'ok'
-            GROUP BY u.elicitor ORDER BY max(u.created_at) DESC LIMIT 1
-            """,
-            [dataset, *splits, elicitor],
-        ).fetchone()
-        if row is None:
-            return None, {}
-        scores = con.execute(
-            f"""
-            SELECT DISTINCT s.sample_id, u.uncertainty FROM samples s JOIN uncertainty u ON u.sample_id = s.sample_id
-            WHERE s.dataset = ? AND {_splits_clause(splits)} AND u.elicitor = ? AND u.status = 'ok'
-            """,
-            [dataset, *splits, row[0]],
-        ).fetchall()
+    ensure_table(con)
+    row = con.execute(
+        f"""
+        SELECT u.elicitor FROM samples s JOIN uncertainty u ON u.sample_id = s.sample_id
+        WHERE s.dataset = ? AND {_splits_clause(splits)} AND u.elicitor <> ? AND u.status = 'ok'
+        GROUP BY u.elicitor ORDER BY max(u.created_at) DESC LIMIT 1
+        """,
+        [dataset, *splits, elicitor],
+    ).fetchone()
+    if row is None:
+        return None, {}
+    scores = con.execute(
+        f"""
+        SELECT DISTINCT s.sample_id, u.uncertainty FROM samples s JOIN uncertainty u ON u.sample_id = s.sample_id
+        WHERE s.dataset = ? AND {_splits_clause(splits)} AND u.elicitor = ? AND u.status = 'ok'
+        """,
+        [dataset, *splits, row[0]],
+    ).fetchall()
     return row[0], {sid: float(u) for sid, u in scores}
 
 
