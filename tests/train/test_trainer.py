@@ -145,3 +145,12 @@ def test_result_file_is_json(tiny_base, tmp_path):
     assert stored["steps"] == result.steps == 1
     assert (tmp_path / "adapter" / "adapter_config.json").is_file()
     assert (tmp_path / "adapter" / "tokenizer.json").is_file()
+
+
+def test_eps_stats_histogram_counts_every_example():
+    from ual_dagster.train.trainer import eps_stats
+
+    stats = eps_stats([TrainExample("i", "", "o", e) for e in [0.0, 0.049, 0.05, 0.1, 0.1, 0.2]])
+    assert stats["histogram"] == {"0.00-0.05": 2, "0.05-0.10": 1, "0.10-0.15": 2, "0.20-0.25": 1}
+    assert (stats["min"], stats["max"]) == (0.0, 0.2)
+    assert stats["mean"] == pytest.approx(0.499 / 6)

@@ -74,16 +74,19 @@ def run_key(base_path: str, examples: list[TrainExample], cfg: TrainingConfig) -
     return stable_hash(str(base_path), result_affecting_config(cfg), [asdict(e) for e in examples])
 
 
-def eps_stats(examples: list[TrainExample], bins: int = 10) -> dict:
+def eps_stats(examples: list[TrainExample], bin_width: float = 0.05) -> dict:
+    """min / max / mean of the examples' eps and a histogram of the non-empty bins."""
     values = [e.epsilon for e in examples]
-    hist = [0] * bins
+    hist: dict[str, int] = {}
     for v in values:
-        hist[min(bins - 1, int(v / 0.5 * bins))] += 1  # eps < 1; bins over [0, 0.5]
+        lo = math.floor(v / bin_width + 1e-9) * bin_width
+        label = f"{lo:.2f}-{lo + bin_width:.2f}"
+        hist[label] = hist.get(label, 0) + 1
     return {
         "min": min(values),
         "max": max(values),
         "mean": sum(values) / len(values),
-        "histogram": {f"{i * 0.5 / bins:.2f}-{(i + 1) * 0.5 / bins:.2f}": n for i, n in enumerate(hist) if n},
+        "histogram": dict(sorted(hist.items())),
     }
 
 
