@@ -54,6 +54,12 @@ class ElicitationConfig(StrictModel):
     price_per_1k_completion_tokens: float = Field(0.0, ge=0)
     batch_commit: int = Field(32, ge=1, description="rows per DuckDB commit while eliciting")
     commit_interval_s: float = Field(5.0, gt=0, description="also commit buffered rows at least this often")
+    commit_min_interval_s: float = Field(
+        1.0,
+        ge=0,
+        description="commit at most this often (a DuckDB commit costs ~30 ms CPU); a killed run re-asks at most "
+        "about this much work",
+    )
     # checks and re-elicitation
     min_coverage: float = Field(0.98, ge=0.0, le=1.0)
     schedule_cron: str = "0 3 * * 1"
@@ -67,6 +73,8 @@ class ElicitationConfig(StrictModel):
             raise ValueError("backend 'hf_local' needs 'hf_model'")
         if self.backend == "file" and not self.file_path:
             raise ValueError("backend 'file' needs 'file_path'")
+        if self.commit_min_interval_s > self.commit_interval_s:
+            raise ValueError("commit_min_interval_s must not exceed commit_interval_s")
         if self.backend == "openai" and self.method == "consistency" and self.temperature <= 0:
             raise ValueError("method 'consistency' needs temperature > 0 (k samples at temperature 0 do not disperse)")
         return self

@@ -1,8 +1,10 @@
 """Buffer finished rows and commit them in small batches as they finish.
 
-A batch is due every cfg.batch_commit rows or cfg.commit_interval_s seconds, whichever
-comes first, so a killed run loses at most one batch of answers (which the next run
-re-asks) and never a committed row.
+A batch is due when cfg.batch_commit rows are buffered and cfg.commit_min_interval_s has
+passed since the last commit, or when cfg.commit_interval_s has passed. A killed run so
+loses at most about a second of answers (which the next run re-asks) and never a
+committed row, and commits stay cheap at hundreds of answers per second (each DuckDB
+connection + upsert costs ~30 ms of CPU here).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class RowCommitter:
     ):
         self.store, self.dataset, self.elicitor, self.cutoff = store, dataset, elicitor, cutoff
         self.batch_commit, self.interval_s = cfg.batch_commit, cfg.commit_interval_s
+        self.min_interval_s = cfg.commit_min_interval_s
         self.total, self.log = total, log
         self.buffer: list[UncertaintyRow] = []
         self.committed: dict[str, int] = {"ok": 0, "unparseable": 0, "failed": 0}
@@ -54,7 +57,8 @@ class RowCommitter:
                 created_at=utc_now(),
             )
         )
-        return len(self.buffer) >= self.batch_commit or time.monotonic() - self._last_commit >= self.interval_s
+        since = time.monotonic() - self._last_commit
+        return (len(self.buffer) >= self.batch_commit and since >= self.min_interval_s) or since >= self.interval_s
 
     def take(self) -> list[UncertaintyRow]:
         """Detach the buffered rows (on the caller's thread) for `write`."""
