@@ -63,7 +63,8 @@ def elicitor_fingerprint(cfg: ElicitationConfig) -> str:
         return f"openai:{_label(cfg.model)}:{cfg.prompt}:{cfg.method}:{digest}"
     if cfg.backend == "hf_local":
         assert cfg.hf_model is not None
-        signature = _local_model_signature(str(resolve_path(cfg.hf_model)) if Path(cfg.hf_model).exists() else cfg.hf_model)
+        local = resolve_path(cfg.hf_model)
+        signature = _local_model_signature(str(local) if local.exists() else cfg.hf_model)
         digest = stable_hash(ELICITATION_CODE_VERSION, "hf_local", signature, _answer_params(cfg), length=8)
         return f"hf_local:{_label(Path(cfg.hf_model).name)}:{cfg.prompt}:expected_score:{digest}"
     if cfg.backend == "file":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -96,7 +97,10 @@ async def _elicit_openai(
 ) -> None:
     elicitor = OpenAIElicitor(cfg, base_url, api_key, RunBudget(stats, cfg.max_calls, cfg.max_tokens_total), stats)
     samples = iter(pending)  # shared by the workers; asyncio runs one at a time, so no lock is needed
-    write_lock = asyncio.Lock()
+    # One writer thread: commits run in order and off the event loop, and shutting it down
+    # lets a commit already under way finish before elicit_dataset's final flush.
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="uncertainty-commit")
+    loop = asyncio.get_running_loop()
 
     async def worker() -> None:
         for sample in samples:
@@ -107,9 +111,7 @@ async def _elicit_openai(
             except BudgetExhausted:
                 return
             if committer.add(sample, outcome):
-                rows = committer.take()
-                async with write_lock:  # commits in order, off the event loop
-                    await asyncio.to_thread(committer.write, rows)
+                await loop.run_in_executor(writer, committer.write, committer.take())
 
     tasks = [asyncio.create_task(worker()) for _ in range(min(cfg.concurrency, len(pending)))]
     try:
@@ -118,6 +120,7 @@ async def _elicit_openai(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        writer.shutdown(wait=True)
         await elicitor.aclose()
 
 
