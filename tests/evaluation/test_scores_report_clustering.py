@@ -40,6 +40,8 @@ def test_report_renders_its_numbers_and_plots(tmp_path) -> None:
     for method, wr, se in (("sft", 40.0, 3.0), ("ls", 42.0, 4.0), ("ual", 50.0, 4.0)):
         write_scores(store, "mixed", method, f"ck-{method}", f"ev-{method}",
                      [ScoreRow("alpaca_eval", "win_rate", wr, se, 100), ScoreRow("gsm8k_local", "exact_match,strict-match", 0.3, None, 50)])
+    for method in ("sft", "ual"):  # a scenario the paper reports nothing for
+        write_scores(store, "low_entropy", method, f"ck2-{method}", f"ev2-{method}", [ScoreRow("alpaca_eval", "win_rate", 30.0, 2.0, 100)])
     with store.connect() as con:
         con.execute("CREATE TABLE training_curves (scenario VARCHAR, method VARCHAR, checkpoint VARCHAR, step INTEGER, "
                     "loss DOUBLE, lr DOUBLE, tokens_per_s DOUBLE, eps_mean DOUBLE)")
@@ -51,12 +53,14 @@ def test_report_renders_its_numbers_and_plots(tmp_path) -> None:
                          for i in range(40)])
     methods = {"sft": MethodConfig(kind="sft"), "ls": MethodConfig(kind="ls", epsilon=0.1), "ual": MethodConfig(kind="ual")}
     result = comparison_report(store, tmp_path / "report", methods)
-    row = result.comparison.set_index(["benchmark"]).loc["alpaca_eval"]
+    row = result.comparison.set_index(["scenario", "benchmark"]).loc[("mixed", "alpaca_eval")]
     assert row.ual_minus_sft == pytest.approx(10.0) and row.ual_minus_sft_se == pytest.approx(5.0)  # sqrt(4^2 + 3^2)
     assert row.ls_minus_sft == pytest.approx(2.0) and row.ls_minus_sft_se == pytest.approx(5.0)
     text = result.markdown.read_text()
     assert "| mixed | alpaca_eval | win_rate | 40 ± 3 | 42 ± 4 | 50 ± 4 | 10 ± 5 | 2 ± 5 | +10.62 |" in text
     assert "| mixed | gsm8k_local | exact_match,strict-match | 0.3 | 0.3 | 0.3 | 0 | 0 | +1.81 |" in text
+    assert "| low_entropy | alpaca_eval | win_rate | 30 ± 2 | n/a | 30 ± 2 | 0 ± 2.8 | n/a |  |" in text
+    assert "nan" not in text.lower()
     assert "| testbed_open | 19 |" in text and "| testbed_exact | 20 |" in text  # the failed row (s3) is left out
     assert [p.name for p in result.plots] == ["deltas.png", "training_curves.png", "uncertainty.png"]
     for p in result.plots:

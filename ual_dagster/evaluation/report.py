@@ -178,7 +178,7 @@ def comparison_report(
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in cmp.itertuples():
-        paper = f"+{r.paper_ual_minus_sft}" if r.paper_ual_minus_sft is not None else ""
+        paper = f"+{r.paper_ual_minus_sft}" if pd.notna(r.paper_ual_minus_sft) else ""  # NaN once in a frame
         lines.append(
             f"| {r.scenario} | {r.benchmark} | {r.metric} | {_fmt(r.sft, r.sft_se)} | {_fmt(r.ls, r.ls_se)} | "
             f"{_fmt(r.ual, r.ual_se)} | {_fmt(r.ual_minus_sft, r.ual_minus_sft_se)} | "
