@@ -73,6 +73,7 @@ class Pipeline:
         self.root = root
         (root / "notes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in NOTES))
         self.profile_path = make_profile(root)
+        (root / "dagster_home").mkdir()
         self.instance = dg.DagsterInstance.local_temp(str(root / "dagster_home"))
 
     # -- running -------------------------------------------------------------------

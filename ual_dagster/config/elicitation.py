@@ -12,7 +12,7 @@ from ual_dagster.config.base import StrictModel
 class ElicitationConfig(StrictModel):
     backend: Literal["openai", "hf_local", "file", "oracle"]
     method: Literal["verbalized", "logprobs", "consistency"] = "verbalized"
-    prompt: str = Field("uncertainty_v1", description="prompt template file stem under ual_dagster/elicitation/prompts")
+    prompt: str = Field("uncertainty_v1", description="a template stem under ual_dagster/elicitation/prompts, or a path to your own .txt template")
     # openai backend
     model: str | None = None
     base_url: str | None = Field(

@@ -25,9 +25,18 @@ ANSWER_PREFIX = '{"uncertainty": '
 _SECTION = re.compile(r"^### (Instruction|Input|Example response|Answer format)\n", re.MULTILINE)
 
 
+def template_path(name: str) -> Path:
+    """A bundled template by stem (`uncertainty_v1`), or a .txt file of the user's by path."""
+    if name.endswith(".txt") or "/" in name:
+        from ual_dagster.config import resolve_path
+
+        return resolve_path(name)
+    return PROMPTS_DIR / f"{name}.txt"
+
+
 @lru_cache(maxsize=16)
 def load_template(name: str) -> str:
-    path = PROMPTS_DIR / f"{name}.txt"
+    path = template_path(name)
     if not path.is_file():
         available = sorted(p.stem for p in PROMPTS_DIR.glob("*.txt"))
         raise FileNotFoundError(f"prompt template {name!r} not found at {path}; available: {available}")
