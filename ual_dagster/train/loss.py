@@ -96,37 +96,61 @@ def _chunks(positions: torch.Tensor, chunk_tokens: int):
         yield s, e, first, (last - first) == (e - s - 1)
 
 
-def _rows(logits2d: torch.Tensor, positions: torch.Tensor, s: int, e: int, first: int, contiguous: bool):
+def _rows(logits2d, positions, s: int, e: int, first: int, contiguous: bool, out: torch.Tensor | None = None):
+    """The chunk's logits rows as fp32: a view when contiguous and fp32, else a copy
+    (into `out[: e - s]` when given)."""
     if contiguous:
-        return logits2d[first : first + (e - s)]
-    return logits2d.index_select(0, positions[s:e])
+        rows = logits2d[first : first + (e - s)]
+        if rows.dtype == torch.float32:
+            return rows
+        if out is None:
+            return rows.float()
+        return out[: e - s].copy_(rows)
+    if out is None:
+        return logits2d.index_select(0, positions[s:e]).float()
+    if logits2d.dtype == torch.float32:
+        return torch.index_select(logits2d, 0, positions[s:e], out=out[: e - s])
+    return out[: e - s].copy_(logits2d.index_select(0, positions[s:e]))
 
 
 class _SmoothedCrossEntropy(torch.autograd.Function):
+    # Per chunk only the passes over (chunk x V) run in the loop; everything per token is
+    # vectorised over all targets at once. Few, large ops matter on a busy CPU, where each
+    # op is a parallel region whose threads must all be scheduled.
+
     @staticmethod
     def forward(ctx, logits2d, flat_labels, eps_tokens, positions, normalizer, chunk_tokens):
         vocab = logits2d.shape[1]
         targets = flat_labels.index_select(0, positions)
         eps = eps_tokens.index_select(0, positions)
-        lse = torch.empty(positions.numel(), dtype=torch.float32, device=logits2d.device)
-        total = torch.zeros((), dtype=torch.float32, device=logits2d.device)
-        any_smoothing = bool((eps != 0).any()) if eps.numel() else False
+        n = positions.numel()
+        lse = torch.empty(n, dtype=torch.float32, device=logits2d.device)
+        any_smoothing = bool((eps != 0).any()) if n else False
+        row_sums = torch.empty(n, dtype=torch.float32, device=logits2d.device) if any_smoothing else None
+        # One reused (chunk x V) work buffer: a fresh multi-MB temporary per chunk would be
+        # a new mmap each time, paid again in page faults.
+        work = torch.empty((min(chunk_tokens, n), vocab), dtype=torch.float32, device=logits2d.device)
         for s, e, first, contiguous in _chunks(positions, chunk_tokens):
-            rows = _rows(logits2d, positions, s, e, first, contiguous).float()
-            chunk_lse = torch.logsumexp(rows, dim=1)
-            lse[s:e] = chunk_lse
-            z_y = rows.gather(1, targets[s:e, None]).squeeze(1)
-            token_loss = chunk_lse - z_y
+            rows = _rows(logits2d, positions, s, e, first, contiguous, out=work)
             if any_smoothing:
-                token_loss = token_loss + eps[s:e] * (z_y - rows.sum(dim=1) / vocab)
-            total += token_loss.sum()
+                torch.sum(rows, dim=1, out=row_sums[s:e])
+            row_max = rows.amax(dim=1, keepdim=True)
+            buf = work[: e - s]
+            torch.sub(rows, row_max, out=buf)  # may overwrite `rows` when it is `work`: fine, read last
+            buf.exp_()
+            torch.sum(buf, dim=1, out=lse[s:e])
+            lse[s:e].log_().add_(row_max.squeeze(1))
+        z_y = logits2d[positions, targets].float()
+        token_loss = lse - z_y
+        if any_smoothing:
+            token_loss = token_loss + eps * (z_y - row_sums / vocab)
         norm = float(normalizer) if not torch.is_tensor(normalizer) else float(normalizer.item())
         norm = norm if norm > 0 else 1.0
         ctx.save_for_backward(logits2d, targets, eps, lse, positions)
         ctx.norm = norm
         ctx.chunk_tokens = chunk_tokens
         ctx.any_smoothing = any_smoothing
-        return total / norm
+        return token_loss.sum() / norm
 
     @staticmethod
     def backward(ctx, grad_out):
@@ -140,23 +164,24 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
         scale = float(grad_out) / ctx.norm
         # exp(z - lse + log scale) = scale * softmax(z): one pass instead of two when scale > 0.
         log_scale = math.log(scale) if scale > 0 else None
-        in_place = logits2d.dtype == torch.float32
+        shift = (lse if log_scale is None else lse - log_scale)[:, None]
+        uniform_part = ((scale / vocab) * eps)[:, None] if ctx.any_smoothing else None
+        target_part = (-scale * (1.0 - eps))[:, None]
+        target_cols = targets[:, None]
+        direct = logits2d.dtype == torch.float32  # contiguous fp32 chunks are computed inside `grad`
+        work = torch.empty((min(ctx.chunk_tokens, positions.numel()), vocab), dtype=torch.float32, device=grad.device)
         for s, e, first, contiguous in _chunks(positions, ctx.chunk_tokens):
-            rows = _rows(logits2d, positions, s, e, first, contiguous)
-            shift = lse[s:e, None] if log_scale is None else (lse[s:e] - log_scale)[:, None]
-            if in_place and contiguous:
+            if direct and contiguous:
                 out = grad[first : first + (e - s)]
-                torch.sub(rows, shift, out=out)
-            elif in_place:
-                out = rows.sub_(shift)  # `rows` is already a private copy (index_select)
+                torch.sub(logits2d[first : first + (e - s)], shift[s:e], out=out)
             else:
-                out = rows.float() - shift
+                out = _rows(logits2d, positions, s, e, first, contiguous, out=work).sub_(shift[s:e])
             out.exp_()
             if log_scale is None:
                 out.mul_(scale)
-            if ctx.any_smoothing:
-                out.sub_((scale / vocab) * eps[s:e, None])
-            out.scatter_add_(1, targets[s:e, None], (-scale * (1.0 - eps[s:e]))[:, None])
-            if not (in_place and contiguous):
+            if uniform_part is not None:
+                out.sub_(uniform_part[s:e])
+            out.scatter_add_(1, target_cols[s:e], target_part[s:e])
+            if not (direct and contiguous):
                 grad.index_copy_(0, positions[s:e], out.to(grad.dtype))
         return grad, None, None, None, None, None
