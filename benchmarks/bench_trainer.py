@@ -12,7 +12,7 @@ loading excluded): train_lora's own `tokens_per_s`; for the Trainer, tokens coun
 the collator between the on_train_begin and on_train_end callbacks. The two run in
 alternating rounds in this one process; the median of each is reported.
 
-Usage: python benchmarks/bench_trainer.py [--examples 256] [--rounds 2] [--epochs 1]
+Usage: python benchmarks/bench_trainer.py [--examples 256] [--rounds 3] [--epochs 3]
 """
 
 from __future__ import annotations
@@ -127,8 +127,8 @@ def run_hf_trainer(base: str, examples, cfg, out: Path) -> float:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--examples", type=int, default=256)
-    p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--epochs", type=float, default=3.0)
     a = p.parse_args()
 
     from ual_dagster.config import load_profile

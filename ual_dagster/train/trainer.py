@@ -27,7 +27,14 @@ import torch
 
 from ual_dagster.config.training import TrainingConfig
 from ual_dagster.fingerprint import stable_hash
-from ual_dagster.train.examples import Schedule, TrainExample, collate, render_prompt, tokenize_example
+from ual_dagster.train.examples import (
+    IGNORE_INDEX,
+    Schedule,
+    TrainExample,
+    collate,
+    render_prompt,
+    tokenize_example,
+)
 from ual_dagster.train.loss import uncertainty_smoothed_loss
 from ual_dagster.train.resume import latest_checkpoint, load_checkpoint, remove_checkpoints, save_checkpoint
 
@@ -191,9 +198,16 @@ def train_lora(
         step_started = time.perf_counter()
         batches = []
         for mb in schedule.micro_batches_of_step(step):
-            idx = schedule.indices(mb)[rank * cfg.batch_size : (rank + 1) * cfg.batch_size]
-            if idx:
-                batches.append(collate([tokenized[i] for i in idx], tokenizer.pad_token_id).to(accelerator.device))
+            global_idx = schedule.indices(mb)
+            idx = global_idx[rank * cfg.batch_size : (rank + 1) * cfg.batch_size]
+            batch = collate([tokenized[i] for i in idx or global_idx[:1]], tokenizer.pad_token_id)
+            if not idx:
+                # The epoch's last global batch left this process nothing: it still runs a
+                # (fully masked, zero-gradient) micro-batch so every process makes the same
+                # collective calls.
+                batch.shifted_labels.fill_(IGNORE_INDEX)
+                batch.epsilon.zero_()
+            batches.append(batch.to(accelerator.device))
         local_targets = torch.tensor(sum(b.target_tokens for b in batches), device=accelerator.device)
         global_targets = accelerator.reduce(local_targets, "sum") if n_procs > 1 else local_targets
         # DDP averages gradients over processes, so each normalises by global tokens / processes.
