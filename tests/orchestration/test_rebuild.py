@@ -228,28 +228,50 @@ def propagate_from(p: Pipeline, root_key: str) -> list[set[str]]:
     return propagate(p)
 
 
-def test_e_a_new_elicitation_prompt_reelicits_and_cascades(pipeline, tmp_path):
-    prompt = Path(__file__).parents[2] / "ual_dagster" / "elicitation" / "prompts" / "uncertainty_v1.txt"
-    edited = tmp_path / "uncertainty_edited.txt"
-    edited.write_text(prompt.read_text() + "\nBe careful.\n")
-    pipeline.reconfigure(**{"methods.ual.eps_max": 0.3, "evaluation.generation.max_new_tokens": 5,
-                            "elicitation.prompt": str(edited)})
-    assert pipeline.stale() == {"uncertainty/testbed_exact", "uncertainty/testbed_open", "uncertainty/notes"}
-    before = pipeline.snapshot()
-    levels = propagate(pipeline)
-    assert levels[0] == {"uncertainty/testbed_exact", "uncertainty/testbed_open", "uncertainty/notes"}
-    assert levels[1] == {"training_sets/low_entropy", "training_sets/mixed"}  # new elicitor, new sets
-    after = pipeline.snapshot()
-    diff = changed(before, after)
-    elicitor = load_profile(str(pipeline.profile_path)).elicitation
+def _new_elicitor_rows(pipeline: Pipeline) -> tuple[int, int]:
     from ual_dagster.elicitation import elicitor_fingerprint
 
-    new = elicitor_fingerprint(elicitor)
+    cfg = load_profile(str(pipeline.profile_path)).elicitation
     with pipeline.paths.store().connect(read_only=True) as con:
-        n_samples = con.execute("SELECT count(*) FROM samples WHERE split IN (SELECT unnest(?))", [elicitor.elicit_splits]).fetchone()[0]
-        n_new = con.execute("SELECT count(*) FROM uncertainty WHERE elicitor = ?", [new]).fetchone()[0]
-    assert n_new == n_samples and len(diff["elicited"]) == n_samples  # every sample once, under the new prompt
-    # SFT's epsilons are all zero whatever the scores: its checkpoints are reused. UAL's are
-    # retrained exactly when the new prompt moved some score.
-    assert not {a for a in diff["retrained"] if a.endswith("/sft")}
-    assert diff["retrained"] <= {"lora_checkpoints/low_entropy/ual", "lora_checkpoints/mixed/ual"}
+        n_samples = con.execute(
+            "SELECT count(*) FROM samples WHERE split IN (SELECT unnest(?))", [cfg.elicit_splits]
+        ).fetchone()[0]
+        n_new = con.execute(
+            "SELECT count(*) FROM uncertainty WHERE elicitor = ?", [elicitor_fingerprint(cfg)]
+        ).fetchone()[0]
+    return n_samples, n_new
+
+
+def test_e_a_new_elicitation_prompt_reelicits_and_cascades(pipeline, tmp_path):
+    """The bundled heuristic 'model' reads the task and the answer scale from the prompt.
+
+    A reworded prompt is a new elicitor: every sample is asked again, but identical
+    answers give identical data versions, so nothing downstream moves. A prompt that
+    changes the answers (here: the scale the model is told to use) cascades to the
+    training sets and to UAL's checkpoints; SFT's epsilons are all zero, so its
+    checkpoints are reused.
+    """
+    base = {"methods.ual.eps_max": 0.3, "evaluation.generation.max_new_tokens": 5}
+    template = (Path(__file__).parents[2] / "ual_dagster/elicitation/prompts/uncertainty_v1.txt").read_text()
+    uncertainty = {"uncertainty/testbed_exact", "uncertainty/testbed_open", "uncertainty/notes"}
+
+    reworded = tmp_path / "reworded.txt"
+    reworded.write_text(template.replace("You rate", "Please rate"))
+    pipeline.reconfigure(**base, **{"elicitation.prompt": str(reworded)})
+    assert pipeline.stale() == uncertainty  # (f): the elicitor changed
+    before = pipeline.snapshot()
+    assert propagate(pipeline) == [uncertainty]  # same answers: the cascade stops here
+    n_samples, n_new = _new_elicitor_rows(pipeline)
+    diff = changed(before, pipeline.snapshot())
+    assert n_new == n_samples == len(diff["elicited"])  # every sample asked once under the new prompt
+    assert diff["retrained"] == set() and diff["reevaluated"] == set()
+
+    rescaled = tmp_path / "rescaled.txt"
+    rescaled.write_text(template.replace("integer from 0 to ${scale_max}", "integer from 0 to 5"))
+    pipeline.reconfigure(**base, **{"elicitation.prompt": str(rescaled)})
+    before = pipeline.snapshot()
+    levels = propagate(pipeline)
+    assert levels[:2] == [uncertainty, {"training_sets/low_entropy", "training_sets/mixed"}]
+    diff = changed(before, pipeline.snapshot())
+    assert diff["retrained"] == {"lora_checkpoints/low_entropy/ual", "lora_checkpoints/mixed/ual"}
+    assert diff["reevaluated"] == {"low_entropy/ual", "mixed/ual"}
