@@ -8,18 +8,19 @@ Public API:
     dataset_checks(store, dataset, cfg) -> [CheckOutcome]; coverage_check, range_check (pure)
 """
 
-from ual_dagster.elicitation.checks import CheckOutcome, coverage_check, dataset_checks, range_check
-from ual_dagster.elicitation.elicitor import elicitor_fingerprint
-from ual_dagster.elicitation.run import ElicitationResult, current_scores, elicit_dataset, stale_samples
+from importlib import import_module
 
-__all__ = [
-    "CheckOutcome",
-    "ElicitationResult",
-    "coverage_check",
-    "current_scores",
-    "dataset_checks",
-    "elicit_dataset",
-    "elicitor_fingerprint",
-    "range_check",
-    "stale_samples",
-]
+# Imported on first use (PEP 562): the Dagster definitions need only the fingerprint at
+# load time, not the HTTP client and statistics stacks.
+_EXPORTS = {
+    "CheckOutcome": "checks", "coverage_check": "checks", "dataset_checks": "checks", "range_check": "checks",
+    "elicitor_fingerprint": "elicitor",
+    "ElicitationResult": "run", "current_scores": "run", "elicit_dataset": "run", "stale_samples": "run",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f"ual_dagster.elicitation.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'ual_dagster.elicitation' has no attribute {name!r}")

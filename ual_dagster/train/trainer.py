@@ -27,6 +27,7 @@ import torch
 
 from ual_dagster.config.training import TrainingConfig
 from ual_dagster.fingerprint import stable_hash
+from ual_dagster.train.versioning import result_affecting_config
 from ual_dagster.train.examples import (
     IGNORE_INDEX,
     Schedule,
@@ -42,21 +43,6 @@ __all__ = ["TrainExample", "TrainResult", "render_prompt", "train_lora"]
 
 RESULT_FILE = "train_result.json"
 ADAPTER_DIR = "adapter"
-# Training fields that change where or how a run executes, not what it computes. The
-# process count (distributed, k8s_gpus) is not among them: batch_size is per device, so
-# it changes the global batch.
-EXECUTION_ONLY_FIELDS = {"launcher", "accelerate_config", "save_every_steps"}
-
-
-def result_affecting_config(cfg: TrainingConfig) -> dict:
-    """The training config without the execution-only fields (launcher, pod shape, ...)."""
-    return {
-        k: v
-        for k, v in cfg.model_dump(mode="json").items()
-        if k not in EXECUTION_ONLY_FIELDS and not (k.startswith("k8s_") and k != "k8s_gpus")
-    }
-
-
 @dataclass
 class TrainResult:
     steps: int

@@ -4,7 +4,23 @@ from __future__ import annotations
 
 from ual_dagster.config.training import MethodConfig, TrainingConfig
 from ual_dagster.fingerprint import stable_hash
-from ual_dagster.train.trainer import result_affecting_config
+
+# Kept free of torch imports: the Dagster definitions import this module at load time.
+
+# Training fields that change where or how a run executes, not what it computes. The
+# process count (distributed, k8s_gpus) is not among them: batch_size is per device, so
+# it changes the global batch.
+EXECUTION_ONLY_FIELDS = {"launcher", "accelerate_config", "save_every_steps"}
+
+
+def result_affecting_config(cfg: TrainingConfig) -> dict:
+    """The training config without the execution-only fields (launcher, pod shape, ...)."""
+    return {
+        k: v
+        for k, v in cfg.model_dump(mode="json").items()
+        if k not in EXECUTION_ONLY_FIELDS and not (k.startswith("k8s_") and k != "k8s_gpus")
+    }
+
 
 # Bump when a change to the trainer, loss or prompt rendering changes what is trained.
 CODE_VERSION = "lora-train-1"
