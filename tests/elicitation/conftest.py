@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from ual_dagster.config.elicitation import ElicitationConfig
-from ual_dagster.elicitation.loopback import serve_in_thread
+from ual_dagster.loopback import serve_in_thread
 from ual_dagster.storage import DuckDBStore
 
 from tests.elicitation.fault_server import FaultMix, FaultServer

@@ -26,7 +26,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from ual_dagster.elicitation.heuristic import estimate_open_endedness
-from ual_dagster.elicitation.loopback import serve_in_thread
+from ual_dagster.loopback import serve_in_thread
 from ual_dagster.elicitation.prompt import extract_task
 
 MODEL_NAME = "heuristic-v1"

@@ -10,11 +10,13 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Header, HTTPException
 from fastapi.responses import JSONResponse
+
+from ual_dagster.loopback import serve_in_thread
 
 Respond = Callable[[list[dict[str, Any]]], str]
 
@@ -59,39 +61,25 @@ def build_app(respond: Respond, model: str, api_key: str, counter: dict[str, int
 class LoopbackServer:
     """`with LoopbackServer(respond) as srv:` serves at `srv.base_url` until the block ends."""
 
-    def __init__(self, respond: Respond, model: str = "loopback-judge", start_timeout_s: float = 20.0):
+    def __init__(self, respond: Respond, model: str = "loopback-judge"):
         self.model = model
         self.api_key = secrets.token_urlsafe(16)  # per run; never written anywhere but the temp client config
         self.counter = {"requests": 0}
         self._app = build_app(respond, model, self.api_key, self.counter)
-        self._start_timeout_s = start_timeout_s
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self.port: int | None = None
+        self._stack = ExitStack()
+        self.root_url: str | None = None
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{self.root_url}/v1"
 
     @property
     def requests(self) -> int:
         return self.counter["requests"]
 
     def __enter__(self) -> "LoopbackServer":
-        config = uvicorn.Config(self._app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="loopback-judge", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + self._start_timeout_s
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("loopback judge server did not start")
-            time.sleep(0.02)
-        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        self.root_url = self._stack.enter_context(serve_in_thread(self._app))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        self._stack.close()

@@ -1,7 +1,7 @@
 """Run an ASGI app on 127.0.0.1 in a background thread, on a free port, for a `with` block.
 
-Used for the bundled heuristic server (tiny profile), and by tests and benchmarks for
-their fault-injecting and fixed-latency servers. The socket is bound before the server
+Used for the bundled heuristic elicitation server and the loopback judge (tiny profile),
+and by tests and benchmarks for their fault-injecting and fixed-latency servers. The socket is bound before the server
 starts (port 0), so there is no race for the port.
 """
 
