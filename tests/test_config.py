@@ -106,3 +106,28 @@ def test_fingerprint_follows_values_not_formatting(tmp_path):
     c = load_profile(str(write(tmp_path, data)))
     assert c.training.fingerprint() != a.training.fingerprint()
     assert c.elicitation.fingerprint() == a.elicitation.fingerprint()
+
+
+def test_extends_merges_over_a_bundled_profile(tmp_path):
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: tiny\nname: child\ntraining: {learning_rate: 0.01}\ndatasets:\n"
+                     "  extra: {source: file, entropy: low, path: x.jsonl}\n")
+    p = load_profile(str(child))
+    tiny = load_profile("tiny")
+    assert p.name == "child" and p.training.learning_rate == 0.01
+    assert p.training.lora == tiny.training.lora  # untouched keys of a merged section are kept
+    assert set(p.datasets) == set(tiny.datasets) | {"extra"}
+    cycle = tmp_path / "a.yaml"
+    cycle.write_text("extends: a.yaml\nname: a\n")
+    with pytest.raises(ProfileError, match="cycle"):
+        load_profile(str(cycle))
+    missing = tmp_path / "m.yaml"
+    missing.write_text("extends: nowhere\n")
+    with pytest.raises(ProfileError, match="'extends' names 'nowhere'"):
+        load_profile(str(missing))
+
+
+def test_shared_data_example_extends_tiny():
+    p = load_profile(str(BUNDLED_DIR.parents[2] / "examples" / "profiles" / "shared_data.yaml"))
+    assert set(p.datasets) == {"testbed_exact", "testbed_open", "alpaca", "gsm8k"}
+    assert p.base_model == load_profile("tiny").base_model

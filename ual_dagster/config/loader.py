@@ -87,8 +87,7 @@ def format_validation_error(path: Path, err: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def load_profile(name_or_path: str | None = None) -> Profile:
-    path = resolve_profile_path(name_or_path)
+def _read_mapping(path: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
@@ -97,6 +96,39 @@ def load_profile(name_or_path: str | None = None) -> Profile:
         raise ProfileError(f"profile {path} is not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ProfileError(f"profile {path} must be a YAML mapping at the top level, got {type(raw).__name__}")
+    return raw
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _read_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The file's mapping, deep-merged over the profile it `extends` (a bundled name or a path
+    relative to the file), so an example profile states only what differs from `tiny`."""
+    if path in seen:
+        raise ProfileError(f"profile {path}: 'extends' forms a cycle ({' -> '.join(map(str, seen + (path,)))})")
+    raw = _read_mapping(path)
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    if not isinstance(parent, str):
+        raise ProfileError(f"profile {path}: key 'extends' must be a bundled profile name or a path")
+    parent_path = BUNDLED_DIR / f"{parent}.yaml" if parent in bundled_profiles() else (path.parent / parent).resolve()
+    if not parent_path.is_file():
+        raise ProfileError(
+            f"profile {path}: key 'extends' names {parent!r}, neither a bundled profile {bundled_profiles()} "
+            f"nor a file (looked for {parent_path})"
+        )
+    return _deep_merge(_read_with_extends(parent_path, seen + (path,)), raw)
+
+
+def load_profile(name_or_path: str | None = None) -> Profile:
+    path = resolve_profile_path(name_or_path)
+    raw = _read_with_extends(path)
     try:
         profile = Profile.model_validate(raw)
     except ValidationError as exc:
