@@ -87,3 +87,26 @@ def test_reelicitation_schedule_requests_only_datasets_with_missing_rows(tmp_pat
         )
         data = schedule.evaluate_tick(ctx)
     assert not data.run_requests and data.skip_message
+
+
+def test_source_files_sensor_requests_the_changed_dataset_only(tmp_path):
+    from assets.sensors import source_files_sensor
+
+    files = {}
+    for name in ("a", "b"):
+        files[name] = tmp_path / f"{name}.jsonl"
+        files[name].write_text('{"instruction": "x", "input": "", "output": "y"}\n')
+    data = yaml.safe_load((BUNDLED_DIR / "tiny.yaml").read_text())
+    data["datasets"] = {n: {"source": "file", "entropy": "high", "path": str(p)} for n, p in files.items()}
+    data["scenarios"] = {"s": {"size": 1, "weights": {"a": 1.0}}}
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(data))
+    sensor = source_files_sensor(load_profile(str(path)))
+
+    first = sensor.evaluate_tick(dg.build_sensor_context())
+    assert not first.run_requests and first.cursor  # the first look only remembers
+    quiet = sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor))
+    assert not quiet.run_requests
+    files["b"].write_text(files["b"].read_text() + '{"instruction": "z", "input": "", "output": "w"}\n')
+    tick = sensor.evaluate_tick(dg.build_sensor_context(cursor=quiet.cursor))
+    assert [r.asset_selection for r in tick.run_requests] == [[dg.AssetKey(["instruction_sets", "b"])]]
