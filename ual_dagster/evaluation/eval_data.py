@@ -66,8 +66,8 @@ def datasets_needed(cfg: EvaluationConfig) -> list[str]:
     return sorted(names)
 
 
-def load_eval_data(store: DuckDBStore, datasets: Iterable[str]) -> EvalData:
-    """Held-out rows of `datasets` from the `samples` table, in a stable order."""
+def load_eval_data(store: DuckDBStore, datasets: Iterable[str], split: str = "heldout") -> EvalData:
+    """Rows of `split` (held-out by default) of `datasets` from the `samples` table, in a stable order."""
     names = sorted(set(datasets))
     items: dict[str, list[HeldoutItem]] = {n: [] for n in names}
     if not names:
@@ -75,8 +75,8 @@ def load_eval_data(store: DuckDBStore, datasets: Iterable[str]) -> EvalData:
     with store.connect(read_only=True) as con:
         rows = con.execute(
             "SELECT dataset, sample_id, instruction, coalesce(input, ''), output, valid_answers FROM samples "
-            "WHERE split = 'heldout' AND dataset IN (SELECT unnest(?)) ORDER BY dataset, sample_id",
-            [names],
+            "WHERE split = ? AND dataset IN (SELECT unnest(?)) ORDER BY dataset, sample_id",
+            [split, names],
         ).fetchall()
     for dataset, sample_id, instruction, inp, output, valid in rows:
         items[dataset].append(

@@ -86,6 +86,19 @@ def evaluate_variant(
     return StepResult(eval_fp, {**result.metadata, "eval_sets": eval_sets_fp})
 
 
+def probe_data(profile: Profile, store: DuckDBStore):
+    """The probe set of token_clustering: the evaluation's held-out rows, or, when the
+    evaluation reads none locally (the paper profile takes gsm8k and AlpacaEval from the
+    hub), the train split of the profile's data sets (a seeded sample is drawn from it)."""
+    from ual_dagster.evaluation.eval_data import load_eval_data
+    from ual_dagster.evaluation.eval_sets import profile_eval_data
+
+    data = profile_eval_data(profile, store)
+    if data.all_items():
+        return data
+    return load_eval_data(store, list(profile.datasets), split="train")
+
+
 def cluster_checkpoints(
     profile: Profile,
     store: DuckDBStore,
@@ -97,12 +110,11 @@ def cluster_checkpoints(
     log: Log = None,
 ) -> StepResult:
     from ual_dagster.evaluation.clustering import cluster_checkpoint, clustering_fingerprint
-    from ual_dagster.evaluation.eval_sets import profile_eval_data
     from ual_dagster.evaluation.scores import has_scores, write_scores
     from ual_dagster.train.checkpoints import adapter_path, base_model_path
 
     cfg = profile.evaluation.clustering
-    data = profile_eval_data(profile, store)
+    data = probe_data(profile, store)
     fps: dict[str, str] = {}
     scores: dict[str, Any] = {}
     plots: dict[str, str] = {}
