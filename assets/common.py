@@ -7,7 +7,6 @@ that config and its inputs' fingerprints; the same fingerprint names the artifac
 rows it owns, so a re-run with nothing changed reuses them and downstream stays fresh.
 """
 
-
 from typing import Any
 
 import dagster as dg

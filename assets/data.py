@@ -1,6 +1,5 @@
 """instruction_sets/<dataset> and training_sets/<scenario>, with their checks."""
 
-
 import dagster as dg
 
 from assets.common import DATA_OR_CODE_CHANGED, check, code_version, finish, key_str

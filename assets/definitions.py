@@ -4,7 +4,6 @@ The profile (env UAL_PROFILE: `tiny` by default, `paper`, `cluster` or a YAML pa
 which data sets, scenarios and methods exist, so the asset graph is built from it here.
 """
 
-
 import dagster as dg
 
 from assets.data import data_assets

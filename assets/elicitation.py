@@ -1,13 +1,11 @@
 """uncertainty/<dataset>: elicited scores in DuckDB, their checks and the re-elicitation schedule."""
 
-
 import dagster as dg
 
 from assets.common import DATA_OR_CODE_CHANGED, check, code_version, finish, key_str
 from ual_dagster.config import Profile
 from ual_dagster.resources import DuckDBStoreResource
 from ual_dagster.storage import DuckDBStore
-
 
 ELICITATION_ASSET_VERSION = "uncertainty-asset-1"
 CHECKS = ("uncertainty_coverage", "uncertainty_range")

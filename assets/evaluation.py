@@ -1,6 +1,5 @@
 """eval_sets, evaluations/<scenario>/<method>, eval_scores, token_clustering, comparison_report."""
 
-
 import dagster as dg
 
 from assets.common import DATA_OR_CODE_CHANGED, code_version, finish, key_str
@@ -25,7 +24,6 @@ def _variants(profile: Profile) -> list[tuple[str, str]]:
 
 def eval_sets_asset(profile: Profile) -> dg.AssetsDefinition:
     from ual_dagster.evaluation import eval_sets
-
     from ual_dagster.evaluation.eval_data import datasets_needed
 
     cfg = profile.evaluation

@@ -1,6 +1,5 @@
 """base_model and lora_checkpoints/<scenario>/<method>: content-addressed model artifacts."""
 
-
 import json
 import time
 from pathlib import Path
@@ -11,8 +10,8 @@ from assets.common import DATA_OR_CODE_CHANGED, code_version, finish, key_str
 from assets.data import training_set_key
 from ual_dagster.config import Profile
 from ual_dagster.config.training import MethodConfig, TrainingConfig
-from ual_dagster.train.versioning import effective_training_config
 from ual_dagster.resources import ArtifactStoreResource, DuckDBStoreResource
+from ual_dagster.train.versioning import effective_training_config
 
 BASE_MODEL_KEY = dg.AssetKey(["base_model"])
 

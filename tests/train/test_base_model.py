@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ual_dagster.config.training import BaseModelConfig

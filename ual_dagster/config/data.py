@@ -26,7 +26,10 @@ class TestbedConfig(StrictModel):
 
     @model_validator(mode="after")
     def _families_can_supply(self) -> "TestbedConfig":
-        from ual_dagster.data.testbed import family_quotas, select_families  # lazy: that module imports this one
+        from ual_dagster.data.testbed import (  # lazy: that module imports this one
+            family_quotas,
+            select_families,
+        )
 
         # Raises ValueError naming unknown or wrong-kind families, or an n_samples larger than
         # the selected families' distinct instances allow: a config error, caught at load time.

@@ -14,7 +14,12 @@ from collections.abc import Callable
 
 from ual_dagster.config.elicitation import ElicitationConfig
 from ual_dagster.elicitation.outcome import Outcome
-from ual_dagster.elicitation.table import SampleToScore, UncertaintyRow, utc_now, write_rows
+from ual_dagster.elicitation.table import (
+    SampleToScore,
+    UncertaintyRow,
+    utc_now,
+    write_rows,
+)
 from ual_dagster.storage import DuckDBStore
 
 PROGRESS_LOG_INTERVAL_S = 5.0

@@ -26,8 +26,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from ual_dagster.elicitation.heuristic import estimate_open_endedness
-from ual_dagster.loopback import serve_in_thread
 from ual_dagster.elicitation.prompt import extract_task
+from ual_dagster.loopback import serve_in_thread
 
 MODEL_NAME = "heuristic-v1"
 LOCAL_HEURISTIC_URL = "local-heuristic"

@@ -7,9 +7,9 @@ counted against the row and the budget, and so Retry-After is honoured exactly.
 from __future__ import annotations
 
 import random
-from email.utils import parsedate_to_datetime
-from datetime import datetime, timezone
 from collections.abc import Mapping
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 
 
 def backoff_delay(retry_number: int, base_s: float, max_s: float, rng: random.Random | None = None) -> float:

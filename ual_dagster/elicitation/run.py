@@ -18,13 +18,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ual_dagster.config.elicitation import ElicitationConfig
-from ual_dagster.elicitation.backends.oracle import oracle_outcome
 from ual_dagster.elicitation.backends.openai_api import OpenAIElicitor, resolve_api_key
+from ual_dagster.elicitation.backends.oracle import oracle_outcome
 from ual_dagster.elicitation.budget import BudgetExhausted, RunBudget
 from ual_dagster.elicitation.checks import coverage_check, range_check
 from ual_dagster.elicitation.commit import RowCommitter
 from ual_dagster.elicitation.elicitor import elicitor_fingerprint
-from ual_dagster.elicitation.local_server import LOCAL_HEURISTIC_URL, local_heuristic_server
+from ual_dagster.elicitation.local_server import (
+    LOCAL_HEURISTIC_URL,
+    local_heuristic_server,
+)
 from ual_dagster.elicitation.metrics import histogram, percentile, spearman
 from ual_dagster.elicitation.outcome import RunStats
 from ual_dagster.elicitation.table import (
@@ -138,7 +141,10 @@ def _elicit(pending: list[SampleToScore], cfg: ElicitationConfig, stats: RunStat
                 committer.flush()
         return {}
     if cfg.backend == "file":
-        from ual_dagster.elicitation.backends.file_import import content_key, import_scores
+        from ual_dagster.elicitation.backends.file_import import (
+            content_key,
+            import_scores,
+        )
 
         contents = dataset_sample_contents(committer.store, committer.dataset)
         known_keys = {content_key(i, x, o): sid for sid, i, x, o in contents}

@@ -24,7 +24,11 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from ual_dagster.config.evaluation import AlpacaEvalConfig, GenerationConfig, JudgeConfig
+from ual_dagster.config.evaluation import (
+    AlpacaEvalConfig,
+    GenerationConfig,
+    JudgeConfig,
+)
 from ual_dagster.evaluation.eval_data import EvalData
 from ual_dagster.evaluation.judges.client_config import temporary_client_config
 from ual_dagster.evaluation.judges.loopback_server import LoopbackServer

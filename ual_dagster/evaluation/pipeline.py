@@ -55,7 +55,10 @@ def evaluate_variant(
     eval_sets_fp: str,
     log: Log = None,
 ) -> StepResult:
-    from ual_dagster.evaluation.checkpoint_eval import evaluate_checkpoint, evaluation_fingerprint
+    from ual_dagster.evaluation.checkpoint_eval import (
+        evaluate_checkpoint,
+        evaluation_fingerprint,
+    )
     from ual_dagster.evaluation.eval_sets import profile_eval_data
     from ual_dagster.evaluation.scores import has_scores, read_scores, write_scores
     from ual_dagster.train.checkpoints import adapter_path, base_model_path
@@ -109,7 +112,10 @@ def cluster_checkpoints(
     eval_sets_fp: str,
     log: Log = None,
 ) -> StepResult:
-    from ual_dagster.evaluation.clustering import cluster_checkpoint, clustering_fingerprint
+    from ual_dagster.evaluation.clustering import (
+        cluster_checkpoint,
+        clustering_fingerprint,
+    )
     from ual_dagster.evaluation.scores import has_scores, write_scores
     from ual_dagster.train.checkpoints import adapter_path, base_model_path
 

@@ -27,7 +27,6 @@ import torch
 
 from ual_dagster.config.training import TrainingConfig
 from ual_dagster.fingerprint import stable_hash
-from ual_dagster.train.versioning import result_affecting_config
 from ual_dagster.train.examples import (
     IGNORE_INDEX,
     Schedule,
@@ -37,7 +36,13 @@ from ual_dagster.train.examples import (
     tokenize_example,
 )
 from ual_dagster.train.loss import uncertainty_smoothed_loss
-from ual_dagster.train.resume import latest_checkpoint, load_checkpoint, remove_checkpoints, save_checkpoint
+from ual_dagster.train.resume import (
+    latest_checkpoint,
+    load_checkpoint,
+    remove_checkpoints,
+    save_checkpoint,
+)
+from ual_dagster.train.versioning import result_affecting_config
 
 __all__ = ["TrainExample", "TrainResult", "render_prompt", "train_lora"]
 

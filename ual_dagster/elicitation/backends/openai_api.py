@@ -36,7 +36,12 @@ from openai import AsyncOpenAI
 from ual_dagster.config.elicitation import ElicitationConfig
 from ual_dagster.elicitation.budget import BudgetExhausted, RunBudget
 from ual_dagster.elicitation.outcome import Outcome, RunStats
-from ual_dagster.elicitation.parsing import dispersion, expected_score, parse_verbalized, score_of_token
+from ual_dagster.elicitation.parsing import (
+    dispersion,
+    expected_score,
+    parse_verbalized,
+    score_of_token,
+)
 from ual_dagster.elicitation.prompt import render_prompt
 from ual_dagster.elicitation.retry import backoff_delay, retry_after_s
 from ual_dagster.elicitation.table import SampleToScore
