@@ -2,11 +2,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.elicitation.fault_server import FaultMix, FaultServer
 from ual_dagster.config.elicitation import ElicitationConfig
 from ual_dagster.loopback import serve_in_thread
 from ual_dagster.storage import DuckDBStore
-
-from tests.elicitation.fault_server import FaultMix, FaultServer
 
 
 @pytest.fixture

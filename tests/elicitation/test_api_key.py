@@ -7,12 +7,11 @@ import logging
 
 import pytest
 
-from ual_dagster.elicitation import elicit_dataset
-from ual_dagster.elicitation.backends.openai_api import LOOPBACK_DUMMY_KEY, resolve_api_key
-
 from tests.elicitation.conftest import openai_cfg
 from tests.elicitation.fault_server import FaultMix
 from tests.elicitation.samples_table import numbered_samples, write_samples
+from ual_dagster.elicitation import elicit_dataset
+from ual_dagster.elicitation.backends.openai_api import LOOPBACK_DUMMY_KEY, resolve_api_key
 
 SECRET = "sk-test-SECRET-4f2a9c77e1"
 

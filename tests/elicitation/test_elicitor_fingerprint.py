@@ -4,7 +4,7 @@ import re
 
 from ual_dagster.config.elicitation import ElicitationConfig
 from ual_dagster.elicitation import elicitor_fingerprint
-from ual_dagster.elicitation.prompt import load_template, render_prompt, extract_task
+from ual_dagster.elicitation.prompt import extract_task, load_template, render_prompt
 
 BASE = dict(backend="openai", model="gpt-4o", base_url="https://api.openai.com/v1")
 

@@ -7,11 +7,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tests.elicitation.samples_table import Sample, write_samples
 from ual_dagster.config.elicitation import ElicitationConfig
 from ual_dagster.elicitation import current_scores, elicit_dataset
 from ual_dagster.elicitation.backends.file_import import ScoreFileError
-
-from tests.elicitation.samples_table import Sample, write_samples
 
 SAMPLES = [Sample("Name a colour.", "", "blue"), Sample("Add 2 and 3.", "", "5"), Sample("Caf\u00e9 review", "menu", "Nice.")]
 

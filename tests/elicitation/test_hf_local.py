@@ -7,12 +7,11 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from tests.elicitation.samples_table import Sample, write_samples
 from ual_dagster.config.elicitation import ElicitationConfig
 from ual_dagster.elicitation import current_scores, elicit_dataset
 from ual_dagster.elicitation.backends.hf_local import model_input_text
 from ual_dagster.elicitation.prompt import ANSWER_PREFIX, render_prompt
-
-from tests.elicitation.samples_table import Sample, write_samples
 
 SAMPLES = [Sample(f"Name a fruit number {i}.", "", "apple" if i % 2 else "pear") for i in range(11)]
 

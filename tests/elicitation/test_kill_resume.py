@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from ual_dagster.elicitation import elicit_dataset
-
 from tests.elicitation.conftest import openai_cfg
 from tests.elicitation.fault_server import FaultMix
 from tests.elicitation.samples_table import numbered_samples, write_samples
+from ual_dagster.elicitation import elicit_dataset
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from tests.elicitation.conftest import openai_cfg
+from tests.elicitation.samples_table import Sample, numbered_samples, write_samples
 from ual_dagster.config import load_profile
 from ual_dagster.elicitation import current_scores, dataset_checks, elicit_dataset
 from ual_dagster.elicitation.heuristic import estimate_open_endedness
 from ual_dagster.elicitation.prompt import TaskText
-
-from tests.elicitation.conftest import openai_cfg
-from tests.elicitation.samples_table import Sample, numbered_samples, write_samples
 
 CLOSED = [
     ("What is 17 + 25?", "", "42"),

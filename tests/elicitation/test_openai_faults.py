@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from ual_dagster.elicitation import elicit_dataset
-from ual_dagster.elicitation.elicitor import elicitor_fingerprint
-
 from tests.elicitation.conftest import openai_cfg
 from tests.elicitation.fault_server import SCORE_OF, FaultMix
 from tests.elicitation.samples_table import numbered_samples, write_samples
+from ual_dagster.elicitation import elicit_dataset
+from ual_dagster.elicitation.elicitor import elicitor_fingerprint
 
 
 def rows_of(store, elicitor):

@@ -3,11 +3,10 @@ from __future__ import annotations
 import pytest
 from scipy.stats import spearmanr
 
+from tests.elicitation.samples_table import Sample, write_samples
 from ual_dagster.config.elicitation import ElicitationConfig
 from ual_dagster.elicitation import coverage_check, current_scores, elicit_dataset, range_check
 from ual_dagster.elicitation.metrics import histogram, percentile, spearman
-
-from tests.elicitation.samples_table import Sample, write_samples
 
 
 def test_oracle_copies_intrinsic_and_fails_rows_without_it(store):

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from ual_dagster.elicitation import elicit_dataset, stale_samples
-from ual_dagster.elicitation.elicitor import elicitor_fingerprint
-from ual_dagster.elicitation.table import UncertaintyRow, utc_now, write_rows
-
 from tests.elicitation.conftest import openai_cfg
 from tests.elicitation.fault_server import FaultMix
 from tests.elicitation.samples_table import numbered_samples, write_samples
+from ual_dagster.elicitation import elicit_dataset, stale_samples
+from ual_dagster.elicitation.elicitor import elicitor_fingerprint
+from ual_dagster.elicitation.table import UncertaintyRow, utc_now, write_rows
 
 
 def _row(sample_id, elicitor, status, u, created):

@@ -23,10 +23,9 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from ual_dagster.elicitation import current_scores, elicit_dataset
-
 from tests.elicitation.conftest import openai_cfg
 from tests.elicitation.samples_table import numbered_samples, write_samples
+from ual_dagster.elicitation import current_scores, elicit_dataset
 
 VOCAB = ["<unk>", "<pad>", "<s>", "</s>", "<|user|>", "<|assistant|>", '{"uncertainty":', "7}"]
 SUCCESSOR = {"<|assistant|>": '{"uncertainty":', '{"uncertainty":': "7}", "7}": "</s>"}

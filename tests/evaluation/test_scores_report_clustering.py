@@ -8,7 +8,13 @@ import math
 import numpy as np
 import pytest
 
-from ual_dagster.config.evaluation import AlpacaEvalConfig, ClusteringConfig, EvaluationConfig, GenerationConfig, LmEvalTaskConfig
+from ual_dagster.config.evaluation import (
+    AlpacaEvalConfig,
+    ClusteringConfig,
+    EvaluationConfig,
+    GenerationConfig,
+    LmEvalTaskConfig,
+)
 from ual_dagster.config.training import MethodConfig
 from ual_dagster.evaluation import evaluate_checkpoint, has_scores, load_eval_data, read_scores, write_scores
 from ual_dagster.evaluation.clustering import cluster_checkpoint, cluster_quality

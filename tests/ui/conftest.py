@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from dagster_dev_server import DagsterDevServer
 from small_profile import LOCATION_NAME, PROJECT_ROOT, UIProfile, write_ui_profile
 

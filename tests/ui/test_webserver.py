@@ -13,11 +13,10 @@ import time
 from pathlib import Path
 
 import duckdb
+import headless_chromium
 import matplotlib.image
 import numpy as np
 import pytest
-
-import headless_chromium
 from dagster_dev_server import DagsterDevServer
 from small_profile import LOCATION_NAME, PROJECT_ROOT, UIProfile
 
