@@ -53,7 +53,7 @@ def test_bad_rows_name_the_file_and_row(store, tmp_path):
     write_samples(store, "f", SAMPLES)
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps({"sample_id": SAMPLES[0].sample_id, "uncertainty": 0.2}) + "\n{not json\n")
-    with pytest.raises(ScoreFileError, match=r"bad.jsonl line 2: not valid JSON"):
+    with pytest.raises(ScoreFileError, match=r"bad.jsonl:2: not valid JSON"):
         elicit_dataset("f", cfg(path), store)
     path.write_text(json.dumps({"sample_id": SAMPLES[0].sample_id, "uncertainty": 1.7}) + "\n")
     with pytest.raises(ScoreFileError, match=r"row 1: 'uncertainty' 1.7 is outside \[0, 1\]"):

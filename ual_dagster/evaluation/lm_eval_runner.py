@@ -24,6 +24,7 @@ from ual_dagster.evaluation.models import CheckpointHandle, Log
 from ual_dagster.evaluation.prompts import render_prompt
 from ual_dagster.evaluation.scores import ScoreRow, clean_number
 from ual_dagster.fingerprint import stable_hash
+from ual_dagster.jsonl import iter_json_objects
 from ual_dagster.storage import ArtifactStore
 
 LM_EVAL_CODE_VERSION = "lm-eval-runner-v1"
@@ -45,17 +46,10 @@ def validate_gsm8k_jsonl(path: Path) -> int:
     if not path.is_file():
         raise FileNotFoundError(f"gsm8k_local: data_path {path} does not exist")
     n = 0
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict) or not isinstance(row.get("question"), str) or not isinstance(row.get("answer"), str):
-                raise ValueError(f"{path}:{lineno}: expected an object with string fields 'question' and 'answer'")
-            n += 1
+    for lineno, row in iter_json_objects(path):
+        if not isinstance(row.get("question"), str) or not isinstance(row.get("answer"), str):
+            raise ValueError(f"{path}:{lineno}: expected an object with string fields 'question' and 'answer'")
+        n += 1
     if n == 0:
         raise ValueError(f"{path}: no rows")
     return n

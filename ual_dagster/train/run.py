@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ual_dagster.config.training import TrainingConfig
+from ual_dagster.jsonl import iter_json_objects
 from ual_dagster.train.examples import TrainExample
 from ual_dagster.train.trainer import TrainResult, train_lora
 
@@ -57,27 +58,18 @@ def write_examples(path: str | Path, examples: list[TrainExample]) -> Path:
 def read_examples(path: str | Path) -> list[TrainExample]:
     """Read and check the examples file; errors name the file, line and reason."""
     examples = []
-    with Path(path).open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{where}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
-            missing = [k for k in EXAMPLE_FIELDS if k not in row]
-            if missing:
-                raise ValueError(f"{where}: missing field(s) {missing}")
-            for k in ("instruction", "input", "output"):
-                if not isinstance(row[k], str):
-                    raise ValueError(f"{where}: field {k!r} must be a string, got {type(row[k]).__name__}")
-            eps = row["epsilon"]
-            if not isinstance(eps, (int, float)) or isinstance(eps, bool) or math.isnan(eps) or not 0 <= eps < 1:
-                raise ValueError(f"{where}: epsilon must be a number in [0, 1), got {eps!r}")
-            examples.append(TrainExample(row["instruction"], row["input"], row["output"], float(eps)))
+    for lineno, row in iter_json_objects(path):
+        where = f"{path}:{lineno}"
+        missing = [k for k in EXAMPLE_FIELDS if k not in row]
+        if missing:
+            raise ValueError(f"{where}: missing field(s) {missing}")
+        for k in ("instruction", "input", "output"):
+            if not isinstance(row[k], str):
+                raise ValueError(f"{where}: field {k!r} must be a string, got {type(row[k]).__name__}")
+        eps = row["epsilon"]
+        if not isinstance(eps, (int, float)) or isinstance(eps, bool) or math.isnan(eps) or not 0 <= eps < 1:
+            raise ValueError(f"{where}: epsilon must be a number in [0, 1), got {eps!r}")
+        examples.append(TrainExample(row["instruction"], row["input"], row["output"], float(eps)))
     if not examples:
         raise ValueError(f"{path}: no training examples")
     return examples

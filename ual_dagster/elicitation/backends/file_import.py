@@ -12,7 +12,6 @@ is imported again.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ from ual_dagster.config.elicitation import ElicitationConfig
 from ual_dagster.elicitation.commit import RowCommitter
 from ual_dagster.elicitation.outcome import Outcome
 from ual_dagster.elicitation.table import SampleToScore
+from ual_dagster.jsonl import iter_json_objects
 
 UNMATCHED_EXAMPLES = 5
 
@@ -49,17 +49,7 @@ def _read_rows(path: Path) -> Iterator[tuple[int, dict]]:
             for n, record in enumerate(csv.DictReader(fh), start=2):  # line 1 is the header
                 yield n, record
     elif suffix in (".jsonl", ".ndjson"):
-        with path.open(encoding="utf-8") as fh:
-            for n, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ScoreFileError(f"{path} line {n}: not valid JSON ({exc.msg})") from None
-                if not isinstance(record, dict):
-                    raise ScoreFileError(f"{path} line {n}: expected a JSON object, got {type(record).__name__}")
-                yield n, record
+        yield from iter_json_objects(path, ScoreFileError)
     elif suffix == ".parquet":
         for n, record in enumerate(pq.read_table(path).to_pylist(), start=1):
             yield n, record
