@@ -36,8 +36,13 @@ def code_version(module_version: str, *config: Any) -> str:
     return stable_hash(module_version, *config, length=12)
 
 
-def config_json(*config: Any) -> str:
-    return canonical_json([c.model_dump(mode="json") if hasattr(c, "model_dump") else c for c in config])
+def _plain(config: Any) -> Any:
+    """JSON-able form of a config section, or of a list of them."""
+    if hasattr(config, "model_dump"):
+        return config.model_dump(mode="json")
+    if isinstance(config, list | tuple):
+        return [_plain(c) for c in config]
+    return config
 
 
 def finish(
@@ -50,23 +55,18 @@ def finish(
     reused: bool = False,
     check_results: list[dg.AssetCheckResult] | None = None,
 ) -> dg.MaterializeResult:
-    """Record the asset's fingerprint (downstream reads it) and build its result."""
-    cfg_json = config_json(config) if config is not None else None
-    store.record_version(key_str(key), fingerprint, cfg_json)
+    """Record the asset's fingerprint (downstream reads it) and build its result; the config
+    the run actually used goes into both the DuckDB record and the metadata."""
+    used = _plain(config) if config is not None else None
+    store.record_version(key_str(key), fingerprint, canonical_json(used) if used is not None else None)
     meta: dict[str, Any] = {"fingerprint": fingerprint, "reused": reused, **metadata}
-    if cfg_json is not None:
-        meta["config"] = dg.MetadataValue.json(_json(cfg_json))
+    if used is not None:
+        meta["config"] = used
     return dg.MaterializeResult(
         data_version=dg.DataVersion(fingerprint),
         metadata={k: _metadata_value(v) for k, v in meta.items()},
         check_results=check_results or [],
     )
-
-
-def _json(text: str) -> Any:
-    import json
-
-    return json.loads(text)
 
 
 def _metadata_value(value: Any) -> Any:

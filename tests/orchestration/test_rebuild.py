@@ -173,6 +173,10 @@ def test_a_second_run_with_nothing_changed_trains_evaluates_and_elicits_nothing(
     assert after["lora"] == before["lora"]  # no marker rewritten: no training step
     assert changed(before, after) == {"retrained": set(), "reevaluated": set(), "elicited": set()}
     assert pipeline.stale() == set()
+    # the config the run used is recorded as data, not as a string of Python reprs
+    event = pipeline.instance.get_latest_materialization_event(dg.AssetKey(["lora_checkpoints", "mixed", "ual"]))
+    used = event.asset_materialization.metadata["config"].value
+    assert used[0]["learning_rate"] == 0.01 and used[1] == {**used[1], "kind": "ual", "eps_max": 0.2}
 
 
 def test_c_a_knob_of_one_method_retrains_only_that_method(pipeline):
@@ -265,6 +269,9 @@ def test_e_a_new_elicitation_prompt_reelicits_and_cascades(pipeline, tmp_path):
     diff = changed(before, pipeline.snapshot())
     assert n_new == n_samples == len(diff["elicited"])  # every sample asked once under the new prompt
     assert diff["retrained"] == set() and diff["reevaluated"] == set()
+    pipeline.materialize()  # a whole CLI-style run re-derives the training sets: same content, same versions
+    assert pipeline.stale() == set()
+    assert changed(before, pipeline.snapshot())["retrained"] == set()
 
     rescaled = tmp_path / "rescaled.txt"
     rescaled.write_text(template.replace("integer from 0 to ${scale_max}", "integer from 0 to 5"))

@@ -65,7 +65,9 @@ def build_training_set(
         scores.update(ds_scores)
     draw = draw_scenario(cfg, candidates)
     rows = [(d, s, float(scores[s])) for d, s in draw.pairs]
-    fingerprint = stable_hash(CODE_VERSION, cfg.model_dump(mode="json"), elicitor, sorted((d, s, round(u, 6)) for d, s, u in rows))
+    # Content only (not the elicitor's name): a new prompt that gives the same scores leaves
+    # the training set's version, and so every checkpoint, as it was.
+    fingerprint = stable_hash(CODE_VERSION, cfg.model_dump(mode="json"), sorted((d, s, round(u, 6)) for d, s, u in rows))
     frame = pd.DataFrame(
         {
             "scenario": scenario,
