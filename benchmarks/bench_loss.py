@@ -416,7 +416,7 @@ def linear_suite(a) -> None:
                             "--base",
                             bases["tiny"],
                             "--examples",
-                            "64",
+                            "128",
                         ],
                         env,
                     )
