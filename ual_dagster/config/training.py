@@ -67,8 +67,8 @@ class TrainingConfig(StrictModel):
     loss_chunk_tokens: int = Field(
         64,
         ge=1,
-        description="tokens per chunk in the smoothed loss; a chunk of (tokens x vocab) floats should fit in "
-        "cache (64 x 32k fp32 = 8 MB); see benchmarks/bench_loss.py",
+        description="tokens per chunk of the smoothed loss on the logits path; a chunk of (tokens x vocab) floats "
+        "should fit in cache (64 x 32k fp32 = 8 MB); the linear path sizes its own (docs/loss.md)",
     )
     loss_impl: Literal["auto", "logits", "linear"] = Field(
         "auto",
