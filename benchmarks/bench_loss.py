@@ -64,7 +64,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-ALPACA = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca" / "alpaca_5000.json"
+# The shared data folder beside the checkout (read by path, never copied): the first
+# ancestor folder holding shared/data/alpaca, so a git worktree deeper down finds it too.
+ALPACA = next(
+    (
+        d / "shared" / "data" / "alpaca" / "alpaca_5000.json"
+        for d in Path(__file__).resolve().parents
+        if (d / "shared" / "data" / "alpaca" / "alpaca_5000.json").is_file()
+    ),
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca" / "alpaca_5000.json",
+)
 METHODS = ["logits", "linear", "torch_ls", "liger"]
 LOGITS_SUITE_METHODS = ["ce", "ual_per_sample", "ce_ls", "label_smoother"]
 
