@@ -9,6 +9,7 @@ import dagster as dg
 from assets.data import data_assets
 from assets.elicitation import reelicitation_schedule, uncertainty_assets
 from assets.evaluation import evaluation_assets
+from assets.runs import dead_run_sweep, sweep_dead_runs_at_load
 from assets.sensors import source_files_sensor
 from assets.training import training_assets
 from ual_dagster.config import Profile, active_profile
@@ -43,7 +44,7 @@ def build_definitions(profile: Profile | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=assets,
         schedules=[reelicitation_schedule(profile, paths.store())],
-        sensors=[automation, source_files_sensor(profile)],
+        sensors=[automation, source_files_sensor(profile), dead_run_sweep],
         resources={
             "duckdb": DuckDBStoreResource(database=str(paths.duckdb)),
             "artifacts": ArtifactStoreResource(root=str(paths.artifacts)),
@@ -52,4 +53,5 @@ def build_definitions(profile: Profile | None = None) -> dg.Definitions:
     )
 
 
+sweep_dead_runs_at_load()
 defs = build_definitions()

@@ -23,6 +23,7 @@ concurrency:
     default_limit: 1         # pools "duckdb" (writers) and "train" (cores / GPU)
 """
 
+
 @dataclass(frozen=True)
 class StatePaths:
     state_dir: Path
