@@ -57,7 +57,7 @@ def test_saved_single_dataset_detects_the_alpaca_schema(tmp_path, store):
 def test_directory_of_data_files_goes_through_load_dataset(tmp_path, store):
     folder = tmp_path / "files"
     folder.mkdir()
-    (folder / "train.jsonl").write_text("\n".join(json.dumps({"question": f"q{i}", "answer": f"a{i}"}) for i in range(4)))
+    (folder / "train.jsonl").write_text("\n".join(json.dumps({"question": f"q{i}", "answer": f"a{i}\n#### {i}"}) for i in range(4)))
     result = build_instruction_set("g", hub(folder), store)
     assert result.n_kept == 4 and result.metadata["schema"] == "gsm8k"
 

@@ -61,7 +61,9 @@ def test_sigkill_mid_run_then_resume(store, fault_server, tmp_path):
     with out.open("w") as fh:
         child = subprocess.Popen(
             [sys.executable, "-c", CHILD, str(store.path), cfg.model_dump_json()],
-            cwd=PROJECT_ROOT, stdout=fh, stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + 60
     while server.total_calls < 250 and child.poll() is None and time.monotonic() < deadline:
