@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ual_dagster.config import ProfileError, load_profile
+from ual_dagster.config import load_profile
 from ual_dagster.config.loader import profile_problems
 from ual_dagster.storage import StatePaths
 
@@ -36,11 +36,7 @@ def _main(argv: list[str]) -> int:
         print(__doc__)
         return 0
     cmd, rest = argv[0], argv[1:]
-    try:
-        profile = load_profile(rest[0] if rest else None)
-    except ProfileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    profile = load_profile(rest[0] if rest else None)  # a ProfileError is reported by main()
     paths = StatePaths.for_profile(profile)
     if cmd == "dagster-home":
         print(paths.ensure().dagster_home)
