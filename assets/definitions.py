@@ -4,6 +4,10 @@ The profile (env UAL_PROFILE: `tiny` by default, `paper`, `cluster` or a YAML pa
 which data sets, scenarios and methods exist, so the asset graph is built from it here.
 """
 
+import os
+import sys
+from pathlib import Path
+
 import dagster as dg
 
 from assets.data import data_assets
@@ -12,7 +16,7 @@ from assets.evaluation import evaluation_assets
 from assets.runs import dead_run_sweep, sweep_dead_runs_at_load
 from assets.sensors import source_files_sensor
 from assets.training import training_assets
-from ual_dagster.config import Profile, active_profile
+from ual_dagster.config import Profile, ProfileError, active_profile
 from ual_dagster.resources import ArtifactStoreResource, DuckDBStoreResource
 from ual_dagster.storage import StatePaths
 
@@ -53,5 +57,17 @@ def build_definitions(profile: Profile | None = None) -> dg.Definitions:
     )
 
 
+def _definitions_or_exit() -> dg.Definitions:
+    """The active profile's definitions. A profile error in the `dagster` CLI becomes its one-line
+    message (the CLI would print ~80 lines of import traceback around it) unless --debug-like
+    UAL_DEBUG=1 is set; the webserver and daemon show the error in their code-location panel."""
+    try:
+        return build_definitions()
+    except (ProfileError, FileNotFoundError) as exc:
+        if Path(sys.argv[0]).name == "dagster" and os.environ.get("UAL_DEBUG") != "1":
+            raise SystemExit(f"error: {exc}") from None
+        raise
+
+
 sweep_dead_runs_at_load()
-defs = build_definitions()
+defs = _definitions_or_exit()
