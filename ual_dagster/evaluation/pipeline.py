@@ -259,14 +259,14 @@ def roll_up_scores(profile: Profile, store: DuckDBStore, upstream: Sequence[str]
 
 
 def write_report(profile: Profile, store: DuckDBStore, artifacts: ArtifactStore, eval_scores_fp: str) -> StepResult:
-    from ual_dagster.evaluation.report import comparison_report
+    from ual_dagster.evaluation.report import REPORT_CODE_VERSION, comparison_report
 
     methods_cfg = {n: m.model_dump(mode="json") for n, m in profile.methods.items()}
-    fp = stable_hash(CODE_VERSION, "report", eval_scores_fp, methods_cfg)
+    fp = stable_hash(CODE_VERSION, REPORT_CODE_VERSION, "report", eval_scores_fp, methods_cfg, profile.experiment.model_dump(mode="json"))
     out = artifacts.path("report", fp)
     reused = artifacts.is_finished("report", fp)
     if not reused:
-        result = comparison_report(store, artifacts.open("report", fp), profile.methods)
+        result = comparison_report(store, artifacts.open("report", fp), profile)
         artifacts.finish("report", fp, {"plots": [str(p) for p in result.plots], **result.metadata})
     md = out / "report.md"
     meta = dict(artifacts.manifest("report", fp))
