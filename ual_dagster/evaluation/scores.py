@@ -74,6 +74,47 @@ class ScoreRow:
         }
 
 
+@dataclass(frozen=True)
+class ItemScore:
+    """One held-out item's value of one metric.
+
+    `item_id` is stable across checkpoints (the testbed's sample_id, or a content hash of
+    the item where the data has no id), so items pair up across methods and seeds. For
+    every aggregate row (token clustering and the length-controlled win rate excepted)
+    the aggregate is the mean of its items' values; `value` is None for an item the
+    metric could not score (e.g. an unjudged AlpacaEval item), which the mean leaves out.
+    """
+
+    benchmark: str
+    item_id: str
+    metric: str
+    value: float | None
+
+
+def item_mean_row(
+    benchmark: str, metric: str, items: Sequence[ItemScore], details: dict[str, Any] | None = None
+) -> ScoreRow:
+    """The aggregate row of `items`: their mean, with stderr = sample sd (ddof 1) / sqrt(n)."""
+    values = [i.value for i in items if i.metric == metric and i.benchmark == benchmark and i.value is not None]
+    value, stderr = mean_and_stderr(values)
+    return ScoreRow(benchmark, metric, value, stderr, len(values), {"stderr": STDERR_FROM_ITEMS, **(details or {})})
+
+
+STDERR_FROM_ITEMS = "sd/sqrt(n) over items"
+
+
+def mean_and_stderr(values: Sequence[float]) -> tuple[float | None, float | None]:
+    """(mean, sample sd with ddof 1 / sqrt(n)); None where undefined (no values; one value for the stderr)."""
+    n = len(values)
+    if n == 0:
+        return None, None
+    mean = math.fsum(values) / n
+    if n < 2:
+        return mean, None
+    var = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, math.sqrt(var / n)
+
+
 def clean_number(x: Any) -> float | None:
     """A finite float, or None for 'N/A', NaN and missing values (never a silent 0)."""
     if x is None or isinstance(x, str):
