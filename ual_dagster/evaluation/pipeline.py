@@ -139,8 +139,8 @@ def _evaluate_seed(
         result.rows,
         benchmarks=benchmarks,
         seed=seed,
-        items=getattr(result, "items", ()),
-    )  # TODO(merge h-metrics): result.items
+        items=result.items,
+    )
     return StepResult(eval_fp, result.metadata)
 
 
