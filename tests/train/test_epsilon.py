@@ -72,3 +72,14 @@ def test_a_profile_rejects_a_match_that_is_not_a_ual_method():
     data["methods"]["bad"] = {"kind": "ls", "match": "sft"}
     with pytest.raises(ValueError, match="methods.bad.match names 'sft', which is not a ual method"):
         Profile.model_validate(data)
+
+
+def test_a_profile_rejects_an_oracle_method_on_data_without_known_uncertainty():
+    from ual_dagster.config import load_profile
+    from ual_dagster.config.profile import Profile
+
+    data = load_profile("examples/profiles/shared_data.yaml").model_dump(mode="json")
+    data["scenarios"]["real"] = {"size": 10, "weights": {"alpaca": 1.0}}
+    data["methods"]["ual_oracle"] = {"kind": "ual", "uncertainty": "oracle"}
+    with pytest.raises(ValueError, match=r"\['ual_oracle'\] use uncertainty 'oracle', but data set\(s\) \['alpaca'\]"):
+        Profile.model_validate(data)
