@@ -22,19 +22,19 @@ def good(i):
 
 def test_every_kind_of_bad_jsonl_row_is_rejected_and_every_good_row_kept(tmp_path, store):
     lines = [
-        good(1),                                                   # 1
-        '{"instruction": "x", "output": "y"',                      # 2 invalid JSON
-        {"instruction": "no output"},                              # 3 missing field
-        {"instruction": "x", "output": "   "},                     # 4 empty field
-        {"instruction": "x", "output": 42},                        # 5 wrong type
-        b'{"instruction": "bad \xff byte", "output": "y"}',        # 6 invalid UTF-8
-        "[1, 2]",                                                  # 7 not an object
-        good(2),                                                   # 8
-        "",                                                        # 9 blank: not a record
-        {"instruction": "x", "output": None},                      # 10 null = missing
-        {"instruction": ["a"], "output": "y"},                     # 11 wrong type
+        good(1),  # 1
+        '{"instruction": "x", "output": "y"',  # 2 invalid JSON
+        {"instruction": "no output"},  # 3 missing field
+        {"instruction": "x", "output": "   "},  # 4 empty field
+        {"instruction": "x", "output": 42},  # 5 wrong type
+        b'{"instruction": "bad \xff byte", "output": "y"}',  # 6 invalid UTF-8
+        "[1, 2]",  # 7 not an object
+        good(2),  # 8
+        "",  # 9 blank: not a record
+        {"instruction": "x", "output": None},  # 10 null = missing
+        {"instruction": ["a"], "output": "y"},  # 11 wrong type
         '{"instruction": "lone \\ud800 surrogate", "output": "y"}',  # 12 undecodable text
-        good(3),                                                   # 13
+        good(3),  # 13
     ]
     path = write_lines(tmp_path / "bad.jsonl", lines)
     result = load(path, store, max_reject_share=1.0)  # every bad row is the point here
@@ -99,7 +99,9 @@ def test_bad_parquet_rows_and_bad_chat_rows(tmp_path, store):
         {"messages": "hi"},
         {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": ""}]},
     ]
-    write_lines(chat, chat_rows + [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}])
+    write_lines(
+        chat, chat_rows + [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}]
+    )
     result = load(chat, store, name="chat", max_reject_share=1.0)
     assert result.n_kept == 1
     assert [r for _, r, _ in read_rejects(store, "chat")] == [

@@ -57,14 +57,16 @@ def test_gsm8k_jsonl_maps_question_and_answer(tmp_path, store):
 
 def test_chat_jsonl_takes_first_user_and_next_assistant_turn(tmp_path, store):
     rows = [
-        {"messages": [
-            {"role": "system", "content": "be brief"},
-            {"role": "assistant", "content": "ignored: before the user"},
-            {"role": "user", "content": "Name a fruit."},
-            {"role": "user", "content": "a second user turn"},
-            {"role": "assistant", "content": "apple"},
-            {"role": "user", "content": "later turns are not used"},
-        ]},
+        {
+            "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "assistant", "content": "ignored: before the user"},
+                {"role": "user", "content": "Name a fruit."},
+                {"role": "user", "content": "a second user turn"},
+                {"role": "assistant", "content": "apple"},
+                {"role": "user", "content": "later turns are not used"},
+            ]
+        },
     ]
     result = load(write_lines(tmp_path / "c.jsonl", rows), store)
     assert result.metadata["schema"] == "chat"
@@ -74,7 +76,10 @@ def test_chat_jsonl_takes_first_user_and_next_assistant_turn(tmp_path, store):
 @pytest.mark.parametrize(
     "columns, expected",
     [
-        ({"instruction": ["i1", "i2"], "input": ["x", None], "output": ["o1", "o2"]}, [("i1", "x", "o1"), ("i2", "", "o2")]),
+        (
+            {"instruction": ["i1", "i2"], "input": ["x", None], "output": ["o1", "o2"]},
+            [("i1", "x", "o1"), ("i2", "", "o2")],
+        ),
         ({"question": ["q1"], "answer": ["a1\n#### 1"]}, [("q1", "", "a1\n#### 1")]),
     ],
 )

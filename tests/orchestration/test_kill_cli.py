@@ -45,7 +45,8 @@ def write_profile(root: Path, base_url: str) -> Path:
     notes = root / "notes.jsonl"
     notes.write_text(
         "".join(
-            json.dumps({"instruction": f"Write a short note about topic [#{i}].", "output": f"Topic {i} is fine."}) + "\n"
+            json.dumps({"instruction": f"Write a short note about topic [#{i}].", "output": f"Topic {i} is fine."})
+            + "\n"
             for i in range(N_SAMPLES)
         )
     )
@@ -59,18 +60,32 @@ def write_profile(root: Path, base_url: str) -> Path:
         base_model={
             "source": "build_tiny",
             "tiny": {
-                "vocab_size": 300, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-                "num_attention_heads": 2, "pretrain_steps": 4, "pretrain_batch_size": 8, "corpus_samples": 100,
+                "vocab_size": 300,
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "pretrain_steps": 4,
+                "pretrain_batch_size": 8,
+                "corpus_samples": 100,
             },
         },
         training={
             "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
-            "learning_rate": 0.01, "epochs": 3, "batch_size": 4, "max_length": 48, "save_every_steps": 4,
+            "learning_rate": 0.01,
+            "epochs": 3,
+            "batch_size": 4,
+            "max_length": 48,
+            "save_every_steps": 4,
         },
     )
     data["elicitation"].update(
-        base_url=base_url, model="fault-model", api_key_env="UAL_TEST_ELICIT_KEY", concurrency=CONCURRENCY,
-        timeout_s=30.0, min_coverage=1.0,
+        base_url=base_url,
+        model="fault-model",
+        api_key_env="UAL_TEST_ELICIT_KEY",
+        concurrency=CONCURRENCY,
+        timeout_s=30.0,
+        min_coverage=1.0,
     )
     data["orchestration"] = {"automation": False, "reelicit_schedule": False}
     path = root / "profile.yaml"
@@ -96,7 +111,11 @@ class Cli:
         with log.open("w") as fh:
             proc = subprocess.Popen(
                 [DAGSTER, "asset", "materialize", "-m", "assets.definitions", "--select", SELECTION],
-                cwd=PROJECT_ROOT, env=self.env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         return proc, log
 

@@ -176,7 +176,9 @@ def check_usable(
     )
     raise DataQualityError(
         f"data set {name!r}: {verdict}, {len(rejects)} of {n_read} rows rejected from {where}; most common reason: "
-        f"{reason} ({count} rows" + (f", e.g. {example.source}" + (f": {example.detail}" if example.detail else "") if example else "") + ")"
+        f"{reason} ({count} rows"
+        + (f", e.g. {example.source}" + (f": {example.detail}" if example.detail else "") if example else "")
+        + ")"
     )
 
 
