@@ -73,7 +73,7 @@ def test_tiny_profile_batch_mode_fills_the_same_rows_as_online(tmp_path):
             assert server.created_batches == len(datasets)
 
             defs = build_definitions(load_profile(batch))
-            sensor = defs.get_sensor_def("uncertainty_batches")
+            sensor = defs.resolve_sensor_def("uncertainty_batches")
             waiting = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
             assert not waiting.run_requests and "in_progress" in (waiting.skip_message or "")
 
