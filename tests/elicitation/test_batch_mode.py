@@ -15,6 +15,7 @@ from ual_dagster.config.elicitation import ElicitationConfig
 from ual_dagster.elicitation import elicit_dataset
 from ual_dagster.elicitation.batch import BatchStillRunning
 from ual_dagster.elicitation.cost import BATCH_PRICE_FACTOR
+from ual_dagster.elicitation.elicitor import elicitor_fingerprint
 from ual_dagster.loopback import serve_in_thread
 from ual_dagster.storage import DuckDBStore
 
@@ -177,3 +178,9 @@ def test_batch_mode_config_errors():
     with pytest.raises(ValueError, match="local-heuristic"):
         ElicitationConfig(backend="openai", model="m", base_url="local-heuristic", mode="batch")
     assert ElicitationConfig(backend="openai", model="m").mode == "online"
+
+
+def test_mode_does_not_change_the_elicitor_so_rows_are_shared_between_modes():
+    online = ElicitationConfig(backend="openai", model="m", base_url="http://127.0.0.1:1/v1")
+    batch = online.model_copy(update={"mode": "batch", "batch_wait_s": 0.0, "batch_retry": "online"})
+    assert elicitor_fingerprint(batch) == elicitor_fingerprint(online)
