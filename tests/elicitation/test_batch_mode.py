@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 
 import openai
@@ -13,7 +14,7 @@ from tests.elicitation.fault_server import SCORE_OF
 from tests.elicitation.samples_table import numbered_samples, write_samples
 from ual_dagster.config.elicitation import ElicitationConfig
 from ual_dagster.elicitation import elicit_dataset
-from ual_dagster.elicitation.batch import BatchStillRunning
+from ual_dagster.elicitation.batch import BatchElicitation, BatchStillRunning
 from ual_dagster.elicitation.cost import BATCH_PRICE_FACTOR
 from ual_dagster.elicitation.elicitor import elicitor_fingerprint
 from ual_dagster.loopback import serve_in_thread
@@ -129,10 +130,12 @@ def test_still_running_fails_with_progress_then_a_rerun_collects_the_same_batch(
     write_samples(store, "slow", numbered_samples(9))
     with serving(server) as url:
         cfg = batch_cfg(url, batch_wait_s=0.05)
+        log: list[str] = []
         with pytest.raises(
             BatchStillRunning, match=r"batch batch_\d+ still running \(0/9 done\), re-run or let the sensor"
         ):
-            elicit_dataset("slow", cfg, store)
+            elicit_dataset("slow", cfg, store, log=log.append)
+        assert any(re.search(r"batch batch_\d+ in_progress \(0/9 done, 0 failed\)", m) for m in log), log
         server.hold = False
         result = elicit_dataset("slow", cfg.model_copy(update={"batch_wait_s": 30.0}), store)
     assert server.created_batches == 1 and result.metadata["batches_created"] == 0
@@ -184,3 +187,36 @@ def test_mode_does_not_change_the_elicitor_so_rows_are_shared_between_modes():
     online = ElicitationConfig(backend="openai", model="m", base_url="http://127.0.0.1:1/v1")
     batch = online.model_copy(update={"mode": "batch", "batch_wait_s": 0.0, "batch_retry": "online"})
     assert elicitor_fingerprint(batch) == elicitor_fingerprint(online)
+
+
+def test_a_crash_after_writing_rows_before_settling_them_asks_nothing_again(store, monkeypatch):
+    server = BatchServer(marker_answerer())
+    write_samples(store, "crash", numbered_samples(8))
+    with serving(server) as url:
+        cfg = batch_cfg(url)
+
+        def crash(self, sample_ids):
+            if sample_ids:
+                raise KeyboardInterrupt("killed")
+
+        with monkeypatch.context() as m:
+            m.setattr(BatchElicitation, "_mark_settled", crash)
+            with pytest.raises(KeyboardInterrupt):
+                elicit_dataset("crash", cfg, store)
+        written = rows(store)
+        assert len(written) == 8 and {r[1] for r in written} == {"ok"}
+        again = elicit_dataset("crash", cfg, store)
+    assert rows(store) == written and again.metadata["calls"] == 0
+    assert server.created_batches == 1 and sum(server.answered.values()) == 8
+
+
+def test_max_calls_caps_the_requests_a_run_submits(store):
+    server = BatchServer(marker_answerer())
+    write_samples(store, "cap", numbered_samples(10))
+    with serving(server) as url:
+        cfg = batch_cfg(url, max_calls=4)
+        first = elicit_dataset("cap", cfg, store)
+        assert first.metadata["budget_exhausted"] == "max_calls=4 reached"
+        assert first.metadata["rows_by_status"]["ok"] == 4 and sum(server.submitted.values()) == 4
+        rest = elicit_dataset("cap", cfg.model_copy(update={"max_calls": None}), store)
+    assert rest.metadata["rows_by_status"]["ok"] == 10 and all(n == 1 for n in server.submitted.values())

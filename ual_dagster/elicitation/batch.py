@@ -185,6 +185,7 @@ class BatchElicitation:
         self.finished: set[str] = set()  # rows written in this run
         self.cancelled_rows: set[str] = set()  # rows a cancelled batch did not run: not resubmitted this run
         self._last_progress = 0.0
+        self._logged_status: dict[str, str] = {}
 
     # -- DuckDB ------------------------------------------------------------------------
     def _open_subs(self) -> list[_Sub]:
@@ -338,14 +339,18 @@ class BatchElicitation:
         return batch
 
     def _progress(self, polled: list) -> None:
+        """Log each batch's status and counts when its status changes, else at most every PROGRESS_LOG_INTERVAL_S."""
         now = time.monotonic()
-        if now - self._last_progress < PROGRESS_LOG_INTERVAL_S:
-            return
-        self._last_progress = now
+        due = now - self._last_progress >= PROGRESS_LOG_INTERVAL_S
         for b in polled:
+            if not due and self._logged_status.get(b.id) == b.status:
+                continue
+            self._logged_status[b.id] = b.status
             c = b.request_counts
             done = f"{c.completed + c.failed}/{c.total} done, {c.failed} failed" if c else "no counts yet"
             self.log(f"{self.dataset}: batch {b.id} {b.status} ({done})")
+        if due and polled:
+            self._last_progress = now
 
     # -- collect -----------------------------------------------------------------------
     def _file_lines(self, file_id: str | None) -> list[dict]:
