@@ -67,7 +67,8 @@ def marker_answerer(
     lock = threading.Lock()
 
     def answer(body: dict) -> tuple[int, dict]:
-        match = MARKER.search(body["messages"][-1]["content"])
+        messages = body.get("messages") or [{}]
+        match = MARKER.search(str(messages[-1].get("content", "")))
         i = int(match.group(1)) if match else -1
         with lock:
             n = seen[i]

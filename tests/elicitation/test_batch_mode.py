@@ -220,3 +220,49 @@ def test_max_calls_caps_the_requests_a_run_submits(store):
         assert first.metadata["rows_by_status"]["ok"] == 4 and sum(server.submitted.values()) == 4
         rest = elicit_dataset("cap", cfg.model_copy(update={"max_calls": None}), store)
     assert rest.metadata["rows_by_status"]["ok"] == 10 and all(n == 1 for n in server.submitted.values())
+
+
+def test_sensor_requests_a_run_for_a_finished_batch_and_for_a_submission_a_kill_left_unsent(tmp_path):
+    import dagster as dg
+    import yaml
+
+    from assets.sensors import uncertainty_batches_sensor
+    from ual_dagster.config import load_profile
+    from ual_dagster.elicitation.batch import ensure_tables
+    from ual_dagster.storage import StatePaths
+
+    server = BatchServer(marker_answerer())
+    with serving(server) as url:
+        path = tmp_path / "p.yaml"
+        state = {"state_dir": str(tmp_path / "state")}
+        path.write_text(
+            yaml.safe_dump({"extends": "tiny", "storage": state, "elicitation": {"mode": "batch", "base_url": url}})
+        )
+        profile = load_profile(str(path))
+        store = StatePaths.for_profile(profile).store()
+        sensor = uncertainty_batches_sensor(profile, store)
+        context = dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral())
+        assert sensor.evaluate_tick(context).skip_message == "no open batches"  # no database yet
+
+        client = openai.OpenAI(base_url=url, api_key="sk-test")
+        line = b'{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m", "messages": [{"role": "user", "content": "[#1]"}]}}\n'
+        file_id = client.files.create(file=("in.jsonl", line), purpose="batch").id
+        batch_id = client.batches.create(
+            input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h"
+        ).id
+        elicitor = elicitor_fingerprint(profile.elicitation)
+        with store.connect() as con:
+            ensure_tables(con)
+            con.execute(
+                "INSERT INTO elicitation_batches (submission_id, dataset, elicitor, base_url, requests, batch_id, status, "
+                "created_at) VALUES ('s1', 'testbed_exact', ?, ?, 1, ?, 'validating', now()), "
+                "('s2', 'testbed_open', ?, ?, 1, NULL, 'preparing', now())",
+                [elicitor, url, batch_id, elicitor, url],
+            )
+        ticks = [sensor.evaluate_tick(context) for _ in range(4)]  # validating -> in_progress -> ... -> completed
+    first, last = ticks[0], ticks[-1]
+    assert [r.run_key for r in first.run_requests] == ["s2:preparing"]
+    assert sorted(r.run_key for r in last.run_requests) == [f"{batch_id}:completed", "s2:preparing"]
+    assert {r.run_key: r.asset_selection[0].to_user_string() for r in last.run_requests}[f"{batch_id}:completed"] == (
+        "uncertainty/testbed_exact"
+    )
