@@ -572,7 +572,8 @@ class BatchElicitation:
         return needs
 
     def _online(self, rows: dict[str, tuple[list[int], list[tuple]]], by_id: dict[str, SampleToScore]) -> None:
-        """batch_retry: online - ask these rows through the online path; their batch attempts and tokens count too."""
+        """batch_retry: online - ask these rows through the online path (all k answers of a consistency row,
+        afresh); their batch attempts and tokens count in the row too."""
         samples = [by_id[sid] for sid in rows]
         self.log(f"{self.dataset}: {len(samples)} rows the batch did not answer usably go online")
 
