@@ -70,6 +70,13 @@ class Profile(StrictModel):
                     raise ValueError(
                         f"methods.{name}.match names {method.match!r}, which is not a ual method; allowed: {ual}"
                     )
+        oracle = [n for n, m in self.methods.items() if m.kind == "ual" and m.uncertainty == "oracle"]
+        unknown_truth = sorted({d for c in self.scenarios.values() for d in c.weights if self.datasets[d].source != "testbed"})
+        if oracle and unknown_truth:
+            raise ValueError(
+                f"methods {oracle} use uncertainty 'oracle', but data set(s) {unknown_truth} have no known intrinsic "
+                "uncertainty (only source 'testbed' has one); drop the oracle method or those data sets from the scenarios"
+            )
         for name in self.experiment.baselines or []:
             if name not in self.methods:
                 raise ValueError(f"experiment.baselines names unknown method {name!r}; allowed: {sorted(self.methods)}")
