@@ -14,7 +14,7 @@ from assets.data import data_assets
 from assets.elicitation import reelicitation_schedule, uncertainty_assets
 from assets.evaluation import evaluation_assets
 from assets.runs import dead_run_sweep, sweep_dead_runs_at_load
-from assets.sensors import source_files_sensor
+from assets.sensors import source_files_sensor, uncertainty_batches_sensor
 from assets.training import training_assets
 from ual_dagster.config import Profile, ProfileError, active_profile
 from ual_dagster.resources import ArtifactStoreResource, DuckDBStoreResource
@@ -48,7 +48,12 @@ def build_definitions(profile: Profile | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=assets,
         schedules=[reelicitation_schedule(profile, paths.store())],
-        sensors=[automation, source_files_sensor(profile), dead_run_sweep],
+        sensors=[
+            automation,
+            source_files_sensor(profile),
+            uncertainty_batches_sensor(profile, paths.store()),
+            dead_run_sweep,
+        ],
         resources={
             "duckdb": DuckDBStoreResource(database=str(paths.duckdb)),
             "artifacts": ArtifactStoreResource(root=str(paths.artifacts)),
