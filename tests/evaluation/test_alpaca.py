@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ual_dagster.config.evaluation import JudgeConfig
-from ual_dagster.evaluation.alpaca import JudgeError, judge_outputs
+from ual_dagster.evaluation.alpaca import JudgeError, _cached_item_scores, judge_outputs
 from ual_dagster.evaluation.judges.loopback_server import ReplyWithStatus
 from ual_dagster.evaluation.judges.testbed_judge import TestbedJudge, parse_judge_prompt
 
@@ -62,6 +62,8 @@ def test_win_rate_and_standard_error_match_hand_computation(tmp_path) -> None:
     assert result.annotations_path.is_file()
     # Per item on the win-rate scale: 100 model win, 50 draw, 0 reference win; their mean is the win rate.
     assert [result.item_scores[s] for s in INSTRUCTIONS] == [50, 0, 100, 50, 0, 100, 50, 0, 50, 0]
+    # An artifact finished before per-item scores were stored gives them back from its annotations.
+    assert _cached_item_scores(tmp_path, {"rows": []}) == result.item_scores
 
     # Annotations are cached in the artifact dir: the second run asks the judge nothing.
     again = judge_outputs(model, refs, JUDGE, tmp_path, valid_answers=valid)
