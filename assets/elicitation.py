@@ -47,6 +47,7 @@ def _uncertainty_asset(profile: Profile, dataset: str) -> dg.AssetsDefinition:
             result.fingerprint,
             result.metadata,
             config={"elicitor": elicitor, **cfg.model_dump(mode="json", exclude={"api_key_env"})},
+            reused=False if result.metadata.get("to_elicit") else None,  # None: unchanged scores = reused
             check_results=[
                 check(o.name, key, o.passed, {"summary": o.description, **o.metadata}) for o in outcomes
             ],

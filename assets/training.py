@@ -88,7 +88,7 @@ def _lora_asset(profile: Profile, scenario: str, method: str) -> dg.AssetsDefini
         started = time.perf_counter()
         result = _launch(context, plan, train_cfg)
         meta = checkpoints.complete_checkpoint(store, arts, plan, result, seconds=round(time.perf_counter() - started, 2))
-        return finish(store, key, plan.fingerprint, meta, config=[train_cfg, method_cfg])
+        return finish(store, key, plan.fingerprint, meta, config=[train_cfg, method_cfg], reused=False)
 
     return _asset
 

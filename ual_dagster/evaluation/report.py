@@ -157,8 +157,13 @@ class ReportResult:
 
 
 def comparison_report(
-    store: DuckDBStore, out_dir: str | Path, methods: Mapping[str, MethodConfig] | None = None
+    store: DuckDBStore,
+    out_dir: str | Path,
+    methods: Mapping[str, MethodConfig] | None = None,
+    uncertainty: pd.DataFrame | None = None,
 ) -> ReportResult:
+    """`uncertainty`: the scores to summarise (dataset, uncertainty), i.e. the current elicitor's
+    (elicitation.metrics.current_uncertainty); without it, every ok row of the table."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     methods = dict(methods or {})
@@ -192,10 +197,12 @@ def comparison_report(
         if n_curves:
             plots.append(plot_training_curves(curves, out_dir / "training_curves.png"))
             lines += ["## Training curves", "", "![training curves](training_curves.png)", ""]
-    if _table_exists(store, "uncertainty"):
+    if uncertainty is None and _table_exists(store, "uncertainty"):
         cols = set(_read(store, "SELECT * FROM uncertainty LIMIT 0").columns)
         where = " WHERE status = 'ok'" if "status" in cols else ""
-        unc = _read(store, f"SELECT dataset, uncertainty FROM uncertainty{where}")
+        uncertainty = _read(store, f"SELECT dataset, uncertainty FROM uncertainty{where}")
+    if uncertainty is not None:
+        unc = uncertainty
         n_unc = len(unc)
         if n_unc:
             plots.append(plot_uncertainty(unc, methods, out_dir / "uncertainty.png"))
