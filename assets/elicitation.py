@@ -1,4 +1,4 @@
-"""uncertainty/<dataset>: elicited scores in DuckDB, their checks and the re-elicitation schedule."""
+"""uncertainty_<dataset>: elicited scores in DuckDB, their checks and the re-elicitation schedule."""
 
 import dagster as dg
 
@@ -12,7 +12,7 @@ CHECKS = ("uncertainty_coverage", "uncertainty_range")
 
 
 def uncertainty_key(dataset: str) -> dg.AssetKey:
-    return dg.AssetKey(["uncertainty", dataset])
+    return dg.AssetKey(f"uncertainty_{dataset}")
 
 
 def _uncertainty_asset(profile: Profile, dataset: str) -> dg.AssetsDefinition:

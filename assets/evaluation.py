@@ -1,4 +1,4 @@
-"""eval_sets, evaluations/<scenario>/<method>, eval_scores, token_clustering, comparison_report."""
+"""eval_sets, eval_<scenario>_<method>, eval_scores, token_clustering, comparison_report."""
 
 import dagster as dg
 
@@ -15,7 +15,7 @@ REPORT_KEY = dg.AssetKey(["comparison_report"])
 
 
 def evaluation_key(scenario: str, method: str) -> dg.AssetKey:
-    return dg.AssetKey(["evaluations", scenario, method])
+    return dg.AssetKey(f"eval_{scenario}_{method}")
 
 
 def _variants(profile: Profile) -> list[tuple[str, str]]:
@@ -64,7 +64,7 @@ def _evaluation_asset(profile: Profile, scenario: str, method: str) -> dg.Assets
         code_version=code_version(pipeline.CODE_VERSION, cfg.model_dump(mode="json", exclude={"clustering"})),
         automation_condition=DATA_OR_CODE_CHANGED,
         pool="train",
-        description=f"lm-eval and AlpacaEval scores of lora_checkpoints/{scenario}/{method} "
+        description=f"lm-eval and AlpacaEval scores of {lora_key(scenario, method).to_user_string()} "
         "(rows in DuckDB table `eval_scores`); skipped when its checkpoint and eval config are unchanged.",
     )
     def _asset(
