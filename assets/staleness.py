@@ -12,6 +12,7 @@ run and are not asked, so the main command (`*eval_scores+`) pays nothing for th
 from __future__ import annotations
 
 import dagster as dg
+from dagster._check import CheckError
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 from dagster._core.loader import LoadingContext
 
@@ -44,9 +45,17 @@ def _ancestors(asset_graph, key: dg.AssetKey) -> set[dg.AssetKey]:
     return seen
 
 
+def _asset_graph(context: dg.AssetExecutionContext):
+    """The code location's graph; an in-process `dg.materialize` has no repository, only its job's graph."""
+    try:
+        return context.repository_def.asset_graph
+    except CheckError:
+        return context.job_def.asset_layer.asset_graph
+
+
 def stale_upstream(context: dg.AssetExecutionContext, key: dg.AssetKey) -> list[str]:
     """'<ancestor>: <why>' for every stale or missing ancestor of `key` that this run does not rebuild."""
-    asset_graph = context.repository_def.asset_graph
+    asset_graph = _asset_graph(context)
     if not asset_graph.has(key):
         return []
     selected = context.run.asset_selection or set()

@@ -109,7 +109,7 @@ class Pipeline:
 
     def checkpoint_of(self) -> dict[str, str]:
         with self.paths.store().connect(read_only=True) as con:
-            rows = con.execute("SELECT asset, fingerprint FROM asset_versions WHERE asset LIKE 'lora\_%' ESCAPE '\'").fetchall()
+            rows = con.execute("SELECT asset, fingerprint FROM asset_versions WHERE asset LIKE 'lora_%'").fetchall()
         return dict(rows)
 
     def eval_rows(self) -> dict[tuple[str, str], set]:

@@ -95,13 +95,18 @@ def probe_items(eval_data: EvalData, n: int, seed: int) -> list[HeldoutItem]:
 
 @torch.no_grad()
 def response_hidden_states(
-    loaded: LoadedCheckpoint, items: list[HeldoutItem], layers: list[int], prompt_template: str, log: Log = None
+    loaded: LoadedCheckpoint,
+    items: list[HeldoutItem],
+    layers: list[int],
+    prompt_template: str,
+    log: Log = None,
+    label: str = "",
 ) -> tuple[dict[int, np.ndarray], np.ndarray]:
     """({layer: (tokens, hidden)}, token ids) over the response tokens of every probe item."""
     tok, model = loaded.tokenizer, loaded.model
     feats: dict[int, list[np.ndarray]] = {layer: [] for layer in layers}
     ids: list[np.ndarray] = []
-    with Progress("token clustering: probe items", len(items), log, unit="items") as progress:
+    with Progress(f"token clustering {label}".rstrip(), len(items), log, unit="items") as progress:
         for it in items:
             prompt = render_prompt(it.instruction, it.input, prompt_template)
             prompt_ids = prompt_token_ids(tok, prompt)
@@ -199,7 +204,7 @@ def cluster_checkpoint(
     out_dir = Path(out_dir)
     items = probe_items(eval_data, cfg.probe_samples, cfg.seed)
     with CheckpointHandle(base_path, adapter_path, device, log) as handle:
-        feats, ids = response_hidden_states(handle.get(), items, cfg.layers, prompt_template, log)
+        feats, ids = response_hidden_states(handle.get(), items, cfg.layers, prompt_template, log, label or checkpoint_fp)
     rows: list[ScoreRow] = []
     plots: list[Path] = []
     for layer, hidden in feats.items():
