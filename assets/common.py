@@ -61,8 +61,8 @@ def finish(
     `reused`: whether the step found its output already built. Left None, it is whether
     the fingerprint equals the one recorded before this run: the same rows or artifact,
     nothing downstream changes (cheap steps that re-derive their output, such as reading a
-    data file, say so on a no-op run). Metadata named `*_histogram` or `*loss_curve` is
-    also drawn (`<name>_plot`), and stale upstream assets outside the run are named
+    data file, say so on a no-op run). Metadata whose name holds `_histogram` or `loss_curve`
+    is also drawn (`<name>_plot`), and stale upstream assets outside the run are named
     (`stale_upstream`, plus a warning in the log).
     """
     from assets.staleness import warn_if_upstream_stale
@@ -96,11 +96,11 @@ def plots_of(metadata: dict[str, Any]) -> dict[str, dg.MetadataValue]:
     for name, value in metadata.items():
         if not isinstance(value, dict):
             continue
-        if name.endswith("_histogram"):
+        if "_histogram" in name:  # also per-seed names such as eps_histogram_seed_0
             bins = value.get("histogram", value)
             if isinstance(bins, dict) and bins and all(isinstance(v, int | float) for v in bins.values()):
                 plots[f"{name}_plot"] = dg.MetadataValue.md(histogram_markdown(bins, name.replace("_", " ")))
-        elif name.endswith("loss_curve") and value and all(isinstance(v, int | float) for v in value.values()):
+        elif "loss_curve" in name and value and all(isinstance(v, int | float) for v in value.values()):
             plots[f"{name}_plot"] = dg.MetadataValue.md(curve_markdown(value, name.replace("_", " ")))
     return plots
 

@@ -50,7 +50,9 @@ def _asset_graph(context: dg.AssetExecutionContext):
     try:
         return context.repository_def.asset_graph
     except CheckError:
-        return context.job_def.asset_layer.asset_graph
+        graph = context.job_def.asset_layer.asset_graph
+        # a job's own graph holds its unselected dependencies as unexecutable stubs, without code versions
+        return getattr(graph, "source_asset_graph", graph)
 
 
 def stale_upstream(context: dg.AssetExecutionContext, key: dg.AssetKey) -> list[str]:
@@ -58,7 +60,8 @@ def stale_upstream(context: dg.AssetExecutionContext, key: dg.AssetKey) -> list[
     asset_graph = _asset_graph(context)
     if not asset_graph.has(key):
         return []
-    selected = context.run.asset_selection or set()
+    # a run without an explicit selection runs its whole job
+    selected = context.run.asset_selection or context.job_def.asset_layer.selected_asset_keys
     outside = sorted(
         (a for a in _ancestors(asset_graph, key) if a not in selected and asset_graph.get(a).is_materializable),
         key=lambda k: k.to_user_string(),

@@ -83,11 +83,11 @@ def test_histograms_and_loss_curves_in_metadata_get_pictures():
     meta = {
         "score_histogram": {"[0.0,0.5)": 4, "[0.5,1.0]": 6},
         "eps_histogram": {"min": 0.0, "max": 0.2, "histogram": {"0.00": 3, "0.10": 5}},
-        "loss_curve": {"25": 3.2, "50": 2.9},
+        "loss_curve_seed_0": {"25": 3.2, "50": 2.9},
         "reject_reasons": {"empty output": 2},  # not a histogram by name: no picture
         "n_kept": 10,
     }
     plots = plots_of(meta)
-    assert set(plots) == {"score_histogram_plot", "eps_histogram_plot", "loss_curve_plot"}
+    assert set(plots) == {"score_histogram_plot", "eps_histogram_plot", "loss_curve_seed_0_plot"}
     for value in plots.values():
         assert len(decode(value.value)) == 1

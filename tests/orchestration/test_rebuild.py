@@ -184,6 +184,8 @@ def test_a_second_run_with_nothing_changed_trains_evaluates_and_elicits_nothing(
     assert pipeline.stale() == set()
     # and every asset says so (issue 12): its output is the one it already had
     assert {k: pipeline.latest_metadata(k)["reused"] for k in pipeline.all_keys()} == dict.fromkeys(pipeline.all_keys(), True)
+    event = pipeline.instance.get_latest_materialization_event(dg.AssetKey("eval_scores"))
+    assert isinstance(event.asset_materialization.metadata["scores_table"], dg.MarkdownMetadataValue)
     # the config the run used is recorded as data, not as a string of Python reprs
     event = pipeline.instance.get_latest_materialization_event(dg.AssetKey("lora_mixed_ual"))
     used = event.asset_materialization.metadata["config"].value
