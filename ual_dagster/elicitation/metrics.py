@@ -1,18 +1,11 @@
-"""Numbers an elicitation run reports: latency percentiles, score histogram, rank correlations,
-and the current elicitor's scores that reports count."""
+"""Numbers an elicitation run reports: latency percentiles, score histogram, rank correlations."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
-import pandas as pd
 from scipy.stats import spearmanr
-
-from ual_dagster.config.elicitation import ElicitationConfig
-from ual_dagster.elicitation.elicitor import elicitor_fingerprint
-from ual_dagster.elicitation.table import scored_samples
-from ual_dagster.storage import DuckDBStore
 
 HISTOGRAM_BINS = 10
 
@@ -43,19 +36,3 @@ def spearman(xs: Sequence[float], ys: Sequence[float]) -> float | None:
         return None
     rho = spearmanr(xs, ys).statistic
     return None if math.isnan(rho) else float(rho)
-
-
-def current_uncertainty(store: DuckDBStore, cfg: ElicitationConfig, datasets: Sequence[str]) -> pd.DataFrame:
-    """The scores training reads: per data set, the configured elicitor's ok score of each
-    current sample (one row per sample; columns dataset, sample_id, uncertainty).
-
-    The uncertainty table keeps every elicitor's rows (the per-row cache), and rows of
-    samples since edited away; counting the table itself counts those too.
-    """
-    elicitor = elicitor_fingerprint(cfg)
-    rows = []
-    with store.connect() as con:
-        for dataset in datasets:
-            scored = scored_samples(con, dataset, elicitor, cfg.elicit_splits)
-            rows += [(dataset, sample_id, float(u)) for sample_id, u, _, _ in scored]
-    return pd.DataFrame(rows, columns=["dataset", "sample_id", "uncertainty"])
