@@ -411,7 +411,13 @@ def test_graph_node_labels_name_one_asset_each(
     labels: dict[str, list[str]] = {}
     with ChromiumPage(binary, tmp_path / "chromium-cdp") as page:
         page.navigate(lineage_url(dagster_ui))
-        page.wait_for("document.querySelectorAll('[data-svg-viewport] [data-tooltip]').length > 0", timeout_s=90)
+        edges = len(_cross_group_edges(nodes))
+        page.wait_for(  # the group boxes and the edges between them are drawn
+            "document.querySelectorAll('[data-svg-viewport] [stroke=\"var(--color-lineage-edge)\"]').length"
+            f" >= {edges}",
+            timeout_s=90,
+            what=f"{edges} edges between the groups",
+        )
         page.screenshot(SCREENSHOTS / "ui_lineage.png")
         page.set_viewport(*GRAPH_VIEWPORT)
         for group in groups:
