@@ -450,8 +450,12 @@ def test_run_log_shows_progress_with_an_eta(dagster_ui: DagsterDevServer, pipeli
     if binary is None:
         pytest.skip("Debian package `chromium` is not installed (apt-get install chromium); CI installs it")
     with ChromiumPage(binary, tmp_path / "chromium-cdp") as page:
-        url = f"{dagster_ui.base_url}/runs/{pipeline_run}"
+        url = f"{dagster_ui.base_url}/runs/{pipeline_run}?logs=elapsed"  # the log filtered to progress lines
         page.navigate(url)
-        page.wait_for("document.body.innerText.includes('elapsed')", timeout_s=90, what="progress lines in the run log")
+        page.wait_for(
+            "document.body.innerText.includes('pre-training') && document.body.innerText.includes('ETA')",
+            timeout_s=90,
+            what="progress lines in the run log",
+        )
         page.screenshot(SCREENSHOTS / "ui_run_log.png")
         assert page.responses[url]["status"] == 200
