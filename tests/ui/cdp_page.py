@@ -117,9 +117,13 @@ class ChromiumPage:
         deadline = time.monotonic() + timeout_s
         value = None
         while time.monotonic() < deadline:
-            value = self.evaluate(expression)
-            if value:
-                return value
+            try:
+                value = self.evaluate(expression)
+            except CDPError as exc:  # e.g. no document.body yet while the page navigates
+                value = f"script error: {exc}"[:300]
+            else:
+                if value:
+                    return value
             time.sleep(0.25)
         raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what or expression} (last: {value!r})")
 
