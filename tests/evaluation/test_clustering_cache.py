@@ -29,3 +29,15 @@ def test_results_of_every_fingerprint_are_kept(tmp_path):
 def test_unclusterable_inputs_raise_the_input_error():
     with pytest.raises(ClusteringInputError, match="at least 2 token ids"):
         cluster_quality(np.random.default_rng(0).normal(size=(5, 4)), np.arange(5), max_tokens=100, seed=0)
+
+
+def test_writing_no_rows_removes_the_benchmarks_rows(tmp_path):
+    """A checkpoint whose clustering failed keeps no clustering rows of an earlier config."""
+    from ual_dagster.evaluation.scores import read_scores, write_scores
+
+    store = DuckDBStore(tmp_path / "db.duckdb")
+    row = ScoreRow("token_clustering", "silhouette@L-1", 0.25, None, 120)
+    write_scores(store, "mixed", "ual", "ck", "fp-a", [row], benchmarks=["token_clustering"])
+    assert len(read_scores(store)) == 1
+    write_scores(store, "mixed", "ual", "ck", "fp-b", [], benchmarks=["token_clustering"])
+    assert read_scores(store).empty
