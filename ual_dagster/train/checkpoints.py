@@ -107,7 +107,7 @@ def variant_checkpoints(store: DuckDBStore, scenario: str, method: str) -> dict[
             [scenario, method],
         ).fetchall()
     if not rows:
-        raise RuntimeError(f"no checkpoints recorded for {scenario}/{method}; materialise lora_checkpoints first")
+        raise RuntimeError(f"no checkpoints recorded for {scenario}/{method}; materialise lora_{scenario}_{method} first")
     return {int(seed): fp for seed, fp in rows}
 
 
