@@ -12,7 +12,9 @@ def rendered_hook() -> str:
     setup = (ROOT / "scripts/setup.sh").read_text().splitlines()
     start = next(i for i, line in enumerate(setup) if line.startswith("  cat >> .venv/bin/activate <<HOOK"))
     end = next(i for i in range(start + 1, len(setup)) if setup[i] == "HOOK")
-    script = "\n".join(['ROOT=/project; HOOK_BEGIN="# >>> ual-dagster >>>"', "cat <<HOOK", *setup[start + 1 : end], "HOOK"])
+    script = "\n".join(
+        ['ROOT=/project; HOOK_BEGIN="# >>> ual-dagster >>>"', "cat <<HOOK", *setup[start + 1 : end], "HOOK"]
+    )
     return subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout
 
 
