@@ -54,14 +54,29 @@ def finish(
     metadata: dict[str, Any],
     *,
     config: Any = None,
-    reused: bool = False,
+    reused: bool | None = None,
     check_results: list[dg.AssetCheckResult] | None = None,
 ) -> dg.MaterializeResult:
     """Record the asset's fingerprint (downstream reads it) and build its result; the config
-    the run actually used goes into both the DuckDB record and the metadata."""
+    the run actually used goes into both the DuckDB record and the metadata.
+
+    `reused`: whether the step found its output already built. Left None, it is whether
+    the fingerprint equals the one recorded before this run: the same rows or artifact,
+    nothing downstream changes (cheap steps that re-derive their output, such as reading a
+    data file, say so on a no-op run). Metadata whose name holds `_histogram` or `loss_curve`
+    is also drawn (`<name>_plot`), and stale upstream assets outside the run are named
+    (`stale_upstream`, plus a warning in the log).
+    """
+    from assets.staleness import warn_if_upstream_stale
+
+    if reused is None:
+        reused = store.get_version(key_str(key)) == fingerprint
     used = _plain(config) if config is not None else None
     store.record_version(key_str(key), fingerprint, canonical_json(used) if used is not None else None)
-    meta: dict[str, Any] = {"fingerprint": fingerprint, "reused": reused, **metadata}
+    meta: dict[str, Any] = {"fingerprint": fingerprint, "reused": reused, **metadata, **plots_of(metadata)}
+    stale = warn_if_upstream_stale(key)
+    if stale:
+        meta["stale_upstream"] = stale
     if used is not None:
         meta["config"] = used
     return dg.MaterializeResult(
@@ -69,6 +84,27 @@ def finish(
         metadata={k: _metadata_value(v) for k, v in meta.items()},
         check_results=check_results or [],
     )
+
+
+def plots_of(metadata: dict[str, Any]) -> dict[str, dg.MetadataValue]:
+    """Pictures of the histograms and loss curves in `metadata`, as Markdown images the UI shows.
+
+    A histogram is {bin label: count} (or a dict holding one under "histogram", as the
+    trainer's eps statistics do); a loss curve is {step: loss}.
+    """
+    from ual_dagster.figures import curve_markdown, histogram_markdown
+
+    plots: dict[str, dg.MetadataValue] = {}
+    for name, value in metadata.items():
+        if not isinstance(value, dict):
+            continue
+        if "_histogram" in name:  # also per-seed names such as eps_histogram_seed_0
+            bins = value.get("histogram", value)
+            if isinstance(bins, dict) and bins and all(isinstance(v, int | float) for v in bins.values()):
+                plots[f"{name}_plot"] = dg.MetadataValue.md(histogram_markdown(bins, name.replace("_", " ")))
+        elif "loss_curve" in name and value and all(isinstance(v, int | float) for v in value.values()):
+            plots[f"{name}_plot"] = dg.MetadataValue.md(curve_markdown(value, name.replace("_", " ")))
+    return plots
 
 
 def _metadata_value(value: Any) -> Any:

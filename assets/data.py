@@ -1,4 +1,8 @@
-"""instruction_sets/<dataset> and training_sets/<scenario>, with their checks."""
+"""instructions_<dataset> and training_set_<scenario>, with their checks.
+
+Keys are one word each, named after the step, because the UI labels a graph node with the
+last part of its key only (`instruction_sets/x` and `uncertainty/x` would both read "x").
+"""
 
 import dagster as dg
 
@@ -12,11 +16,11 @@ from ual_dagster.resources import DuckDBStoreResource
 
 
 def instruction_set_key(dataset: str) -> dg.AssetKey:
-    return dg.AssetKey(["instruction_sets", dataset])
+    return dg.AssetKey(f"instructions_{dataset}")
 
 
 def training_set_key(scenario: str) -> dg.AssetKey:
-    return dg.AssetKey(["training_sets", scenario])
+    return dg.AssetKey(f"training_set_{scenario}")
 
 
 def _instruction_set_asset(profile: Profile, dataset: str) -> dg.AssetsDefinition:
@@ -72,7 +76,7 @@ def _training_set_asset(profile: Profile, scenario: str) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=key,
-        group_name="data",
+        group_name="training",  # it reads elicited scores: in "data" the group graph would loop back
         kinds={"duckdb"},
         deps=[uncertainty_key(d) for d in datasets],
         code_version=code_version(TRAINING_SET_CODE_VERSION, cfg),

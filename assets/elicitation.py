@@ -1,4 +1,4 @@
-"""uncertainty/<dataset>: elicited scores in DuckDB, their checks and the re-elicitation schedule."""
+"""uncertainty_<dataset>: elicited scores in DuckDB, their checks and the re-elicitation schedule."""
 
 import dagster as dg
 
@@ -12,7 +12,7 @@ CHECKS = ("uncertainty_coverage", "uncertainty_range")
 
 
 def uncertainty_key(dataset: str) -> dg.AssetKey:
-    return dg.AssetKey(["uncertainty", dataset])
+    return dg.AssetKey(f"uncertainty_{dataset}")
 
 
 def _uncertainty_asset(profile: Profile, dataset: str) -> dg.AssetsDefinition:
@@ -55,6 +55,7 @@ def _uncertainty_asset(profile: Profile, dataset: str) -> dg.AssetsDefinition:
             result.fingerprint,
             result.metadata,
             config={"elicitor": elicitor, **cfg.model_dump(mode="json", exclude={"api_key_env"})},
+            reused=False if result.metadata.get("to_elicit") else None,  # None: unchanged scores = reused
             check_results=[check(o.name, key, o.passed, {"summary": o.description, **o.metadata}) for o in outcomes],
         )
 

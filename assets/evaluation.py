@@ -1,8 +1,8 @@
-"""eval_sets, evaluations/<scenario>/<method>, eval_scores, token_clustering, comparison_report."""
+"""eval_sets, eval_<scenario>_<method>, eval_scores, token_clustering, comparison_report."""
 
 import dagster as dg
 
-from assets.common import DATA_OR_CODE_CHANGED, code_version, finish, key_str
+from assets.common import DATA_OR_CODE_CHANGED, check, code_version, finish, key_str
 from assets.data import instruction_set_key
 from assets.training import BASE_MODEL_KEY, lora_key
 from ual_dagster.config import Profile
@@ -15,7 +15,7 @@ REPORT_KEY = dg.AssetKey(["comparison_report"])
 
 
 def evaluation_key(scenario: str, method: str) -> dg.AssetKey:
-    return dg.AssetKey(["evaluations", scenario, method])
+    return dg.AssetKey(f"eval_{scenario}_{method}")
 
 
 def _variants(profile: Profile) -> list[tuple[str, str]]:
@@ -64,7 +64,7 @@ def _evaluation_asset(profile: Profile, scenario: str, method: str) -> dg.Assets
         code_version=code_version(pipeline.CODE_VERSION, cfg.model_dump(mode="json", exclude={"clustering"})),
         automation_condition=DATA_OR_CODE_CHANGED,
         pool="train",
-        description=f"lm-eval and AlpacaEval scores of lora_checkpoints/{scenario}/{method} "
+        description=f"lm-eval and AlpacaEval scores of {lora_key(scenario, method).to_user_string()} "
         "(rows in DuckDB table `eval_scores`); skipped when its checkpoint and eval config are unchanged.",
     )
     def _asset(
@@ -105,11 +105,14 @@ def token_clustering_asset(profile: Profile) -> dg.AssetsDefinition:
         automation_condition=DATA_OR_CODE_CHANGED,
         pool="train",
         description="The paper's feature-space analysis: clustering quality of response-token hidden states by "
-        "token identity (silhouette, Davies-Bouldin) per checkpoint and layer, with 2-D projections.",
+        "token identity (silhouette, Davies-Bouldin) per checkpoint and layer, with 2-D projections. A side "
+        "analysis: a checkpoint it cannot score fails the WARN check `clustering_complete`, not the scores.",
+        check_specs=[dg.AssetCheckSpec("clustering_complete", asset=TOKEN_CLUSTERING_KEY)],
     )
     def _asset(
         context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource, artifacts: ArtifactStoreResource
     ) -> dg.MaterializeResult:
+        from ual_dagster.figures import markdown_image
         from ual_dagster.train.checkpoints import variant_checkpoints
 
         store, arts = duckdb.store(), artifacts.store()
@@ -125,7 +128,23 @@ def token_clustering_asset(profile: Profile) -> dg.AssetsDefinition:
             seed=seed,
             log=context.log.info,
         )
-        return finish(store, TOKEN_CLUSTERING_KEY, result.fingerprint, result.metadata, config=cfg, reused=result.reused)
+        meta = dict(result.metadata)
+        plots = meta.pop("plots", {})
+        if plots:
+            meta["plots"] = dg.MetadataValue.md(
+                "\n\n".join(f"**{label}**\n\n{markdown_image(path, label)}" for label, path in plots.items())
+            )
+        failed = meta.get("failed", {})
+        complete = check("clustering_complete", TOKEN_CLUSTERING_KEY, not failed, {"failed": failed}, warn=True)
+        return finish(
+            store,
+            TOKEN_CLUSTERING_KEY,
+            result.fingerprint,
+            meta,
+            config=cfg,
+            reused=result.reused,
+            check_results=[complete],
+        )
 
     return _asset
 
@@ -151,7 +170,10 @@ def eval_scores_asset(profile: Profile) -> dg.AssetsDefinition:
         upstream = [store.require_version(key_str(evaluation_key(s, m))) for s, m in variants]
         upstream.append(store.require_version(key_str(TOKEN_CLUSTERING_KEY)))
         result = pipeline.roll_up_scores(profile, store, upstream)
-        return finish(store, EVAL_SCORES_KEY, result.fingerprint, result.metadata)
+        meta = dict(result.metadata)
+        if isinstance(meta.get("scores_table"), str):
+            meta["scores_table"] = dg.MetadataValue.md(meta["scores_table"])
+        return finish(store, EVAL_SCORES_KEY, result.fingerprint, meta)
 
     return _asset
 
@@ -175,12 +197,29 @@ def comparison_report_asset(profile: Profile) -> dg.AssetsDefinition:
         store, arts = duckdb.store(), artifacts.store()
         result = pipeline.write_report(profile, store, arts, store.require_version(key_str(EVAL_SCORES_KEY)))
         meta = dict(result.metadata)
-        if result.markdown_path:
-            meta["report"] = dg.MetadataValue.path(str(result.markdown_path))
-            meta["preview"] = dg.MetadataValue.md(result.markdown_text[:20000])
+        meta.update(report_metadata(result.markdown_path, result.markdown_text, meta.get("plots") or []))
         return finish(store, REPORT_KEY, result.fingerprint, meta, reused=result.reused)
 
     return _asset
+
+
+def report_metadata(markdown_path, markdown_text: str, plots: list) -> dict[str, dg.MetadataValue]:
+    """The report as Markdown whose images carry their PNGs (data: URIs: the UI cannot reach the
+    state folder), plus any plot the Markdown does not show, each as its own image."""
+    from pathlib import Path
+
+    from ual_dagster.figures import inline_markdown_images, markdown_image
+
+    out: dict[str, dg.MetadataValue] = {}
+    shown: list[Path] = []
+    if markdown_path:
+        out["report"] = dg.MetadataValue.path(str(markdown_path))
+        text, shown = inline_markdown_images(markdown_text, Path(markdown_path).parent)
+        out["preview"] = dg.MetadataValue.md(text)
+    for plot in map(Path, plots):
+        if plot.suffix.lower() == ".png" and plot.is_file() and plot not in shown:
+            out[f"plot_{plot.stem}"] = dg.MetadataValue.md(markdown_image(plot, plot.stem))
+    return out
 
 
 def evaluation_assets(profile: Profile) -> list[dg.AssetsDefinition]:

@@ -1,4 +1,4 @@
-"""base_model and lora_checkpoints/<scenario>/<method>: content-addressed model artifacts."""
+"""base_model and lora_<scenario>_<method>: content-addressed model artifacts."""
 
 import json
 import time
@@ -17,7 +17,7 @@ BASE_MODEL_KEY = dg.AssetKey(["base_model"])
 
 
 def lora_key(scenario: str, method: str) -> dg.AssetKey:
-    return dg.AssetKey(["lora_checkpoints", scenario, method])
+    return dg.AssetKey(f"lora_{scenario}_{method}")
 
 
 def base_model_asset(profile: Profile) -> dg.AssetsDefinition:

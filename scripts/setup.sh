@@ -34,6 +34,10 @@ export UAL_PROJECT_ROOT="$ROOT"
 export DAGSTER_CLI_ASSET_MATERIALIZE_MODULE_NAME=assets.definitions
 export DAGSTER_CLI_ASSET_MATERIALIZE_WORKING_DIRECTORY="$ROOT"
 export HF_HUB_DISABLE_TELEMETRY=1
+# 'dagster asset materialize' warns on every run that it is superseded by 'dg launch', which
+# does not take -m; the filter matches that one message (a category filter would import dagster
+# at every interpreter start).
+export PYTHONWARNINGS="ignore:Function \\\`asset_materialize_command\\\` is superseded"
 # DAGSTER_HOME follows the active profile (UAL_PROFILE); re-run 'ual_profile NAME' to switch.
 ual_profile() {
   if [ -n "\${1:-}" ]; then export UAL_PROFILE="\$1"; fi

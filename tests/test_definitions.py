@@ -13,13 +13,13 @@ def test_definitions_load_and_validate(name):
     defs = build_definitions(profile)
     dg.Definitions.validate_loadable(defs)
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    variants = {f"{s}/{m}" for s in profile.scenarios for m in profile.methods}
+    variants = {f"{s}_{m}" for s in profile.scenarios for m in profile.methods}
     expected = (
-        {f"instruction_sets/{d}" for d in profile.datasets}
-        | {f"uncertainty/{d}" for d in profile.datasets}
-        | {f"training_sets/{s}" for s in profile.scenarios}
-        | {f"lora_checkpoints/{v}" for v in variants}
-        | {f"evaluations/{v}" for v in variants}
+        {f"instructions_{d}" for d in profile.datasets}
+        | {f"uncertainty_{d}" for d in profile.datasets}
+        | {f"training_set_{s}" for s in profile.scenarios}
+        | {f"lora_{v}" for v in variants}
+        | {f"eval_{v}" for v in variants}
         | {"base_model", "eval_sets", "token_clustering", "eval_scores", "comparison_report"}
     )
     assert keys == expected
@@ -33,10 +33,10 @@ def test_lineage_of_the_tiny_profile():
     def parents(key: str) -> set[str]:
         return {k.to_user_string() for k in graph.get(dg.AssetKey.from_user_string(key)).parent_keys}
 
-    assert parents("uncertainty/testbed_open") == {"instruction_sets/testbed_open"}
-    assert parents("training_sets/mixed") == {"uncertainty/testbed_open", "uncertainty/testbed_exact"}
-    assert parents("lora_checkpoints/mixed/ual") == {"training_sets/mixed", "base_model"}
-    assert parents("evaluations/mixed/ual") == {"lora_checkpoints/mixed/ual", "eval_sets", "base_model"}
-    assert "evaluations/low_entropy/sft" in parents("eval_scores")
+    assert parents("uncertainty_testbed_open") == {"instructions_testbed_open"}
+    assert parents("training_set_mixed") == {"uncertainty_testbed_open", "uncertainty_testbed_exact"}
+    assert parents("lora_mixed_ual") == {"training_set_mixed", "base_model"}
+    assert parents("eval_mixed_ual") == {"lora_mixed_ual", "eval_sets", "base_model"}
+    assert "eval_low_entropy_sft" in parents("eval_scores")
     assert parents("comparison_report") == {"eval_scores"}
     assert graph.get(dg.AssetKey(["base_model"])).parent_keys == set()  # its corpus is generated, not read

@@ -49,7 +49,7 @@ def table(profile_path: str) -> list[tuple]:
 
 def test_tiny_profile_batch_mode_fills_the_same_rows_as_online(tmp_path):
     datasets = list(load_profile("tiny").datasets)
-    keys = [f"instruction_sets/{d}" for d in datasets] + [f"uncertainty/{d}" for d in datasets]
+    keys = [f"instructions_{d}" for d in datasets] + [f"uncertainty_{d}" for d in datasets]
 
     (tmp_path / "online").mkdir()
     online = write_profile(tmp_path / "online", {})

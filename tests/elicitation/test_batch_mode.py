@@ -264,5 +264,5 @@ def test_sensor_requests_a_run_for_a_finished_batch_and_for_a_submission_a_kill_
     assert [r.run_key for r in first.run_requests] == ["s2:preparing"]
     assert sorted(r.run_key for r in last.run_requests) == [f"{batch_id}:completed", "s2:preparing"]
     assert {r.run_key: r.asset_selection[0].to_user_string() for r in last.run_requests}[f"{batch_id}:completed"] == (
-        "uncertainty/testbed_exact"
+        "uncertainty_testbed_exact"
     )

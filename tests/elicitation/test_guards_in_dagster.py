@@ -38,7 +38,7 @@ def test_an_all_rejected_data_set_fails_its_asset_with_a_one_line_description(tm
     )
     datasets = {"bad": {"source": "file", "entropy": "high", "path": str(dolly), "format": "alpaca_jsonl"}}
     profile = small_profile(tmp_path, datasets, {"s": {"size": 2, "weights": {"bad": 1.0}}})
-    result = materialize(profile, tmp_path, ["instruction_sets/bad"])
+    result = materialize(profile, tmp_path, ["instructions_bad"])
     assert not result.success
     (failure,) = [e for e in result.all_events if e.is_step_failure]
     description = failure.step_failure_data.user_failure_data.description
@@ -58,10 +58,10 @@ def test_a_failing_coverage_check_blocks_the_training_set(tmp_path):
     profile = small_profile(
         tmp_path, datasets, {"s": {"size": 10, "weights": {"exact": 1.0}}}, max_calls=5, concurrency=2
     )
-    result = materialize(profile, tmp_path, ["instruction_sets/exact", "uncertainty/exact", "training_sets/s"])
+    result = materialize(profile, tmp_path, ["instructions_exact", "uncertainty_exact", "training_set_s"])
     assert not result.success
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks["uncertainty_coverage"].passed is False
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert "uncertainty/exact" in materialized  # the paid-for answers are kept
-    assert "training_sets/s" not in materialized  # never trained on a partly scored data set
+    assert "uncertainty_exact" in materialized  # the paid-for answers are kept
+    assert "training_set_s" not in materialized  # never trained on a partly scored data set

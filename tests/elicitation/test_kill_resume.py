@@ -73,7 +73,7 @@ def test_sigkill_mid_run_then_resume(store, fault_server, tmp_path):
     child.wait()
     assert child.returncode == -signal.SIGKILL
 
-    reported = [int(n) for n in re.findall(r"committed (\d+)/600", out.read_text())]
+    reported = [int(n) for n in re.findall(r"committed: (\d+)/600", out.read_text())]
     assert reported, out.read_text()
     committed = ok_rows(store)
     assert 0 < len(committed) < 600

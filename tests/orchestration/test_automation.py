@@ -78,7 +78,7 @@ def test_reelicitation_schedule_requests_only_datasets_with_missing_rows(tmp_pat
             instance=instance, repository_def=defs.get_repository_def(), scheduled_execution_time=datetime.now(timezone.utc)
         )
         requests = schedule.evaluate_tick(ctx).run_requests
-    assert [r.asset_selection for r in requests] == [[dg.AssetKey(["uncertainty", "testbed_open"])]]
+    assert [r.asset_selection for r in requests] == [[dg.AssetKey("uncertainty_testbed_open")]]
 
     elicit_dataset("testbed_open", profile.elicitation, store)
     with dg.DagsterInstance.ephemeral() as instance:
@@ -109,4 +109,4 @@ def test_source_files_sensor_requests_the_changed_dataset_only(tmp_path):
     assert not quiet.run_requests
     files["b"].write_text(files["b"].read_text() + '{"instruction": "z", "input": "", "output": "w"}\n')
     tick = sensor.evaluate_tick(dg.build_sensor_context(cursor=quiet.cursor))
-    assert [r.asset_selection for r in tick.run_requests] == [[dg.AssetKey(["instruction_sets", "b"])]]
+    assert [r.asset_selection for r in tick.run_requests] == [[dg.AssetKey("instructions_b")]]

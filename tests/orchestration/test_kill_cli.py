@@ -37,7 +37,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 N_SAMPLES = 40
 CONCURRENCY = 4
-SELECTION = "*lora_checkpoints/mixed/ual"
+SELECTION = "*lora_mixed_ual"
 RUN_TIMEOUT_S = 420  # a loaded 2-core machine; a healthy run takes well under a minute here
 
 

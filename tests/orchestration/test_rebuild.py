@@ -8,6 +8,7 @@ staleness is read from the instance with the same resolver the UI uses.
 """
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -80,12 +81,20 @@ class Pipeline:
     def defs(self) -> dg.Definitions:
         return build_definitions(load_profile(str(self.profile_path)))
 
-    def materialize(self, keys: list[str] | None = None) -> None:
+    def materialize(self, keys: list[str] | None = None) -> dg.ExecuteInProcessResult:
         defs = self.defs()
         assets = list(defs.assets)
         selection = [dg.AssetKey.from_user_string(k) for k in keys] if keys is not None else None
         result = dg.materialize(assets, resources=defs.resources, instance=self.instance, selection=selection)
         assert result.success
+        return result
+
+    def latest_metadata(self, key: str) -> dict:
+        event = self.instance.get_latest_materialization_event(dg.AssetKey.from_user_string(key))
+        return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+    def all_keys(self) -> list[str]:
+        return sorted(k.to_user_string() for k in self.defs().resolve_asset_graph().get_all_asset_keys())
 
     def reconfigure(self, **edits) -> None:
         make_profile(self.root, **edits)
@@ -100,7 +109,7 @@ class Pipeline:
 
     def checkpoint_of(self) -> dict[str, str]:
         with self.paths.store().connect(read_only=True) as con:
-            rows = con.execute("SELECT asset, fingerprint FROM asset_versions WHERE asset LIKE 'lora_checkpoints/%'").fetchall()
+            rows = con.execute("SELECT asset, fingerprint FROM asset_versions WHERE asset LIKE 'lora_%'").fetchall()
         return dict(rows)
 
     def eval_rows(self) -> dict[tuple[str, str], set]:
@@ -173,19 +182,30 @@ def test_a_second_run_with_nothing_changed_trains_evaluates_and_elicits_nothing(
     assert after["lora"] == before["lora"]  # no marker rewritten: no training step
     assert changed(before, after) == {"retrained": set(), "reevaluated": set(), "elicited": set()}
     assert pipeline.stale() == set()
+    # and every asset says so (issue 12): its output is the one it already had
+    assert {k: pipeline.latest_metadata(k)["reused"] for k in pipeline.all_keys()} == dict.fromkeys(pipeline.all_keys(), True)
+    event = pipeline.instance.get_latest_materialization_event(dg.AssetKey("eval_scores"))
+    assert isinstance(event.asset_materialization.metadata["scores_table"], dg.MarkdownMetadataValue)
     # the config the run used is recorded as data, not as a string of Python reprs
-    event = pipeline.instance.get_latest_materialization_event(dg.AssetKey(["lora_checkpoints", "mixed", "ual"]))
+    event = pipeline.instance.get_latest_materialization_event(dg.AssetKey("lora_mixed_ual"))
     used = event.asset_materialization.metadata["config"].value
     assert used[0]["learning_rate"] == 0.01 and used[1] == {**used[1], "kind": "ual", "eps_max": 0.2}
 
 
 def test_c_a_knob_of_one_method_retrains_only_that_method(pipeline):
     pipeline.reconfigure(**{"methods.ual.eps_max": 0.3})
-    assert pipeline.stale() == {"lora_checkpoints/low_entropy/ual", "lora_checkpoints/mixed/ual"}  # (f): CODE
+    assert pipeline.stale() == {"lora_low_entropy_ual", "lora_mixed_ual"}  # (f): CODE
     before = pipeline.snapshot()
+    # a bare `--select eval_scores` republishes the old scores, and says that its upstream is stale
+    result = pipeline.materialize(["eval_scores"])
+    stale = pipeline.latest_metadata("eval_scores")["stale_upstream"]
+    assert [line.split(":")[0] for line in stale] == ["lora_low_entropy_ual", "lora_mixed_ual"], stale
+    assert all("code version" in line for line in stale), stale
+    warnings = [e.user_message for e in pipeline.instance.all_logs(result.run_id) if e.level == logging.WARNING]
+    assert any("lora_mixed_ual" in w and "stale" in w for w in warnings), warnings
     pipeline.materialize()
     diff = changed(before, pipeline.snapshot())
-    assert diff["retrained"] == {"lora_checkpoints/low_entropy/ual", "lora_checkpoints/mixed/ual"}
+    assert diff["retrained"] == {"lora_low_entropy_ual", "lora_mixed_ual"}
     assert diff["reevaluated"] == {"low_entropy/ual", "mixed/ual"}
     assert diff["elicited"] == set()
     assert pipeline.stale() == set()
@@ -193,7 +213,7 @@ def test_c_a_knob_of_one_method_retrains_only_that_method(pipeline):
 
 def test_d_an_eval_setting_reruns_only_evaluation(pipeline):
     pipeline.reconfigure(**{"methods.ual.eps_max": 0.3, "evaluation.generation.max_new_tokens": 5})
-    assert pipeline.stale() == {f"evaluations/{s}/{m}" for s in ("low_entropy", "mixed") for m in ("sft", "ual")}
+    assert pipeline.stale() == {f"eval_{s}_{m}" for s in ("low_entropy", "mixed") for m in ("sft", "ual")}
     before = pipeline.snapshot()
     pipeline.materialize()
     diff = changed(before, pipeline.snapshot())
@@ -212,18 +232,18 @@ def test_b_editing_one_source_row_reelicits_it_and_retrains_only_variants_holdin
     (pipeline.root / "notes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     before = pipeline.snapshot()
     # (f): Dagster sees it level by level (staleness is not transitive) and never beyond the cone
-    levels = propagate_from(pipeline, "instruction_sets/notes")
+    levels = propagate_from(pipeline, "instructions_notes")
     assert levels == [
-        {"uncertainty/notes"},
-        {"training_sets/mixed"},
-        {"lora_checkpoints/mixed/sft", "lora_checkpoints/mixed/ual"},
-        {"evaluations/mixed/sft", "evaluations/mixed/ual", "token_clustering"},
+        {"uncertainty_notes"},
+        {"training_set_mixed"},
+        {"lora_mixed_sft", "lora_mixed_ual"},
+        {"eval_mixed_sft", "eval_mixed_ual", "token_clustering"},
         {"eval_scores"},
         {"comparison_report"},
     ]
     diff = changed(before, pipeline.snapshot())
     assert len(diff["elicited"]) == 1  # exactly the edited sample
-    assert diff["retrained"] == {"lora_checkpoints/mixed/sft", "lora_checkpoints/mixed/ual"}
+    assert diff["retrained"] == {"lora_mixed_sft", "lora_mixed_ual"}
     assert diff["reevaluated"] == {"mixed/sft", "mixed/ual"}
 
 
@@ -257,7 +277,7 @@ def test_e_a_new_elicitation_prompt_reelicits_and_cascades(pipeline, tmp_path):
     """
     base = {"methods.ual.eps_max": 0.3, "evaluation.generation.max_new_tokens": 5}
     template = (Path(__file__).parents[2] / "ual_dagster/elicitation/prompts/uncertainty_v1.txt").read_text()
-    uncertainty = {"uncertainty/testbed_exact", "uncertainty/testbed_open", "uncertainty/notes"}
+    uncertainty = {"uncertainty_testbed_exact", "uncertainty_testbed_open", "uncertainty_notes"}
 
     reworded = tmp_path / "reworded.txt"
     reworded.write_text(template.replace("You rate", "Please rate"))
@@ -278,7 +298,54 @@ def test_e_a_new_elicitation_prompt_reelicits_and_cascades(pipeline, tmp_path):
     pipeline.reconfigure(**base, **{"elicitation.prompt": str(rescaled)})
     before = pipeline.snapshot()
     levels = propagate(pipeline)
-    assert levels[:2] == [uncertainty, {"training_sets/low_entropy", "training_sets/mixed"}]
+    assert levels[:2] == [uncertainty, {"training_set_low_entropy", "training_set_mixed"}]
     diff = changed(before, pipeline.snapshot())
-    assert diff["retrained"] == {"lora_checkpoints/low_entropy/ual", "lora_checkpoints/mixed/ual"}
+    assert diff["retrained"] == {"lora_low_entropy_ual", "lora_mixed_ual"}
     assert diff["reevaluated"] == {"low_entropy/ual", "mixed/ual"}
+    # the report counts the current elicitor's scores only (issue 12), not every prompt's rows
+    n_current = _current_samples_by_dataset(pipeline)
+    report = Path(pipeline.latest_metadata("comparison_report")["report"]).read_text()
+    for dataset, n in n_current.items():
+        assert f"| {dataset} | {n} |" in report, (dataset, n, report)
+
+
+def _current_samples_by_dataset(pipeline: Pipeline) -> dict[str, int]:
+    cfg = load_profile(str(pipeline.profile_path)).elicitation
+    with pipeline.paths.store().connect(read_only=True) as con:
+        rows = con.execute(
+            "SELECT dataset, count(*) FROM samples WHERE split IN (SELECT unnest(?)) GROUP BY 1", [cfg.elicit_splits]
+        ).fetchall()
+    return dict(rows)
+
+
+def _clustering_rows(pipeline: Pipeline) -> int:
+    with pipeline.paths.store().connect(read_only=True) as con:
+        return con.execute("SELECT count(*) FROM token_clustering").fetchone()[0]
+
+
+def test_f_a_reverted_config_reuses_the_clustering_it_computed(pipeline):
+    """After test_e the UAL checkpoints come from the rescaled prompt; back on the default prompt
+    they are the checkpoints of test_b again, whose clustering is in the token_clustering table."""
+    cached = _clustering_rows(pipeline)
+    pipeline.reconfigure(**{"methods.ual.eps_max": 0.3, "evaluation.generation.max_new_tokens": 5})
+    before = pipeline.snapshot()
+    pipeline.materialize()
+    assert pipeline.lora_markers() == before["lora"]  # the earlier checkpoints, reused: no training step
+    assert pipeline.latest_metadata("token_clustering")["checkpoints_computed"] == 0
+    assert _clustering_rows(pipeline) == cached
+
+
+def test_g_a_clustering_failure_does_not_block_the_scores_or_the_report(pipeline):
+    pipeline.reconfigure(
+        **{"methods.ual.eps_max": 0.3, "evaluation.generation.max_new_tokens": 5, "evaluation.clustering.layers": [50]}
+    )
+    result = pipeline.materialize()  # the model has 2 hidden-state layers: layer 50 fails every checkpoint
+    failed = pipeline.latest_metadata("token_clustering")["failed"]
+    assert set(failed) == {f"{s}/{m}" for s in ("low_entropy", "mixed") for m in ("sft", "ual")}
+    assert all("IndexError" in why for why in failed.values()), failed
+    check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "clustering_complete")
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    materialised = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert {"token_clustering", "eval_scores", "comparison_report"} <= materialised
+    with pipeline.paths.store().connect(read_only=True) as con:  # no clustering rows of another config left behind
+        assert con.execute("SELECT count(*) FROM eval_scores WHERE benchmark = 'token_clustering'").fetchone()[0] == 0

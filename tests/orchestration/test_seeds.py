@@ -44,16 +44,16 @@ def test_adding_a_seed_trains_only_that_seed_and_removing_one_reuses_the_rest(tm
     meta = _run(tmp_path, instance, [0])
     first = _finished_checkpoints(tmp_path)
     assert len(first) == 2  # sft and ual, seed 0
-    assert meta["lora_checkpoints/low_entropy/ual"]["trained"] == 1
+    assert meta["lora_low_entropy_ual"]["trained"] == 1
 
     meta = _run(tmp_path, instance, [0, 1])
     second = _finished_checkpoints(tmp_path)
     assert {k: v for k, v in second.items() if k in first} == first  # seed 0 untouched
     assert len(second) == 4
     for method in ("sft", "ual"):
-        lora = meta[f"lora_checkpoints/low_entropy/{method}"]
+        lora = meta[f"lora_low_entropy_{method}"]
         assert lora["trained"] == 1 and lora["seeds"] == [0, 1]
-        ev = meta[f"evaluations/low_entropy/{method}"]
+        ev = meta[f"eval_low_entropy_{method}"]
         assert ev["evaluated"] == 1  # only seed 1's checkpoint was evaluated
     store = DuckDBStore(StatePaths.for_profile(load_profile(str(tmp_path / "profile.yaml"))).duckdb)
     items = read_items(store)
@@ -63,6 +63,6 @@ def test_adding_a_seed_trains_only_that_seed_and_removing_one_reuses_the_rest(tm
 
     meta = _run(tmp_path, instance, [1])
     assert _finished_checkpoints(tmp_path) == second  # nothing trained
-    assert meta["lora_checkpoints/low_entropy/ual"]["trained"] == 0
-    assert meta["evaluations/low_entropy/ual"]["evaluated"] == 0
+    assert meta["lora_low_entropy_ual"]["trained"] == 0
+    assert meta["eval_low_entropy_ual"]["evaluated"] == 0
     assert set(read_comparisons(store)["n_seeds"]) == {1}

@@ -43,6 +43,19 @@ def write_ui_profile(root: Path) -> UIProfile:
     for scenario in data["scenarios"].values():
         scenario["size"] = SCENARIO_SIZE
     data["orchestration"] = {**data.get("orchestration", {}), "automation": False, "reelicit_schedule": False}
+    # Small enough that the whole pipeline, launched from the UI, takes a minute or two; one
+    # process for the run (each step of a multiprocess run would import torch again).
+    data["orchestration"]["executor"] = "in_process"
+    data["base_model"]["tiny"].update(
+        vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+        corpus_samples=200, pretrain_steps=20, pretrain_batch_size=8,
+    )
+    data["training"].update(epochs=1, batch_size=8, max_length=64, save_every_steps=50)
+    evaluation = data["evaluation"]
+    evaluation["generation"].update(max_new_tokens=6, batch_size=16)
+    evaluation["lm_eval"] = [{**task, "limit": 8} for task in evaluation["lm_eval"]]
+    evaluation["alpaca_eval"]["limit"] = 8
+    evaluation["clustering"] = {"probe_samples": 8, "max_tokens": 200, "layers": [-1]}
     path = root / "ui_profile.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 

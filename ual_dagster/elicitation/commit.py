@@ -34,6 +34,7 @@ from ual_dagster.elicitation.table import (
     utc_now,
     write_rows,
 )
+from ual_dagster.progress import Progress
 from ual_dagster.storage import DuckDBStore
 
 PROGRESS_LOG_INTERVAL_S = 5.0
@@ -95,7 +96,8 @@ class RowCommitter:
         self.total, self.log = total, log
         self.buffer: list[UncertaintyRow] = []
         self.committed: dict[str, int] = {"ok": 0, "unparseable": 0, "failed": 0}
-        self._last_commit = self._last_log = time.monotonic()
+        self._last_commit = time.monotonic()
+        self.progress = Progress(f"{dataset}: committed", total, log, unit="rows", every_s=PROGRESS_LOG_INTERVAL_S)
         self.journal = journal_path(store, dataset)
         self.journal.parent.mkdir(parents=True, exist_ok=True)
         self._journal_fd: int | None = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -132,15 +134,8 @@ class RowCommitter:
         write_rows(self.store, rows, self.cutoff)
         for row in rows:
             self.committed[row.status] += 1
-        now = time.monotonic()
-        done = sum(self.committed.values())
-        if now - self._last_log >= PROGRESS_LOG_INTERVAL_S or done == self.total:
-            self._last_log = now
-            self.log(
-                f"{self.dataset}: committed {done}/{self.total} rows "
-                f"(ok {self.committed['ok']}, unparseable {self.committed['unparseable']}, "
-                f"failed {self.committed['failed']})"
-            )
+        c = self.committed
+        self.progress.update(sum(c.values()), f"ok {c['ok']}, unparseable {c['unparseable']}, failed {c['failed']}")
 
     def flush(self) -> None:
         self.write(self.take())

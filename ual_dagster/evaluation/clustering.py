@@ -5,10 +5,16 @@ seeded probe set of held-out (prompt, reference response) pairs through each
 checkpoint, take the hidden states at response-token positions, and score how well
 they cluster by token id (silhouette: higher is better; Davies-Bouldin: lower is
 better) on a seeded sample of tokens whose id occurs at least twice.
+
+Results are kept per clustering fingerprint in DuckDB table `token_clustering` (never
+deleted), so reverting a config finds the checkpoints it already scored. A probe set that
+cannot be clustered (too few repeated tokens) is a property of the inputs: it raises
+ClusteringInputError, and that outcome is kept too, so it is not recomputed either.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from dataclasses import dataclass, field
@@ -24,9 +30,61 @@ from ual_dagster.evaluation.models import CheckpointHandle, LoadedCheckpoint, Lo
 from ual_dagster.evaluation.prompts import prompt_token_ids, render_prompt
 from ual_dagster.evaluation.scores import ScoreRow
 from ual_dagster.fingerprint import stable_hash
+from ual_dagster.progress import Progress
+from ual_dagster.storage import DuckDBStore
 
 CLUSTERING_CODE_VERSION = "token-clustering-v1"
 BENCHMARK = "token_clustering"
+CACHE_DDL = """
+CREATE TABLE IF NOT EXISTS token_clustering (
+    fingerprint VARCHAR PRIMARY KEY,  -- clustering_fingerprint(checkpoint, config, probe data, prompt template)
+    checkpoint VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,          -- 'ok' or 'failed' (ClusteringInputError: the inputs cannot be clustered)
+    rows VARCHAR,                     -- JSON list of the score rows (ScoreRow.as_json)
+    error VARCHAR,
+    created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+)
+"""
+
+
+class ClusteringInputError(ValueError):
+    """The probe set cannot be clustered (no response tokens, too few repeated token ids)."""
+
+
+@dataclass(frozen=True)
+class CachedClustering:
+    fingerprint: str
+    rows: list[ScoreRow]
+    error: str | None  # set when the inputs could not be clustered
+
+
+def load_clustering(store: DuckDBStore, fingerprint: str) -> CachedClustering | None:
+    """The stored outcome for this fingerprint, or None when it was never computed."""
+    with store.connect() as con:
+        con.execute(CACHE_DDL)
+        row = con.execute("SELECT rows, error FROM token_clustering WHERE fingerprint = ?", [fingerprint]).fetchone()
+    if row is None:
+        return None
+    rows = [ScoreRow(**r) for r in json.loads(row[0] or "[]")]
+    return CachedClustering(fingerprint, rows, row[1])
+
+
+def save_clustering(
+    store: DuckDBStore, fingerprint: str, checkpoint_fp: str, rows: list[ScoreRow], error: str | None = None
+) -> CachedClustering:
+    with store.connect() as con:
+        con.execute(CACHE_DDL)
+        con.execute(
+            "INSERT OR REPLACE INTO token_clustering (fingerprint, checkpoint, status, rows, error) VALUES (?, ?, ?, ?, ?)",
+            [
+                fingerprint,
+                checkpoint_fp,
+                "failed" if error else "ok",
+                json.dumps([r.as_json() for r in rows], default=str),
+                error,
+            ],
+        )
+    return CachedClustering(fingerprint, list(rows), error)
 
 
 def probe_items(eval_data: EvalData, n: int, seed: int) -> list[HeldoutItem]:
@@ -37,26 +95,32 @@ def probe_items(eval_data: EvalData, n: int, seed: int) -> list[HeldoutItem]:
 
 @torch.no_grad()
 def response_hidden_states(
-    loaded: LoadedCheckpoint, items: list[HeldoutItem], layers: list[int], prompt_template: str
+    loaded: LoadedCheckpoint,
+    items: list[HeldoutItem],
+    layers: list[int],
+    prompt_template: str,
+    log: Log = None,
+    label: str = "",
 ) -> tuple[dict[int, np.ndarray], np.ndarray]:
     """({layer: (tokens, hidden)}, token ids) over the response tokens of every probe item."""
     tok, model = loaded.tokenizer, loaded.model
     feats: dict[int, list[np.ndarray]] = {layer: [] for layer in layers}
     ids: list[np.ndarray] = []
-    for it in items:
-        prompt = render_prompt(it.instruction, it.input, prompt_template)
-        prompt_ids = prompt_token_ids(tok, prompt)
-        response_ids = tok(it.output, add_special_tokens=False)["input_ids"]
-        if not response_ids:
-            continue
-        n_prompt = len(prompt_ids)
-        input_ids = torch.tensor([prompt_ids + response_ids], device=loaded.device)
-        out = model(input_ids=input_ids, output_hidden_states=True)
-        for layer in layers:
-            feats[layer].append(out.hidden_states[layer][0, n_prompt:].float().cpu().numpy())
-        ids.append(np.array(response_ids))
+    with Progress(f"token clustering {label}".rstrip(), len(items), log, unit="items") as progress:
+        for it in items:
+            prompt = render_prompt(it.instruction, it.input, prompt_template)
+            prompt_ids = prompt_token_ids(tok, prompt)
+            response_ids = tok(it.output, add_special_tokens=False)["input_ids"]
+            if response_ids:
+                n_prompt = len(prompt_ids)
+                input_ids = torch.tensor([prompt_ids + response_ids], device=loaded.device)
+                out = model(input_ids=input_ids, output_hidden_states=True)
+                for layer in layers:
+                    feats[layer].append(out.hidden_states[layer][0, n_prompt:].float().cpu().numpy())
+                ids.append(np.array(response_ids))
+            progress.advance()
     if not ids:
-        raise ValueError("token clustering: no probe item has response tokens")
+        raise ClusteringInputError(f"token clustering: none of the {len(items)} probe items has response tokens")
     return {layer: np.concatenate(f) for layer, f in feats.items()}, np.concatenate(ids)
 
 
@@ -72,7 +136,7 @@ def cluster_quality(hidden: np.ndarray, labels: np.ndarray, max_tokens: int, see
         x, y = x[idx], y[idx]
     n_labels = len(np.unique(y))
     if n_labels < 2 or n_labels >= len(x):
-        raise ValueError(
+        raise ClusteringInputError(
             f"token clustering needs at least 2 token ids seen twice or more and fewer ids than tokens "
             f"(got {n_labels} ids over {len(x)} tokens)"
         )
@@ -140,7 +204,7 @@ def cluster_checkpoint(
     out_dir = Path(out_dir)
     items = probe_items(eval_data, cfg.probe_samples, cfg.seed)
     with CheckpointHandle(base_path, adapter_path, device, log) as handle:
-        feats, ids = response_hidden_states(handle.get(), items, cfg.layers, prompt_template)
+        feats, ids = response_hidden_states(handle.get(), items, cfg.layers, prompt_template, log, label or checkpoint_fp)
     rows: list[ScoreRow] = []
     plots: list[Path] = []
     for layer, hidden in feats.items():

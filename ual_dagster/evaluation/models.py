@@ -24,6 +24,7 @@ import torch
 from ual_dagster.config.evaluation import GenerationConfig
 from ual_dagster.evaluation.prompts import prompt_token_ids
 from ual_dagster.fingerprint import stable_hash
+from ual_dagster.progress import Progress
 
 GENERATION_CODE_VERSION = "generate-v1"
 
@@ -232,7 +233,8 @@ def cached_generate(
         log(f"generation {key}: resuming, {len(done)} of {len(prompts)} outputs already on disk")
     loaded = handle.get() if todo else None
     step = cfg.batch_size * 4  # a flush interval: several batches per partial write
-    with partial.open("a", encoding="utf-8") as fh:
+    progress = Progress(f"generation {key}", len(prompts), log, unit="outputs", start=len(done))
+    with partial.open("a", encoding="utf-8") as fh, progress:
         for start in range(0, len(todo), step):
             chunk = todo[start : start + step]
             outs = generate(loaded, [prompts[i] for i in chunk], cfg)
@@ -240,8 +242,7 @@ def cached_generate(
                 done[i] = text
                 fh.write(json.dumps({"i": i, "output": text}, ensure_ascii=False) + "\n")
             fh.flush()
-            if log:
-                log(f"generation {key}: {len(done)}/{len(prompts)}")
+            progress.update(len(done))
     outputs = [done[i] for i in range(len(prompts))]
     _atomic_write_json(final, {"checkpoint": checkpoint_fp, "generation": cfg.model_dump(mode="json"), "outputs": outputs})
     partial.unlink(missing_ok=True)

@@ -169,10 +169,19 @@ def cluster_checkpoints(
     log: Log = None,
 ) -> StepResult:
     """Token clustering of each variant's checkpoint of one seed (the profile's first: the
-    analysis is descriptive, and a pass per seed would multiply its cost)."""
+    analysis is descriptive, and a pass per seed would multiply its cost), reusing any
+    fingerprint computed before (table token_clustering).
+
+    A side analysis never fails the step: a checkpoint that cannot be clustered is
+    reported under `failed` (its clustering rows in eval_scores are removed), so the
+    scores and the report still build.
+    """
     from ual_dagster.evaluation.clustering import (
+        ClusteringInputError,
         cluster_checkpoint,
         clustering_fingerprint,
+        load_clustering,
+        save_clustering,
     )
     from ual_dagster.evaluation.scores import has_scores, write_scores
     from ual_dagster.train.checkpoints import adapter_path, base_model_path
@@ -182,33 +191,59 @@ def cluster_checkpoints(
     fps: dict[str, str] = {}
     scores: dict[str, Any] = {}
     plots: dict[str, str] = {}
+    failed: dict[str, str] = {}
+    transient: list[str] = []  # failures not kept in the cache: the next run tries again
     computed = 0
     for (scenario, method), ckpt in sorted(checkpoints.items()):
+        label = f"{scenario}/{method}"
         template = _template(profile, method)
         cfp = clustering_fingerprint(ckpt, cfg, data, template)
-        fps[f"{scenario}/{method}"] = cfp
-        if not has_scores(store, cfp, scenario, method, seed):
-            res = cluster_checkpoint(
-                base_model_path(store, base_fp),
-                adapter_path(artifacts, ckpt),
-                ckpt,
-                cfg,
-                data,
-                artifacts.open("clustering", cfp),
-                device=profile.evaluation.device,
-                prompt_template=template,
-                label=f"{scenario}/{method}",
-                log=log,
-            )
-            write_scores(store, scenario, method, ckpt, cfp, res.rows, benchmarks=[CLUSTERING], seed=seed)
+        fps[label] = cfp
+        outcome = load_clustering(store, cfp)
+        if outcome is None:
+            try:
+                res = cluster_checkpoint(
+                    base_model_path(store, base_fp),
+                    adapter_path(artifacts, ckpt),
+                    ckpt,
+                    cfg,
+                    data,
+                    artifacts.open("clustering", cfp),
+                    device=profile.evaluation.device,
+                    prompt_template=template,
+                    label=label,
+                    log=log,
+                )
+                outcome = save_clustering(store, cfp, ckpt, res.rows)
+            except ClusteringInputError as exc:
+                outcome = save_clustering(store, cfp, ckpt, [], error=str(exc))
+            except Exception as exc:  # noqa: BLE001 - reported as a failed check, retried next run
+                failed[label] = f"{type(exc).__name__}: {exc}"
+                transient.append(label)
+                write_scores(store, scenario, method, ckpt, cfp, [], benchmarks=[CLUSTERING], seed=seed)
+                if log:
+                    log(f"token clustering {label} failed: {failed[label]}")
+                continue
             computed += 1
-        scores[f"{scenario}/{method}"] = {k.split("/", 1)[1]: v["value"] for k, v in _rows_of(store, cfp).items()}
+        if outcome.error:
+            failed[label] = outcome.error
+        if not has_scores(store, cfp, scenario, method, seed):  # eval_scores holds the current fingerprint's rows
+            write_scores(store, scenario, method, ckpt, cfp, outcome.rows, benchmarks=[CLUSTERING], seed=seed)
+        if outcome.rows:
+            scores[label] = {r.metric: r.value for r in outcome.rows}
         plot = artifacts.path("clustering", cfp) / "pca_L-1.png"
         if plot.exists():
-            plots[f"{scenario}/{method}"] = str(plot)
-    fp = stable_hash(CODE_VERSION, CLUSTERING, seed, fps)
-    meta = {"checkpoints_computed": computed, "seed": seed, "scores": scores, "plots": plots, "eval_sets": eval_sets_fp}
-    return StepResult(fp, meta, reused=computed == 0)
+            plots[label] = str(plot)
+    fp = stable_hash(CODE_VERSION, CLUSTERING, seed, fps, sorted(transient))
+    meta = {
+        "checkpoints_computed": computed,
+        "seed": seed,
+        "scores": scores,
+        "plots": plots,
+        "failed": failed,
+        "eval_sets": eval_sets_fp,
+    }
+    return StepResult(fp, meta, reused=computed == 0 and not transient)
 
 
 def current_rows(profile: Profile, frame):

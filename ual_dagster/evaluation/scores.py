@@ -163,26 +163,27 @@ def write_scores(
         try:
             con.execute(f"DELETE FROM eval_scores WHERE {where}", params)
             con.execute(f"DELETE FROM eval_items WHERE {where}", params)
-            con.executemany(
-                "INSERT INTO eval_scores (scenario, method, seed, checkpoint, eval_fingerprint, benchmark, metric, value, "
-                "stderr, n, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
+            if rows:  # executemany refuses an empty list; no rows = the benchmarks' rows are removed
+                con.executemany(
+                    "INSERT INTO eval_scores (scenario, method, seed, checkpoint, eval_fingerprint, benchmark, metric, value, "
+                    "stderr, n, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
-                        scenario,
-                        method,
-                        seed,
-                        checkpoint_fp,
-                        eval_fp,
-                        r.benchmark,
-                        r.metric,
-                        clean_number(r.value),
-                        clean_number(r.stderr),
-                        r.n,
-                        json.dumps(r.details, sort_keys=True, default=str) if r.details else None,
-                    ]
-                    for r in rows
-                ],
-            )
+                        [
+                            scenario,
+                            method,
+                            seed,
+                            checkpoint_fp,
+                            eval_fp,
+                            r.benchmark,
+                            r.metric,
+                            clean_number(r.value),
+                            clean_number(r.stderr),
+                            r.n,
+                            json.dumps(r.details, sort_keys=True, default=str) if r.details else None,
+                        ]
+                        for r in rows
+                    ],
+                )
             if items:
                 frame = pd.DataFrame(
                     {

@@ -21,7 +21,7 @@ LOCK_WAIT_S = 120.0
 
 _VERSIONS_DDL = """
 CREATE TABLE IF NOT EXISTS asset_versions (
-    asset VARCHAR PRIMARY KEY,      -- e.g. 'instruction_sets/alpaca'
+    asset VARCHAR PRIMARY KEY,      -- e.g. 'instructions_alpaca'
     fingerprint VARCHAR NOT NULL,   -- the DataVersion last produced
     config_json VARCHAR,            -- the profile slice the asset read
     updated_at TIMESTAMP NOT NULL DEFAULT current_timestamp

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ual_dagster.config.training import BaseModelConfig, TinyModelConfig
 from ual_dagster.fingerprint import stable_hash
+from ual_dagster.progress import Progress
 from ual_dagster.storage.artifacts import ArtifactStore
 
 # Bump when the tokenizer, architecture or pre-training code changes what is built.
@@ -143,6 +144,7 @@ def _build_tiny(tiny: TinyModelConfig, corpus: list[str], out: Path, log: Callab
     per_epoch = max(1, math.ceil(len(blocks) / tiny.pretrain_batch_size))
     order = torch.randperm(len(blocks), generator=gen)
     losses: list[float] = []
+    progress = Progress("base model pre-training", tiny.pretrain_steps, log)
     for step in range(tiny.pretrain_steps):
         k = step % per_epoch
         if k == 0 and step:
@@ -155,8 +157,7 @@ def _build_tiny(tiny: TinyModelConfig, corpus: list[str], out: Path, log: Callab
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         losses.append(float(loss.detach()))
-        if (step + 1) % 50 == 0 or step + 1 == tiny.pretrain_steps:
-            log(f"pre-training step {step + 1}/{tiny.pretrain_steps}: loss {losses[-1]:.3f}")
+        progress.advance(note=f"loss {losses[-1]:.3f}")
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     tail = losses[-min(20, len(losses)) :] if losses else [float("nan")]

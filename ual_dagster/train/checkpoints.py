@@ -107,7 +107,7 @@ def variant_checkpoints(store: DuckDBStore, scenario: str, method: str) -> dict[
             [scenario, method],
         ).fetchall()
     if not rows:
-        raise RuntimeError(f"no checkpoints recorded for {scenario}/{method}; materialise lora_checkpoints first")
+        raise RuntimeError(f"no checkpoints recorded for {scenario}/{method}; materialise lora_{scenario}_{method} first")
     return {int(seed): fp for seed, fp in rows}
 
 
@@ -177,7 +177,7 @@ def plan_checkpoint(
     train_cfg = train_cfg.model_copy(update={"seed": int(seed)})
     rows = read_training_set(store, scenario)
     if rows.empty:
-        raise RuntimeError(f"training set {scenario!r} is empty; materialise training_sets/{scenario} first")
+        raise RuntimeError(f"training set {scenario!r} is empty; materialise training_set_{scenario} first")
     intrinsic = [None if pd.isna(x) else float(x) for x in rows["intrinsic_uncertainty"]]
     eps = method_epsilons(method, methods, rows["uncertainty"].tolist(), intrinsic, rows["sample_id"].tolist())
     examples = [

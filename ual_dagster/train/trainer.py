@@ -27,6 +27,7 @@ import torch
 
 from ual_dagster.config.training import TrainingConfig
 from ual_dagster.fingerprint import stable_hash
+from ual_dagster.progress import Progress
 from ual_dagster.train.examples import (
     IGNORE_INDEX,
     Schedule,
@@ -193,6 +194,7 @@ def train_lora(
 
     model.train()
     tokens_run, loop_started = 0, time.perf_counter()
+    progress = Progress("LoRA training", schedule.total_steps, log, start=start_step)
     for step in range(start_step, schedule.total_steps):
         step_started = time.perf_counter()
         batches = []
@@ -238,10 +240,8 @@ def train_lora(
             "eps_mean": eps_sum / max(eps_n, 1),
         }
         curve.append(row)
-        if (step + 1) % progress_every == 0 or step + 1 == schedule.total_steps:
-            log(
-                f"step {step + 1}/{schedule.total_steps}: loss {step_loss:.4f}, lr {lr:.2e}, {row['tokens_per_s']:.0f} tok/s"
-            )
+        note = f"loss {step_loss:.4f}, lr {lr:.2e}, {row['tokens_per_s']:.0f} tok/s"
+        progress.advance(note=note, force=(step + 1) % progress_every == 0)
         if (step + 1) % cfg.save_every_steps == 0 and step + 1 < schedule.total_steps and accelerator.is_main_process:
             save_checkpoint(
                 out_dir,
