@@ -44,3 +44,21 @@ def test_a_pid_reused_by_a_process_started_after_the_run_counts_as_dead():
     assert _alive_since(os.getpid(), time.time())  # this process started before "now"
     # a run that started long before this process: its pid, if it were this one, was reused
     assert not _alive_since(os.getpid(), time.time() - 10 * 365 * 86400)
+
+
+def test_a_worker_started_after_its_run_was_created_is_alive(tmp_path):
+    """A launched run (UI, daemon) is created first, and its worker process starts later and
+    records its pid while the run is still STARTING: it must not look like a reused pid."""
+    instance = dg.DagsterInstance.local_temp(str(tmp_path))
+    run = create_run_for_test(instance, job_name="j", status=dg.DagsterRunStatus.STARTING)
+    time.sleep(3)  # longer than the sweep's clock slack
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(0.5)
+        instance.report_engine_event(f"Started process for run (pid: {worker.pid})", run,
+                                     EngineEventData.in_process(worker.pid))
+        assert sweep_dead_runs(instance) == []
+    finally:
+        worker.kill()
+        worker.wait()
+    assert sweep_dead_runs(instance) == [run.run_id]

@@ -44,8 +44,10 @@ def sweep_dead_runs(instance: Any, log: Callable[[str], None] | None = None) -> 
         pids = _recorded_pids(instance.all_logs(run.run_id, of_type=DagsterEventType.ENGINE_EVENT))
         if not pids:
             continue  # not started executing yet (or not on this machine): nothing to judge by
-        started = record.start_time or record.create_timestamp.timestamp()
-        if any(_alive_since(pid, started) for pid in pids):
+        # A pid counts as this run's while the live process with it started before the event
+        # that recorded it (the run's own start time is no bound: a launched run's worker
+        # starts after the run was created, and a STARTING run has no start time yet).
+        if any(_alive_since(pid, recorded_at) for pid, recorded_at in pids.items()):
             continue
         message = (
             f"process {', '.join(map(str, sorted(pids)))} of this run is gone (killed?): marked failed and its "
@@ -66,16 +68,18 @@ def _is_local(instance: Any) -> bool:
     return isinstance(instance.run_storage, SqliteRunStorage)
 
 
-def _recorded_pids(entries: Any) -> set[int]:
-    pids = set()
+def _recorded_pids(entries: Any) -> dict[int, float]:
+    """pid -> when it was first recorded (epoch seconds), from the run's engine events."""
+    pids: dict[int, float] = {}
     for entry in entries:
         data = entry.dagster_event.event_specific_data if entry.dagster_event else None
         pid = getattr(data, "metadata", {}).get("pid") if data is not None else None
         if pid is not None:
             try:
-                pids.add(int(pid.value))
+                key = int(pid.value)
             except (TypeError, ValueError):
                 continue
+            pids[key] = min(pids.get(key, entry.timestamp), entry.timestamp)
     return pids
 
 
