@@ -37,6 +37,7 @@ from fastapi.responses import JSONResponse
 from ual_dagster.loopback import serve_in_thread
 
 DEFAULT_MAX_TOKENS = 64
+DISCONNECT_POLL_S = 1.0
 MAX_TOP_LOGPROBS = 20
 
 
@@ -103,7 +104,7 @@ class CausalLMService:
                     break
                 jobs.append(nxt)
             groups: dict[float, list[_Job]] = {}
-            for job in jobs:
+            for job in (j for j in jobs if not j.future.cancelled()):  # a cancelled request's client has gone
                 groups.setdefault(job.temperature, []).append(job)
             for group in groups.values():
                 try:
@@ -227,7 +228,12 @@ def create_model_app(service: CausalLMService, served_name: str) -> FastAPI:
             top = min(MAX_TOP_LOGPROBS, max(0, int(body.get("top_logprobs") or 0)))
         continue_final = bool(body.get("continue_final_message")) and messages[-1].get("role") == "assistant"
         temperature = float(body.get("temperature") or 0.0)
-        result = await service.answer(messages, continue_final, max(1, max_tokens), temperature, top)
+        answer = asyncio.ensure_future(service.answer(messages, continue_final, max(1, max_tokens), temperature, top))
+        while not (await asyncio.wait({answer}, timeout=DISCONNECT_POLL_S))[0]:
+            if await request.is_disconnected():  # the client timed out: drop the queued work, so retries do not pile up
+                answer.cancel()
+                return JSONResponse({"error": {"message": "client disconnected"}}, status_code=499)
+        result = answer.result()
         return JSONResponse(
             {
                 "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
