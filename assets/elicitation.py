@@ -39,7 +39,12 @@ def _uncertainty_asset(profile: Profile, dataset: str) -> dg.AssetsDefinition:
     def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource) -> dg.MaterializeResult:
         store = duckdb.store()
         store.require_version(key_str(instruction_set_key(dataset)))
-        result = elicitation.elicit_dataset(dataset, cfg, store, log=context.log.info)
+        from ual_dagster.elicitation.batch import BatchStillRunning
+
+        try:
+            result = elicitation.elicit_dataset(dataset, cfg, store, log=context.log.info)
+        except BatchStillRunning as exc:  # batch mode: a wait, not a fault; the uncertainty_batches sensor re-runs
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
         outcomes = elicitation.dataset_checks(store, dataset, cfg)
         return finish(
             store,
