@@ -65,3 +65,22 @@ def test_in_process_and_http_scores_agree(converted, store):
     # a second run is all cache hits: no model is loaded, nothing is asked
     again = elicit_dataset("smol", local_cfg, store)
     assert again.metadata["to_elicit"] == 0 and "forward_passes" not in again.metadata
+
+
+def test_example_profiles_elicit_with_smollm2_and_the_default_does_not():
+    from ual_dagster.config import load_profile
+
+    local = load_profile("examples/profiles/smollm2.yaml")
+    http = load_profile("examples/profiles/smollm2_http.yaml")
+    assert (local.elicitation.backend, local.elicitation.hf_model, local.elicitation.scale_max) == (
+        "hf_local",
+        "packaged:smollm2",
+        9,
+    )
+    assert (http.elicitation.base_url, http.elicitation.model, http.elicitation.answer_prefill) == (
+        "local-model",
+        "packaged:smollm2",
+        True,
+    )
+    assert local.datasets.keys() == load_profile("tiny").datasets.keys()  # extends tiny: same testbed
+    assert load_profile("tiny").elicitation.base_url == "local-heuristic"
