@@ -23,6 +23,18 @@ class TestbedConfig(StrictModel):
         None, description="family names to include (None = all of `kind`); see ual_dagster.data.testbed.FAMILIES"
     )
     seed: int = 0
+    answers_per_prompt: int | None = Field(
+        None,
+        ge=1,
+        description="train samples per many-answer prompt, each with a distinct valid answer (1 = every prompt "
+        "is seen with one answer); None = (prompt, answer) pairs drawn from all pairs, so the count depends on "
+        "the family's size (see docs/testbed.md)",
+    )
+    in_base_corpus: bool = Field(
+        True,
+        description="build_tiny base models: whether this data set's task families are in the pre-training "
+        "corpus (false: fine-tuning is the first time the base model sees them; see docs/testbed.md)",
+    )
 
     @model_validator(mode="after")
     def _families_can_supply(self) -> "TestbedConfig":
@@ -33,7 +45,7 @@ class TestbedConfig(StrictModel):
 
         # Raises ValueError naming unknown or wrong-kind families, or an n_samples larger than
         # the selected families' distinct instances allow: a config error, caught at load time.
-        family_quotas(select_families(self), self.n_samples, self.heldout_fraction)
+        family_quotas(select_families(self), self.n_samples, self.heldout_fraction, self.answers_per_prompt)
         return self
 
 
