@@ -8,7 +8,19 @@ from pydantic import Field, model_validator
 
 from ual_dagster.config.base import StrictModel
 
-FileFormat = Literal["auto", "alpaca_json", "alpaca_jsonl", "gsm8k_jsonl", "chat_jsonl", "parquet"]
+FileFormat = Literal[
+    "auto",
+    "alpaca_json",
+    "alpaca_jsonl",
+    "gsm8k_jsonl",
+    "chat_jsonl",
+    "dolly_jsonl",
+    "metamath_json",
+    "metamath_jsonl",
+    "sharegpt_json",
+    "sharegpt_jsonl",
+    "parquet",
+]
 
 
 class TestbedConfig(StrictModel):
@@ -66,12 +78,19 @@ class DatasetConfig(StrictModel):
     revision: str | None = None
     columns: dict[str, str] | None = Field(
         None,
-        description="hub only: map {instruction,input,output} -> column names of the hub data set "
-        "(instruction and output required; input optional); None = detect from the column names",
+        description="map {instruction,input,output} -> the field (file) or column (hub) names of the data "
+        "(instruction and output required; input optional); None = detect the format from the field names",
     )
     # source: testbed
     testbed: TestbedConfig | None = None
     limit: int | None = Field(None, ge=1, description="keep the first N good rows (after de-duplication)")
+    max_reject_share: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="fail the instruction_sets asset when more than this share of the rows read is rejected "
+        "(a data set with no kept row always fails)",
+    )
 
     @model_validator(mode="after")
     def _source_fields(self) -> "DatasetConfig":

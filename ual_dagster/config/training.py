@@ -67,8 +67,13 @@ class TrainingConfig(StrictModel):
     loss_chunk_tokens: int = Field(
         64,
         ge=1,
-        description="tokens per chunk in the smoothed loss; a chunk of (tokens x vocab) floats should fit in "
-        "cache (64 x 32k fp32 = 8 MB); see benchmarks/bench_loss.py",
+        description="tokens per chunk of the smoothed loss on the logits path; a chunk of (tokens x vocab) floats "
+        "should fit in cache (64 x 32k fp32 = 8 MB); the linear path sizes its own (docs/loss.md)",
+    )
+    loss_impl: Literal["auto", "logits", "linear"] = Field(
+        "auto",
+        description="linear: the loss straight from the lm_head's input, no (tokens x vocab) logits; logits: through "
+        "the model's logits; auto: linear where the model allows it (docs/loss.md), else logits",
     )
     weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay on the LoRA parameters")
     max_grad_norm: float | None = Field(1.0, gt=0, description="gradient clipping; null turns it off")

@@ -15,6 +15,10 @@ one float per target token (its lse). Positions whose label is `ignore_index` ar
 skipped, and the rest are processed `chunk_tokens` rows at a time, so the only
 (tokens x V) buffer beyond the logits is their gradient, allocated in backward and
 filled chunk by chunk with the softmax recomputed from the saved lse.
+
+`uncertainty_smoothed_linear_loss` goes one step further: it takes the hidden states
+and the lm_head weight instead of the logits, and no (tokens x V) tensor exists at
+all (see its docstring and docs/loss.md).
 """
 
 from __future__ import annotations
@@ -185,3 +189,180 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
             if not (direct and contiguous):
                 grad.index_copy_(0, positions[s:e], out.to(grad.dtype))
         return grad, None, None, None, None, None
+
+
+# Bytes of the fp32 (chunk x V) work buffer of the linear loss when chunk_tokens is not
+# given. Each chunk streams the whole (V x H) weight through its matmuls (twice, three
+# times when the weight requires grad), so chunks must be large enough to amortise that;
+# small enough that the buffer stays a small fraction of the (N x V) logits it replaces.
+# On CPU 64 MiB: 130 rows at V = 128,256 (measured 0.9-1.0x the time of matmul + loss at
+# 128-1024 rows; 32-64 rows were 1.2-1.6x), 8,192 at V = 2,048. On a GPU the weight
+# stream costs relatively more and memory less: 512 MiB (about 1,000 rows at 128k),
+# an unmeasured guess that benchmarks/bench_loss.py --chunk-tokens can revisit.
+LINEAR_CHUNK_BYTES = {"cpu": 64 * 2**20, "cuda": 512 * 2**20}
+
+
+def linear_chunk_tokens(vocab: int, device: torch.device) -> int:
+    """Default rows per chunk of uncertainty_smoothed_linear_loss for this vocabulary and device."""
+    budget = LINEAR_CHUNK_BYTES.get(device.type, LINEAR_CHUNK_BYTES["cpu"])
+    return max(1, budget // (4 * vocab))
+
+
+def uncertainty_smoothed_linear_loss(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    labels: torch.Tensor,
+    epsilon: torch.Tensor | float,
+    ignore_index: int = -100,
+    bias: torch.Tensor | None = None,
+    chunk_tokens: int | None = None,
+    normalizer: int | float | torch.Tensor | None = None,
+) -> torch.Tensor:
+    """`uncertainty_smoothed_loss(hidden @ weight.T + bias, labels, epsilon, ...)` without the logits.
+
+    hidden: (B, T, H) or (N, H), the lm_head's input; weight: (V, H), the lm_head's
+    weight; bias: (V,) or None; labels / epsilon / ignore_index / normalizer as in
+    `uncertainty_smoothed_loss`. hidden, weight and bias must share one dtype: the
+    matmul runs in it (as `F.linear` would) and everything after it in fp32.
+    chunk_tokens: target rows per chunk; default `linear_chunk_tokens(V, device)`.
+
+    The logits of `chunk_tokens` target rows at a time are computed, reduced to their
+    token losses and turned into their gradient in place, which is then multiplied
+    straight into the gradients of hidden (and of weight / bias when they require
+    grad). So the gradients are computed during the forward: backward only scales them
+    by the incoming gradient (the loss is a scalar, so that is exact). This costs the
+    same three matmuls as autograd through `hidden @ weight.T`; recomputing the logits
+    in backward instead would cost a fourth. No (N x V) tensor is ever allocated; the
+    extra memory is the (chunk x V) buffers, the hidden gradient (N x H) and, when the
+    weight requires grad, an fp32 (V x H) accumulator for its gradient. Rows whose
+    label is ignore_index never enter a matmul. Double backward is not supported.
+    """
+    if weight.dim() != 2:
+        raise ValueError(f"weight must be (V, H), got shape {tuple(weight.shape)}")
+    vocab, width = weight.shape
+    if hidden.dim() < 2 or hidden.shape[-1] != width:
+        raise ValueError(f"hidden must be (..., H) with H = {width} (weight is (V, H)), got {tuple(hidden.shape)}")
+    if labels.shape != hidden.shape[:-1]:
+        raise ValueError(f"labels shape {tuple(labels.shape)} does not match hidden {tuple(hidden.shape[:-1])}")
+    if bias is not None and bias.shape != (vocab,):
+        raise ValueError(f"bias must be (V,) = ({vocab},), got {tuple(bias.shape)}")
+    dtypes = {hidden.dtype, weight.dtype} | ({bias.dtype} if bias is not None else set())
+    if len(dtypes) != 1:
+        raise ValueError(f"hidden, weight and bias must share one dtype, got {sorted(str(d) for d in dtypes)}")
+    if chunk_tokens is None:
+        chunk_tokens = linear_chunk_tokens(vocab, weight.device)
+    if chunk_tokens < 1:
+        raise ValueError(f"chunk_tokens must be >= 1, got {chunk_tokens}")
+    eps_tokens = _per_token_epsilon(epsilon, labels).reshape(-1)
+    flat_labels = labels.reshape(-1)
+    target_positions = (flat_labels != ignore_index).nonzero().squeeze(1)
+    if normalizer is None:
+        normalizer = target_positions.numel()
+    grad_on = torch.is_grad_enabled()
+    needs = (
+        grad_on and hidden.requires_grad,
+        grad_on and weight.requires_grad,
+        grad_on and bias is not None and bias.requires_grad,
+    )
+    return _SmoothedLinearCrossEntropy.apply(
+        hidden.reshape(-1, width),
+        weight,
+        bias,
+        flat_labels,
+        eps_tokens,
+        target_positions,
+        normalizer,
+        chunk_tokens,
+        needs,
+    )
+
+
+class _SmoothedLinearCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden2d, weight, bias, flat_labels, eps_tokens, positions, normalizer, chunk_tokens, needs):
+        need_hidden, need_weight, need_bias = needs
+        any_grad = any(needs)
+        vocab = weight.shape[0]
+        device, dtype = weight.device, weight.dtype
+        targets = flat_labels.index_select(0, positions)
+        eps = eps_tokens.index_select(0, positions)
+        n = positions.numel()
+        any_smoothing = bool((eps != 0).any()) if n else False
+        norm = float(normalizer) if not torch.is_tensor(normalizer) else float(normalizer.item())
+        inv_norm = 1.0 / (norm if norm > 0 else 1.0)
+
+        token_loss = torch.empty(n, dtype=torch.float32, device=device)
+        grad_hidden = torch.empty((n, hidden2d.shape[1]), dtype=dtype, device=device) if need_hidden else None
+        # fp32 accumulators: summing bf16 chunk products would round once per chunk.
+        grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=device) if need_weight else None
+        grad_bias = torch.zeros(vocab, dtype=torch.float32, device=device) if need_bias else None
+        rows = min(chunk_tokens, n)
+        work = torch.empty((rows, vocab), dtype=torch.float32, device=device)
+        # Below fp32 the matmuls run in the weight's dtype, through a second buffer.
+        low = torch.empty((rows, vocab), dtype=dtype, device=device) if dtype != torch.float32 else None
+        weight_t = weight.t()
+        # Per-token factors of the gradient, vectorised over all targets once.
+        target_part = (-inv_norm * (1.0 - eps))[:, None]
+        uniform_part = ((inv_norm / vocab) * eps)[:, None] if any_smoothing else None
+        target_cols = targets[:, None]
+
+        for s, e, first, contiguous in _chunks(positions, chunk_tokens):
+            h = hidden2d[first : first + (e - s)] if contiguous else hidden2d.index_select(0, positions[s:e])
+            z = work[: e - s]
+            mm_out = z if low is None else low[: e - s]
+            if bias is None:
+                torch.mm(h, weight_t, out=mm_out)
+            else:
+                torch.addmm(bias, h, weight_t, out=mm_out)
+            if low is not None:
+                z.copy_(mm_out)
+            z_y = z.gather(1, target_cols[s:e]).squeeze(1)
+            loss = -z_y
+            if any_smoothing:
+                loss = loss + eps[s:e] * (z_y - z.sum(dim=1) / vocab)
+            row_max = z.amax(dim=1, keepdim=True)
+            z.sub_(row_max).exp_()
+            sum_exp = z.sum(dim=1)
+            token_loss[s:e] = loss + sum_exp.log() + row_max.squeeze(1)
+            if not any_grad:
+                continue
+            # z becomes d loss / d logits of the chunk: softmax - (1 - eps) onehot - eps / V, over norm.
+            z.mul_((inv_norm / sum_exp)[:, None])
+            if uniform_part is not None:
+                z.sub_(uniform_part[s:e])
+            z.scatter_add_(1, target_cols[s:e], target_part[s:e])
+            g = z if low is None else mm_out.copy_(z)
+            if need_hidden:
+                torch.mm(g, weight, out=grad_hidden[s:e])
+            if need_weight:
+                grad_weight.addmm_(z.t(), h if low is None else h.float())
+            if need_bias:
+                grad_bias.add_(z.sum(dim=0))
+
+        ctx.grads = (grad_hidden, grad_weight, grad_bias)
+        ctx.rows = hidden2d.shape[0]
+        ctx.weight_dtype = dtype
+        ctx.save_for_backward(positions)
+        return token_loss.sum() * inv_norm
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        (positions,) = ctx.saved_tensors
+        grad_hidden, grad_weight, grad_bias = ctx.grads
+        ctx.grads = None
+        scale = float(grad_out)
+        out_hidden = out_weight = out_bias = None
+        if grad_hidden is not None:
+            if scale != 1.0:
+                grad_hidden.mul_(scale)
+            if positions.numel() == ctx.rows:  # every row a target: positions is 0..N-1
+                out_hidden = grad_hidden
+            else:
+                out_hidden = grad_hidden.new_zeros((ctx.rows, grad_hidden.shape[1]))
+                out_hidden.index_copy_(0, positions, grad_hidden)
+        if grad_weight is not None:
+            out_weight = grad_weight.mul_(scale).to(ctx.weight_dtype)
+        if grad_bias is not None:
+            out_bias = grad_bias.mul_(scale).to(ctx.weight_dtype)
+        return out_hidden, out_weight, out_bias, None, None, None, None, None, None

@@ -35,7 +35,7 @@ from ual_dagster.train.examples import (
     render_prompt,
     tokenize_example,
 )
-from ual_dagster.train.loss import uncertainty_smoothed_loss
+from ual_dagster.train.lm_loss import MicroBatchLoss
 from ual_dagster.train.resume import (
     latest_checkpoint,
     load_checkpoint,
@@ -48,6 +48,8 @@ __all__ = ["TrainExample", "TrainResult", "render_prompt", "train_lora"]
 
 RESULT_FILE = "train_result.json"
 ADAPTER_DIR = "adapter"
+
+
 @dataclass
 class TrainResult:
     steps: int
@@ -183,6 +185,12 @@ def train_lora(
         f"(batch {cfg.batch_size} x accum {cfg.grad_accum} x {n_procs} processes, precision {mixed})"
     )
 
+    probe_ids = torch.tensor([tokenized[0].input_ids], device=accelerator.device)
+    loss_fn = MicroBatchLoss.for_model(
+        model, accelerator.unwrap_model(model), cfg.loss_impl, cfg.loss_chunk_tokens, probe_ids
+    )
+    log(f"loss through the {loss_fn.impl} path: {loss_fn.reason}")
+
     model.train()
     tokens_run, loop_started = 0, time.perf_counter()
     for step in range(start_step, schedule.total_steps):
@@ -207,10 +215,7 @@ def train_lora(
         for i, batch in enumerate(batches):
             # Gradients are all-reduced once per step, on its last micro-batch.
             with accelerator.no_sync(model) if i < len(batches) - 1 else nullcontext():
-                logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-                loss = uncertainty_smoothed_loss(
-                    logits, batch.shifted_labels, batch.epsilon, chunk_tokens=cfg.loss_chunk_tokens, normalizer=normalizer
-                )
+                loss = loss_fn(batch, normalizer)
                 accelerator.backward(loss)
             step_loss_sum += float(loss.detach()) * normalizer
             step_tokens += batch.input_tokens
@@ -234,7 +239,9 @@ def train_lora(
         }
         curve.append(row)
         if (step + 1) % progress_every == 0 or step + 1 == schedule.total_steps:
-            log(f"step {step + 1}/{schedule.total_steps}: loss {step_loss:.4f}, lr {lr:.2e}, {row['tokens_per_s']:.0f} tok/s")
+            log(
+                f"step {step + 1}/{schedule.total_steps}: loss {step_loss:.4f}, lr {lr:.2e}, {row['tokens_per_s']:.0f} tok/s"
+            )
         if (step + 1) % cfg.save_every_steps == 0 and step + 1 < schedule.total_steps and accelerator.is_main_process:
             save_checkpoint(
                 out_dir,
@@ -265,6 +272,7 @@ def train_lora(
             "mean_loss_last_5_steps": sum(r["loss"] for r in tail) / len(tail),
             "train_seconds_this_run": round(loop_seconds, 2),
             "precision": mixed,
+            "loss_impl": loss_fn.impl,
             "processes": n_procs,
             "trainable_parameters": sum(p.numel() for p in trainable),
         },
