@@ -16,7 +16,9 @@ class ElicitationConfig(StrictModel):
     # openai backend
     model: str | None = None
     base_url: str | None = Field(
-        None, description="OpenAI-compatible endpoint; 'local-heuristic' starts the bundled loopback server"
+        None,
+        description="OpenAI-compatible endpoint; 'local-heuristic' starts the bundled heuristic loopback server, "
+        "'local-model' a loopback server (with logprobs) for `model`: a local transformers folder or 'packaged:smollm2'",
     )
     api_key_env: str = Field("OPENAI_API_KEY", description="name of the environment variable holding the key")
     temperature: float = Field(0.0, ge=0.0, le=2.0)
@@ -35,6 +37,11 @@ class ElicitationConfig(StrictModel):
         "the integer scale / log(min(k, scale_max + 1))",
     )
     top_logprobs: int = Field(20, ge=1, le=20, description="logprobs: candidates requested at the score token")
+    answer_prefill: bool = Field(
+        False,
+        description="openai: end the request with the assistant turn '{\"uncertainty\": ' for the server to continue "
+        "(continue_final_message: vLLM, base_url 'local-model'), so small models write the score first",
+    )
     backoff_base_s: float = Field(0.5, gt=0, description="retry n waits base * 2**n with full jitter (or Retry-After)")
     backoff_max_s: float = Field(30.0, gt=0)
     retry_after_max_s: float = Field(120.0, gt=0, description="cap on a server's Retry-After")
@@ -58,9 +65,9 @@ class ElicitationConfig(StrictModel):
         50_000, ge=1, le=50_000, description="batch: requests per batch (the API's cap is 50,000)"
     )
     # hf_local backend
-    hf_model: str | None = Field(None, description="hf_local: local path or hub id")
-    hf_batch_size: int = Field(8, ge=1, description="hf_local: prompts per forward pass")
-    hf_device: str = Field("cpu", description="hf_local: torch device")
+    hf_model: str | None = Field(None, description="hf_local: local path, hub id, or 'packaged:smollm2' (ual_dagster/models)")
+    hf_batch_size: int = Field(8, ge=1, description="hf_local and base_url 'local-model': prompts per forward pass")
+    hf_device: str = Field("cpu", description="hf_local and base_url 'local-model': torch device")
     # file backend
     file_path: str | None = None
     # budget and bookkeeping

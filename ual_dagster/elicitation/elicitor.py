@@ -35,11 +35,17 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _local_model_signature(model: str) -> object:
-    """For a local model directory: its config text and file names/sizes (cheap, no weight hashing)."""
-    path = Path(model).expanduser()
+def _model_signature(model: str) -> object:
+    """What identifies a model's weights, cheaply: a `packaged:` model's package version and file
+    hash (no conversion needed); a local folder's config text and file names/sizes (no weight
+    hashing); otherwise the hub id itself (its revision is part of the id)."""
+    from ual_dagster.models import is_packaged, model_signature
+
+    if is_packaged(model):
+        return model_signature(model)
+    path = resolve_path(model)
     if not path.is_dir():
-        return model  # a hub id: the id (and its revision in the id) is the signature
+        return model
     config = path / "config.json"
     files = sorted((p.name, p.stat().st_size) for p in path.iterdir() if p.is_file())
     return {"config": config.read_text() if config.is_file() else None, "files": files}
@@ -53,18 +59,22 @@ def _answer_params(cfg: ElicitationConfig) -> dict[str, object]:
             params.update(k=cfg.consistency_k, statistic=cfg.consistency_statistic)
         if cfg.method == "logprobs":
             params.update(top_logprobs=cfg.top_logprobs)
+        if cfg.answer_prefill:  # only when set, so existing fingerprints stay as they were
+            params.update(answer_prefill=True)
     return params
 
 
 def elicitor_fingerprint(cfg: ElicitationConfig) -> str:
     if cfg.backend == "openai":
         assert cfg.model is not None
-        digest = stable_hash(ELICITATION_CODE_VERSION, "openai", cfg.model, cfg.method, _answer_params(cfg), length=8)
+        params = _answer_params(cfg)
+        if cfg.base_url == "local-model":  # the name alone does not say which weights the bundled server loads
+            params["weights"] = _model_signature(cfg.model)
+        digest = stable_hash(ELICITATION_CODE_VERSION, "openai", cfg.model, cfg.method, params, length=8)
         return f"openai:{_label(cfg.model)}:{cfg.prompt}:{cfg.method}:{digest}"
     if cfg.backend == "hf_local":
         assert cfg.hf_model is not None
-        local = resolve_path(cfg.hf_model)
-        signature = _local_model_signature(str(local) if local.exists() else cfg.hf_model)
+        signature = _model_signature(cfg.hf_model)
         digest = stable_hash(ELICITATION_CODE_VERSION, "hf_local", signature, _answer_params(cfg), length=8)
         return f"hf_local:{_label(Path(cfg.hf_model).name)}:{cfg.prompt}:expected_score:{digest}"
     if cfg.backend == "file":

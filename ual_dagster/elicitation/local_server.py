@@ -11,6 +11,9 @@ tokens. Prompts not in the uncertainty_v1 layout get a polite, unparseable reply
 
     with local_heuristic_server() as base_url:   # 'http://127.0.0.1:PORT/v1'
         ...
+
+`bundled_server(cfg)` starts whichever bundled server a profile's `base_url` names:
+`local-heuristic` (this one) or `local-model` (a real causal LM, model_server.py).
 """
 
 from __future__ import annotations
@@ -21,16 +24,20 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from ual_dagster.config.elicitation import ElicitationConfig
 from ual_dagster.elicitation.heuristic import estimate_open_endedness
 from ual_dagster.elicitation.prompt import extract_task
 from ual_dagster.loopback import serve_in_thread
 
 MODEL_NAME = "heuristic-v1"
 LOCAL_HEURISTIC_URL = "local-heuristic"
+LOCAL_MODEL_URL = "local-model"
+BUNDLED_URLS = (LOCAL_HEURISTIC_URL, LOCAL_MODEL_URL)
 
 
 def _message_text(body: dict) -> str:
@@ -123,3 +130,35 @@ def local_heuristic_server(seed: int = 0) -> Iterator[str]:
     """Run the heuristic server for a `with` block; yields its OpenAI base_url."""
     with serve_in_thread(create_app(seed=seed)) as root:
         yield f"{root}/v1"
+
+
+def local_model_dir(model: str) -> Path:
+    """The folder `base_url: local-model` serves: a packaged model (converted on first use) or a local folder."""
+    from ual_dagster.config import resolve_path
+    from ual_dagster.models import is_packaged, resolve_model_dir
+
+    if is_packaged(model):
+        return resolve_model_dir(model)
+    path = resolve_path(model)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"base_url 'local-model' serves a local transformers folder or a 'packaged:' model; "
+            f"elicitation.model {model!r} is neither ({path} has no config.json)"
+        )
+    return path
+
+
+@contextmanager
+def bundled_server(cfg: ElicitationConfig) -> Iterator[str]:
+    """Start the bundled server `cfg.base_url` names for a `with` block; yields its base_url."""
+    if cfg.base_url == LOCAL_HEURISTIC_URL:
+        with local_heuristic_server() as url:
+            yield url
+    elif cfg.base_url == LOCAL_MODEL_URL:
+        from ual_dagster.elicitation.model_server import local_model_server
+
+        assert cfg.model is not None
+        with local_model_server(local_model_dir(cfg.model), cfg.model, cfg.hf_device, cfg.hf_batch_size) as url:
+            yield url
+    else:
+        raise ValueError(f"base_url {cfg.base_url!r} is not a bundled server; allowed: {list(BUNDLED_URLS)}")

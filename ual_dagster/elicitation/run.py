@@ -31,10 +31,7 @@ from ual_dagster.elicitation.budget import BudgetExhausted, RunBudget
 from ual_dagster.elicitation.checks import coverage_check, range_check
 from ual_dagster.elicitation.commit import RowCommitter, journal_path, replay_journal
 from ual_dagster.elicitation.elicitor import elicitor_fingerprint
-from ual_dagster.elicitation.local_server import (
-    LOCAL_HEURISTIC_URL,
-    local_heuristic_server,
-)
+from ual_dagster.elicitation.local_server import BUNDLED_URLS, bundled_server
 from ual_dagster.elicitation.metrics import histogram, percentile, spearman
 from ual_dagster.elicitation.outcome import RunStats
 from ual_dagster.elicitation.table import (
@@ -96,8 +93,8 @@ def scores_fingerprint(scores: dict[str, float]) -> str:
 
 @contextmanager
 def _endpoint(cfg: ElicitationConfig) -> Iterator[str]:
-    if cfg.base_url == LOCAL_HEURISTIC_URL:
-        with local_heuristic_server() as url:
+    if cfg.base_url in BUNDLED_URLS:
+        with bundled_server(cfg) as url:
             yield url
     else:
         with nullcontext(cfg.base_url or OPENAI_DEFAULT_URL) as url:

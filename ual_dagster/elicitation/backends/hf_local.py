@@ -6,7 +6,8 @@ the score. u = E[score] / scale_max under the model's next-token distribution re
 to the score tokens: for each score s, the probability of every single-token spelling of
 s ("7" and " 7") is summed; the scores' masses are renormalised. Scores with no
 single-token spelling are absent (with scale_max 10 and digit-splitting tokenizers, 10;
-use scale_max 9 for such models). Works offline from a local directory.
+use scale_max 9 for such models, SmolLM2 among them). Works offline from a local directory
+or a packaged model (`hf_model: packaged:smollm2`, ual_dagster/models).
 """
 
 from __future__ import annotations
@@ -21,6 +22,16 @@ from ual_dagster.elicitation.commit import RowCommitter
 from ual_dagster.elicitation.outcome import Outcome, RunStats
 from ual_dagster.elicitation.prompt import ANSWER_PREFIX, render_prompt
 from ual_dagster.elicitation.table import SampleToScore
+
+
+def model_source(hf_model: str) -> str:
+    """What from_pretrained loads: a packaged model's converted folder, a local path, or a hub id."""
+    from ual_dagster.models import is_packaged, resolve_model_dir
+
+    if is_packaged(hf_model):
+        return str(resolve_model_dir(hf_model))
+    local = resolve_path(hf_model)
+    return str(local) if local.exists() else hf_model
 
 
 def score_token_ids(tokenizer, scale_max: int) -> dict[int, list[int]]:
@@ -65,7 +76,7 @@ def score_with_local_model(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     assert cfg.hf_model is not None
-    source = str(resolve_path(cfg.hf_model)) if resolve_path(cfg.hf_model).exists() else cfg.hf_model
+    source = model_source(cfg.hf_model)
     tokenizer = AutoTokenizer.from_pretrained(source)
     model = AutoModelForCausalLM.from_pretrained(source).to(cfg.hf_device).eval()
     score_ids = score_token_ids(tokenizer, cfg.scale_max)

@@ -16,6 +16,10 @@ typed API errors as usual) and the JSON answer is read as a dict.
   logprobs    - expected score over the score tokens' top_logprobs at the first token that
                 spells a score. Servers that return no logprobs (transformers serve) fall
                 back to the written score; the run's metadata counts these fallbacks.
+  answer_prefill - the request ends with an assistant message '{"uncertainty": ' that the
+                server continues (`continue_final_message`, as vLLM and the bundled local-model
+                server take it), so a model that would otherwise answer the task itself
+                writes the score first.
   consistency - k repeated calls at cfg.temperature (> 0; `n` is not used because some
                 servers ignore it); u = dispersion of the k written scores. All k must parse.
 The API key is passed to the client only; it is never logged or stored.
@@ -42,7 +46,7 @@ from ual_dagster.elicitation.parsing import (
     parse_verbalized,
     score_of_token,
 )
-from ual_dagster.elicitation.prompt import render_prompt
+from ual_dagster.elicitation.prompt import ANSWER_PREFIX, render_prompt
 from ual_dagster.elicitation.retry import backoff_delay, retry_after_s
 from ual_dagster.elicitation.table import SampleToScore
 
@@ -95,6 +99,9 @@ def request_body(prompt: str, cfg: ElicitationConfig) -> dict:
     }
     if cfg.method == "logprobs":
         body.update(logprobs=True, top_logprobs=cfg.top_logprobs)
+    if cfg.answer_prefill:  # the model continues '{"uncertainty": ', so its first token is the score
+        body["messages"].append({"role": "assistant", "content": ANSWER_PREFIX})
+        body.update(continue_final_message=True, add_generation_prompt=False)
     return body
 
 
@@ -105,7 +112,9 @@ def read_answer(response: dict, cfg: ElicitationConfig, stats: RunStats) -> tupl
     text = (choice.get("message") or {}).get("content")
     score = _logprob_score(choice, cfg.scale_max, stats) if cfg.method == "logprobs" else None
     if score is None:
-        score = parse_verbalized(text, cfg.scale_max)
+        # with answer_prefill the text continues the prefix: '7}' is read as '{"uncertainty": 7}'
+        written = ANSWER_PREFIX + text if cfg.answer_prefill and text is not None else text
+        score = parse_verbalized(written, cfg.scale_max)
     return text, score
 
 
