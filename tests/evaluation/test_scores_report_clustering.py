@@ -92,8 +92,16 @@ def test_report_leads_with_paired_comparisons_and_states_what_excludes_zero(tmp_
     stored = read_comparisons(store)
     ual_sft = stored[(stored.scenario == "mixed") & (stored.method == "ual") & (stored.baseline == "sft")].iloc[0]
     assert ual_sft.estimate == pytest.approx(0.5) and (ual_sft.n_seeds, ual_sft.n_items) == (2, 20)
+    with store.connect() as con:  # an elicitor that ranks perfectly: rho 1, AUC 1
+        con.execute("CREATE TABLE samples (dataset VARCHAR, sample_id VARCHAR, intrinsic_uncertainty DOUBLE, family VARCHAR)")
+        con.execute("CREATE TABLE uncertainty (dataset VARCHAR, sample_id VARCHAR, elicitor VARCHAR, uncertainty DOUBLE, "
+                    "status VARCHAR)")
+        con.executemany("INSERT INTO samples VALUES ('testbed_open', ?, ?, NULL)", [[f"s{i}", i / 10] for i in range(10)])
+        con.executemany("INSERT INTO uncertainty VALUES ('testbed_open', ?, 'openai:m:p:verbalized:abc', ?, 'ok')",
+                        [[f"s{i}", i / 20] for i in range(10)])
     result = comparison_report(store, tmp_path / "report", profile)
     text = result.markdown.read_text()
+    assert "## Elicitor validity" in text and "| m (openai, verbalized) | overall | 10 | 1.000 |" in text
     assert text.startswith("# UAL against its baselines: paired comparisons")
     summary = text.split("## Summary")[1].split("## mixed")[0]
     assert "**mixed**: 2 of 3 differences exclude zero" in summary  # ual - sft and ual - ls_matched

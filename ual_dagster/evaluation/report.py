@@ -375,6 +375,8 @@ def comparison_report(store: DuckDBStore, out_dir: str | Path, profile: Profile)
             ]
             lines += [f"| {s.dataset} | {s.count} | {s.mean:.3f} | {_num(s.std)} |" for s in summary.itertuples()]
             lines += ["", "![uncertainty](uncertainty.png)", ""]
+    validity = _validity_section(store, profile)
+    lines += validity
     md = out_dir / "report.md"
     md.write_text("\n".join(lines) + "\n", encoding="utf-8")
     fp = stable_hash(
@@ -384,6 +386,7 @@ def comparison_report(store: DuckDBStore, out_dir: str | Path, profile: Profile)
         {n: m.model_dump(mode="json") for n, m in methods.items()},
         n_curves,
         n_unc,
+        validity,
     )
     excl = cmp[(cmp["ci_low"] > 0) | (cmp["ci_high"] < 0)]
     metadata = {
@@ -396,6 +399,28 @@ def comparison_report(store: DuckDBStore, out_dir: str | Path, profile: Profile)
         "uncertainty_rows": n_unc,
     }
     return ReportResult(fp, md, plots, cmp, metadata)
+
+
+def _validity_section(store: DuckDBStore, profile: Profile) -> list[str]:
+    """Each elicitor with rows on these data sets against the known intrinsic uncertainty."""
+    from ual_dagster.elicitation.validity import elicitor_validity, format_validity
+
+    if not (_table_exists(store, "uncertainty") and _table_exists(store, "samples")):
+        return []
+    table = elicitor_validity(store, list(profile.datasets))
+    if table.empty:
+        return []
+    return [
+        "## Elicitor validity",
+        "",
+        "Every elicitor with scores on this profile's data sets, against the testbed's known intrinsic uncertainty: "
+        "Spearman's rho and the AUC for telling many-answer from single-answer tasks, overall and within each kind. "
+        "Separating the kinds is easy; ranking within the many-answer kind is what per-sample smoothing needs "
+        "beyond per-family smoothing.",
+        "",
+        format_validity(table),
+        "",
+    ]
 
 
 def _describe(m: MethodConfig) -> str:
