@@ -41,6 +41,16 @@ class ElicitationConfig(StrictModel):
     elicit_splits: list[Literal["train", "heldout"]] = Field(
         ["train"], min_length=1, description="which sample splits get a score (coverage is measured over these)"
     )
+    elicit_scope: Literal["used", "all"] = Field(
+        "used",
+        description="used: only the train rows some scenario selects (plus the reserve) and, if elicit_splits "
+        "has heldout, the held-out rows; all: every row of elicit_splits (see ual_dagster/data/selection.py)",
+    )
+    selection_reserve: float = Field(
+        0.02, ge=0.0, le=0.5,
+        description="used scope: extra rows per scenario share, in selection order, so a few unparseable answers "
+        "do not shrink a training set",
+    )
     # hf_local backend
     hf_model: str | None = Field(None, description="hf_local: local path or hub id")
     hf_batch_size: int = Field(8, ge=1, description="hf_local: prompts per forward pass")
