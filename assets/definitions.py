@@ -35,11 +35,14 @@ def build_definitions(profile: Profile | None = None) -> dg.Definitions:
         minimum_interval_seconds=60,
         description="Materialises an asset when a dependency's data version or its own code version changed.",
     )
-    executor = (
-        dg.in_process_executor
-        if profile.orchestration.executor == "in_process"
-        else dg.multiprocess_executor.configured({"max_concurrent": profile.orchestration.max_concurrent})
-    )
+    if profile.orchestration.executor == "k8s":  # a pod per step; evaluation steps ask for GPUs by tag
+        from dagster_k8s import k8s_job_executor
+
+        executor = k8s_job_executor.configured({"max_concurrent": profile.orchestration.max_concurrent})
+    elif profile.orchestration.executor == "in_process":
+        executor = dg.in_process_executor
+    else:
+        executor = dg.multiprocess_executor.configured({"max_concurrent": profile.orchestration.max_concurrent})
     return dg.Definitions(
         assets=assets,
         schedules=[reelicitation_schedule(profile, paths.store())],
