@@ -84,7 +84,6 @@ def render_include_task(task: str, prompt_template: str, data_file: Path | None,
     """The shipped task with its `include:` made absolute, `doc_to_text` in the training
     template and, for offline runs, the data set pointed at a local JSONL."""
     import yaml
-
     from lm_eval import tasks as lm_tasks
 
     cfg = yaml.safe_load((TASKS_DIR / f"{task}.yaml").read_text(encoding="utf-8"))

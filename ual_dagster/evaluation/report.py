@@ -24,18 +24,11 @@ from ual_dagster.storage import DuckDBStore
 from ual_dagster.train.epsilon import epsilons_for
 
 REPORT_CODE_VERSION = "comparison-report-v1"
-# The UAL paper (ACL 2024), mixed scenario, gain of UAL over SFT in points.
-PAPER_GAINS = {"alpaca_eval": 10.62, "gsm8k": 1.81}
-
-
 def _paper_gain(scenario: str, benchmark: str, metric: str) -> float | None:
-    if scenario != "mixed":
-        return None
-    if benchmark == "alpaca_eval" and metric == "win_rate":
-        return PAPER_GAINS["alpaca_eval"]
-    if benchmark.startswith("gsm8k") and metric.startswith("exact_match"):
-        return PAPER_GAINS["gsm8k"]
-    return None
+    """The paper's gain in this row's units, only where the scales match (paper_figures.py)."""
+    from ual_dagster.evaluation.paper_figures import comparable_gain
+
+    return comparable_gain(scenario, benchmark, metric)
 
 
 def combined_stderr(a: float | None, b: float | None) -> float | None:
@@ -173,7 +166,9 @@ def comparison_report(
         f"Scores from {scores['scenario'].nunique()} scenario(s), {scores['method'].nunique()} method(s). "
         "Deltas are in the metric's own units (win rate in %, exact match as a fraction); "
         "± is one standard error, sqrt(a^2 + b^2) for a delta. The paper column is the UAL paper's "
-        "reported gain over SFT in the mixed scenario (points), for reference.", "",
+        "reported gain over SFT in the mixed scenario, converted to the row's units and shown only beside "
+        "metrics on the same scale (its AlpacaEval +10.62 is on an unstated, not AlpacaEval 2, scale; "
+        "see ual_dagster/evaluation/paper_figures.py).", "",
         "| scenario | benchmark | metric | SFT | LS | UAL | UAL - SFT | LS - SFT | paper UAL - SFT |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
