@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets.common import DATA_OR_CODE_CHANGED, check, code_version, finish, key_str
+from assets.preflight import PREFLIGHT_KEY
 from ual_dagster.config import Profile
 from ual_dagster.data import checks as data_checks
 from ual_dagster.data.loaders import CODE_VERSION as LOADER_CODE_VERSION
@@ -29,6 +30,7 @@ def _instruction_set_asset(profile: Profile, dataset: str) -> dg.AssetsDefinitio
         key=key,
         group_name="data",
         kinds={"duckdb"},
+        deps=[PREFLIGHT_KEY],  # runs first; its version is constant, so it never makes this stale
         code_version=code_version(LOADER_CODE_VERSION, cfg),
         automation_condition=DATA_OR_CODE_CHANGED,
         pool="duckdb",

@@ -9,6 +9,7 @@ import dagster as dg
 from assets.data import data_assets
 from assets.elicitation import reelicitation_schedule, uncertainty_assets
 from assets.evaluation import evaluation_assets
+from assets.preflight import preflight_asset
 from assets.sensors import source_files_sensor
 from assets.training import training_assets
 from ual_dagster.config import Profile, active_profile
@@ -21,6 +22,7 @@ def build_definitions(profile: Profile | None = None) -> dg.Definitions:
     profile = profile or active_profile()
     paths = StatePaths.for_profile(profile)  # created on first use, not at load time
     assets = [
+        preflight_asset(profile),
         *data_assets(profile),
         *uncertainty_assets(profile),
         *training_assets(profile),
