@@ -133,3 +133,21 @@ def test_plan_paper_elicits_at_most_105_percent_of_the_rows_used():
         plan["estimated_cost_usd_batch"] == round(plan["estimated_cost_usd"] / 2, 2)
         or abs(plan["estimated_cost_usd_batch"] * 2 - plan["estimated_cost_usd"]) <= 0.02
     )
+
+
+def test_a_data_set_no_scenario_uses_costs_nothing_and_passes_coverage(tmp_path):
+    from ual_dagster.elicitation import dataset_checks
+
+    profile = _profile(tmp_path)
+    store = DuckDBStore(tmp_path / "ual.duckdb")
+    build_instruction_set("unused", profile.datasets["exact"], store)  # loaded, but in no scenario
+    targets = targets_for_dataset(
+        profile.model_copy(update={"datasets": {**profile.datasets, "unused": profile.datasets["exact"]}}),
+        "unused",
+        store,
+    )
+    assert targets == []
+    result = elicit_dataset("unused", profile.elicitation, store, only=targets)
+    assert result.metadata["calls"] == 0 and result.metadata["to_elicit"] == 0
+    coverage = {c.name: c for c in dataset_checks(store, "unused", profile.elicitation, only=targets)}
+    assert coverage["uncertainty_coverage"].passed
