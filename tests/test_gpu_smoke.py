@@ -71,7 +71,7 @@ def test_gpu_smoke_profile_runs_on_cpu_reduced(tmp_path, model_cache):
             "generation": {"max_new_tokens": 4, "batch_size": 4},
             "lm_eval": [{"name": "gsm8k_ual", "data_path": str(data), "limit": 1}],
             "alpaca_eval": {"limit": 2},
-            "clustering": {"probe_samples": 2, "max_tokens": 40, "layers": [-1]},
+            "clustering": {"probe_samples": 8, "max_tokens": 200, "layers": [-1]},
         },
     }
     path = tmp_path / "smoke_cpu.yaml"
