@@ -10,7 +10,7 @@ from assets.data import data_assets
 from assets.elicitation import reelicitation_schedule, uncertainty_assets
 from assets.evaluation import evaluation_assets
 from assets.preflight import preflight_asset
-from assets.sensors import source_files_sensor
+from assets.sensors import source_files_sensor, uncertainty_batches_sensor
 from assets.training import training_assets
 from ual_dagster.config import Profile, active_profile
 from ual_dagster.resources import ArtifactStoreResource, DuckDBStoreResource
@@ -48,7 +48,7 @@ def build_definitions(profile: Profile | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=assets,
         schedules=[reelicitation_schedule(profile, paths.store())],
-        sensors=[automation, source_files_sensor(profile)],
+        sensors=[automation, source_files_sensor(profile), uncertainty_batches_sensor(profile, paths.store())],
         resources={
             "duckdb": DuckDBStoreResource(database=str(paths.duckdb)),
             "artifacts": ArtifactStoreResource(root=str(paths.artifacts)),

@@ -41,8 +41,13 @@ def _uncertainty_asset(profile: Profile, dataset: str) -> dg.AssetsDefinition:
     def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource) -> dg.MaterializeResult:
         store = duckdb.store()
         store.require_version(key_str(instruction_set_key(dataset)))
+        from ual_dagster.elicitation.batch import BatchStillRunning
+
         targets = targets_for_dataset(profile, dataset, store)
-        result = elicitation.elicit_dataset(dataset, cfg, store, log=context.log.info, only=targets)
+        try:
+            result = elicitation.elicit_dataset(dataset, cfg, store, log=context.log.info, only=targets)
+        except BatchStillRunning as exc:  # batch mode: a wait, not a fault; the uncertainty_batches sensor re-runs
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
         outcomes = elicitation.dataset_checks(store, dataset, cfg, only=targets)
         return finish(
             store,

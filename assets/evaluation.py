@@ -72,14 +72,17 @@ def _evaluation_asset(profile: Profile, scenario: str, method: str) -> dg.Assets
     def _asset(
         context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource, artifacts: ArtifactStoreResource
     ) -> dg.MaterializeResult:
+        from ual_dagster.train.checkpoints import variant_checkpoints
+
         store, arts = duckdb.store(), artifacts.store()
+        store.require_version(key_str(lora_key(scenario, method)))
         result = pipeline.evaluate_variant(
             profile,
             store,
             arts,
             scenario=scenario,
             method=method,
-            checkpoint_fp=store.require_version(key_str(lora_key(scenario, method))),
+            checkpoints=variant_checkpoints(store, scenario, method),
             base_fp=store.require_version(key_str(BASE_MODEL_KEY)),
             eval_sets_fp=store.require_version(key_str(EVAL_SETS_KEY)),
             log=context.log.info,
@@ -100,7 +103,7 @@ def token_clustering_asset(profile: Profile) -> dg.AssetsDefinition:
         group_name="evaluation",
         kinds={"pytorch", "duckdb"},
         deps=[lora_key(s, m) for s, m in variants] + [EVAL_SETS_KEY, BASE_MODEL_KEY],
-        code_version=code_version(pipeline.CODE_VERSION, cfg),
+        code_version=code_version(pipeline.CODE_VERSION, cfg, profile.experiment.seeds[0]),
         automation_condition=DATA_OR_CODE_CHANGED,
         pool="train",
         op_tags=evaluation_op_tags(profile),
@@ -110,8 +113,11 @@ def token_clustering_asset(profile: Profile) -> dg.AssetsDefinition:
     def _asset(
         context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource, artifacts: ArtifactStoreResource
     ) -> dg.MaterializeResult:
+        from ual_dagster.train.checkpoints import variant_checkpoints
+
         store, arts = duckdb.store(), artifacts.store()
-        checkpoints = {(s, m): store.require_version(key_str(lora_key(s, m))) for s, m in variants}
+        seed = profile.experiment.seeds[0]
+        checkpoints = {(s, m): variant_checkpoints(store, s, m)[seed] for s, m in variants}
         result = pipeline.cluster_checkpoints(
             profile,
             store,
@@ -119,6 +125,7 @@ def token_clustering_asset(profile: Profile) -> dg.AssetsDefinition:
             checkpoints=checkpoints,
             base_fp=store.require_version(key_str(BASE_MODEL_KEY)),
             eval_sets_fp=store.require_version(key_str(EVAL_SETS_KEY)),
+            seed=seed,
             log=context.log.info,
         )
         return finish(store, TOKEN_CLUSTERING_KEY, result.fingerprint, result.metadata, config=cfg, reused=result.reused)
@@ -136,10 +143,11 @@ def eval_scores_asset(profile: Profile) -> dg.AssetsDefinition:
         group_name="evaluation",
         kinds={"duckdb"},
         deps=[evaluation_key(s, m) for s, m in variants] + [TOKEN_CLUSTERING_KEY],
-        code_version=code_version(pipeline.CODE_VERSION),
+        code_version=code_version(pipeline.CODE_VERSION, profile.experiment, profile.baselines()),
         automation_condition=DATA_OR_CODE_CHANGED,
-        description="All scores of every scenario x method in one DuckDB table `eval_scores` "
-        "(scenario, method, checkpoint, benchmark, metric, value, stderr, n).",
+        description="All scores of every scenario x method x seed in DuckDB `eval_scores` (scenario, method, seed, "
+        "checkpoint, benchmark, metric, value, stderr, n), per-item results in `eval_items`, and the paired "
+        "`comparisons` of every method against each baseline (estimate, CI, Holm-adjusted p).",
     )
     def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource) -> dg.MaterializeResult:
         store = duckdb.store()

@@ -5,6 +5,8 @@ file's size and modification time with what it saw last (its cursor) and request
 data set's instruction_sets asset; its new DataVersion (a content hash of the rows) then
 drives the data-version-aware automation downstream, and an unchanged content (a touch)
 stops right there.
+
+uncertainty_batches: finishes what elicitation.mode: batch started (see its docstring).
 """
 
 import json
@@ -12,7 +14,9 @@ import json
 import dagster as dg
 
 from assets.data import instruction_set_key
+from ual_dagster import elicitation
 from ual_dagster.config import Profile, resolve_path
+from ual_dagster.storage import DuckDBStore
 
 
 def _signatures(profile: Profile) -> dict[str, list[int] | None]:
@@ -55,5 +59,57 @@ def source_files_sensor(profile: Profile) -> dg.SensorDefinition:
             dg.RunRequest(run_key=f"{name}:{now[name]}", asset_selection=[instruction_set_key(name)])
             for name in changed
         ]
+
+    return _sensor
+
+
+def uncertainty_batches_sensor(profile: Profile, store: DuckDBStore) -> dg.SensorDefinition:
+    """Requests uncertainty/<dataset> when one of its Batch API batches finishes (elicitation.mode: batch).
+
+    The asset submits and waits at most batch_wait_s; this sensor does the rest of the
+    waiting: it polls the open batches recorded in DuckDB (read-only) and asks for one run
+    per batch and terminal status (the run key), which collects the results. A submission
+    a killed run left unsent is handed to a run at once.
+    """
+    from assets.elicitation import uncertainty_key
+
+    cfg = profile.elicitation
+    batch_mode = cfg.backend == "openai" and cfg.mode == "batch"
+
+    @dg.sensor(
+        name="uncertainty_batches",
+        target=[uncertainty_key(d) for d in profile.datasets],
+        minimum_interval_seconds=int(max(30, cfg.batch_poll_interval_s)),
+        default_status=dg.DefaultSensorStatus.RUNNING
+        if profile.orchestration.automation and batch_mode
+        else dg.DefaultSensorStatus.STOPPED,
+        description="Materialises an uncertainty asset when its OpenAI Batch API batch finishes.",
+    )
+    def _sensor(context: dg.SensorEvaluationContext):
+        if not batch_mode:
+            return dg.SkipReason("elicitation.mode is not 'batch'")
+        from ual_dagster.elicitation.batch import TERMINAL, open_batches, poll_open_batches
+
+        try:
+            found = open_batches(DuckDBStore(store.path, lock_wait_s=5.0), elicitation.elicitor_fingerprint(cfg))
+        except Exception as exc:  # the database is busy with a writer: try at the next tick
+            return dg.SkipReason(f"could not read open batches: {exc}")
+        found = [b for b in found if b.dataset in profile.datasets]
+        if not found:
+            return dg.SkipReason("no open batches")
+        requests, waiting = [], []
+        for batch, status, done, total in poll_open_batches(cfg, found):
+            if status in TERMINAL or status == "preparing":
+                requests.append(
+                    dg.RunRequest(
+                        run_key=f"{batch.batch_id or batch.submission_id}:{status}",
+                        asset_selection=[uncertainty_key(batch.dataset)],
+                        tags={"ual/reason": "batch_finished", "ual/batch": batch.batch_id or batch.submission_id},
+                    )
+                )
+            else:
+                waiting.append(f"{batch.batch_id} {status} ({done}/{total} done)")
+        context.log.info("; ".join(waiting) or "no batch still running")
+        return requests or dg.SkipReason("; ".join(waiting))
 
     return _sensor

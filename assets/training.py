@@ -60,6 +60,9 @@ def _lora_asset(profile: Profile, scenario: str, method: str) -> dg.AssetsDefini
 
     method_cfg: MethodConfig = profile.methods[method]
     train_cfg = effective_training_config(profile.training, method_cfg)
+    seeds = list(profile.experiment.seeds)
+    # a matched LS control reads the UAL method it matches: its config is part of this variant's
+    matched = profile.methods[method_cfg.match] if method_cfg.match else None
     key = lora_key(scenario, method)
 
     @dg.asset(
@@ -67,30 +70,63 @@ def _lora_asset(profile: Profile, scenario: str, method: str) -> dg.AssetsDefini
         group_name="training",
         kinds={"pytorch", "peft"},
         deps=[training_set_key(scenario), BASE_MODEL_KEY],
-        code_version=code_version(train_fp.CODE_VERSION, train_cfg, method_cfg),
+        code_version=code_version(train_fp.CODE_VERSION, train_cfg, method_cfg, matched, seeds),
         automation_condition=DATA_OR_CODE_CHANGED,
         pool="train",
-        description=f"LoRA adapter for scenario {scenario!r} trained with method {method!r} "
-        f"({method_cfg.kind}); directory named by the fingerprint of its inputs, reused when unchanged, "
-        "resumed from its last checkpoint after a crash.",
+        description=f"LoRA adapters for scenario {scenario!r} trained with method {method!r} "
+        f"({method_cfg.kind}), one per seed {seeds}; each directory is named by the fingerprint of its inputs "
+        "(seed included), reused when unchanged, resumed from its last checkpoint after a crash.",
     )
     def _asset(
         context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource, artifacts: ArtifactStoreResource
     ) -> dg.MaterializeResult:
+        from ual_dagster.fingerprint import stable_hash
         from ual_dagster.train import checkpoints
 
         store, arts = duckdb.store(), artifacts.store()
         base_fp = store.require_version(key_str(BASE_MODEL_KEY))
-        plan = checkpoints.plan_checkpoint(
-            store, arts, scenario=scenario, method=method, method_cfg=method_cfg, train_cfg=train_cfg, base_fp=base_fp
-        )
-        if plan.finished:
-            context.log.info(f"lora {scenario}/{method}: fingerprint {plan.fingerprint} already trained, reusing")
-            return finish(store, key, plan.fingerprint, plan.reuse_metadata(), config=[train_cfg, method_cfg], reused=True)
-        started = time.perf_counter()
-        result = _launch(context, plan, train_cfg)
-        meta = checkpoints.complete_checkpoint(store, arts, plan, result, seconds=round(time.perf_counter() - started, 2))
-        return finish(store, key, plan.fingerprint, meta, config=[train_cfg, method_cfg])
+        per_seed: dict[str, dict] = {}
+        fps: dict[int, str] = {}
+        eps_mean: dict[int, float] = {}
+        trained = 0
+        for seed in seeds:
+            plan = checkpoints.plan_checkpoint(
+                store,
+                arts,
+                scenario=scenario,
+                method=method,
+                methods=profile.methods,
+                train_cfg=train_cfg,
+                base_fp=base_fp,
+                seed=seed,
+            )
+            fps[seed], eps_mean[seed] = plan.fingerprint, plan.eps_summary["eps_mean"]
+            if plan.finished:
+                context.log.info(f"lora {scenario}/{method} seed {seed}: {plan.fingerprint} already trained, reusing")
+                per_seed[str(seed)] = {"checkpoint": plan.fingerprint, "reused": True, **plan.reuse_metadata()}
+                continue
+            started = time.perf_counter()
+            result = _launch(context, plan, plan.train_cfg)
+            seconds = round(time.perf_counter() - started, 2)
+            meta = checkpoints.complete_checkpoint(store, arts, plan, result, seconds=seconds)
+            per_seed[str(seed)] = {"checkpoint": plan.fingerprint, "reused": False, **meta}
+            trained += 1
+        checkpoints.record_variant_checkpoints(store, scenario, method, fps, eps_mean)
+        fingerprint = stable_hash("lora-variant", sorted(fps.items()))
+        first = per_seed[str(seeds[0])]
+        meta = {
+            "seeds": seeds,
+            "trained": trained,
+            "checkpoints": {s: v["checkpoint"] for s, v in per_seed.items()},
+            "eps_mean": first.get("eps_mean", eps_mean[seeds[0]]),
+            "per_seed": {
+                s: {k: v for k, v in m.items() if k not in ("eps_histogram", "loss_curve")} for s, m in per_seed.items()
+            },
+        }
+        for extra in ("eps_histogram", "loss_curve"):
+            if extra in first:
+                meta[f"{extra}_seed_{seeds[0]}"] = first[extra]
+        return finish(store, key, fingerprint, meta, config=[train_cfg, method_cfg], reused=trained == 0)
 
     return _asset
 
@@ -109,7 +145,9 @@ def _launch(context: dg.AssetExecutionContext, plan, train_cfg: TrainingConfig):
     extras = {"spec_path": str(spec_path)}
     if train_cfg.launcher == "subprocess":
         dg.PipesSubprocessClient().run(
-            context=context, command=training_command(spec_path, num_processes=_local_processes(train_cfg)), extras=extras
+            context=context,
+            command=training_command(spec_path, num_processes=_local_processes(train_cfg)),
+            extras=extras,
         )
     else:
         from dagster_k8s import PipesK8sClient

@@ -17,7 +17,7 @@ from typing import Any
 from ual_dagster.config import Profile
 from ual_dagster.data.scenarios import scenario_shares
 from ual_dagster.data.selection import window_size
-from ual_dagster.elicitation.cost import calls_per_row, cost_usd, estimate_tokens
+from ual_dagster.elicitation.cost import calls_per_row, estimate_cost_usd, estimate_tokens
 from ual_dagster.storage import DuckDBStore, StatePaths
 
 # instruction + input + response of a typical Alpaca / MetaMathQA row, in characters
@@ -129,15 +129,16 @@ def plan(profile: Profile) -> dict[str, Any]:
     calls = sum(p.to_elicit - p.cached for p in per) * k if cfg.backend in {"openai", "hf_local"} else 0
     prompt_tokens = sum((p.to_elicit - p.cached) * estimate_tokens(int(template_chars + p.row_chars)) for p in per) * k
     completion_tokens = calls * cfg.max_tokens
-    n_variants = len(profile.scenarios) * len(profile.methods)
+    # each (scenario, method) variant is trained and evaluated once per seed
+    n_variants = len(profile.scenarios) * len(profile.methods) * len(profile.experiment.seeds)
     return {
         "profile": profile.name,
         "elicitation_calls": calls,
         "cached": sum(p.cached for p in per),
         "rows_to_elicit": sum(p.to_elicit for p in per),
         "rows_used": sum(p.rows_used for p in per),
-        "estimated_cost_usd": round(cost_usd(prompt_tokens, completion_tokens, cfg), 2) if billed else 0.0,
-        "estimated_cost_usd_batch": round(cost_usd(prompt_tokens, completion_tokens, cfg, batch=True), 2)
+        "estimated_cost_usd": round(estimate_cost_usd(prompt_tokens, completion_tokens, cfg), 2) if billed else 0.0,
+        "estimated_cost_usd_batch": round(estimate_cost_usd(prompt_tokens, completion_tokens, cfg, batch=True), 2)
         if billed
         else 0.0,
         "estimated_prompt_tokens": prompt_tokens if billed else 0,

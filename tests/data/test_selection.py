@@ -128,7 +128,8 @@ def test_plan_paper_elicits_at_most_105_percent_of_the_rows_used():
     assert 0 < plan["elicitation_calls"] <= 1.05 * plan["rows_used"]
     profile = load_profile("paper")
     assert plan["rows_used"] == 40000  # 20k alpaca + 20k MetaMathQA: the mixed scenario nests in them
-    assert plan["train_runs"] == plan["eval_runs"] == len(profile.scenarios) * len(profile.methods)
+    n_variants = len(profile.scenarios) * len(profile.methods) * len(profile.experiment.seeds)
+    assert plan["train_runs"] == plan["eval_runs"] == n_variants
     assert (
         plan["estimated_cost_usd_batch"] == round(plan["estimated_cost_usd"] / 2, 2)
         or abs(plan["estimated_cost_usd_batch"] * 2 - plan["estimated_cost_usd"]) <= 0.02

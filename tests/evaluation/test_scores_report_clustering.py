@@ -15,7 +15,6 @@ from ual_dagster.config.evaluation import (
     GenerationConfig,
     LmEvalTaskConfig,
 )
-from ual_dagster.config.training import MethodConfig
 from ual_dagster.evaluation import evaluate_checkpoint, has_scores, load_eval_data, read_scores, write_scores
 from ual_dagster.evaluation.clustering import cluster_checkpoint, cluster_quality
 from ual_dagster.evaluation.report import comparison_report
@@ -25,8 +24,10 @@ from ual_dagster.storage import DuckDBStore
 
 def test_write_scores_replaces_rows_and_keeps_missing_stderr_null(tmp_path) -> None:
     store = DuckDBStore(tmp_path / "db.duckdb")
-    rows = [ScoreRow("alpaca_eval", "win_rate", 40.0, 5.0, 10, {"n_unjudged": 1}),
-            ScoreRow("gsm8k_local", "exact_match,strict-match", 0.25, "N/A", 4)]
+    rows = [
+        ScoreRow("alpaca_eval", "win_rate", 40.0, 5.0, 10, {"n_unjudged": 1}),
+        ScoreRow("gsm8k_local", "exact_match,strict-match", 0.25, "N/A", 4),
+    ]
     write_scores(store, "mixed", "ual", "ck1", "ev1", rows)
     write_scores(store, "mixed", "sft", "ck2", "ev2", rows[:1])
     assert has_scores(store, "ev1") and not has_scores(store, "ev-other")
@@ -41,36 +42,66 @@ def test_write_scores_replaces_rows_and_keeps_missing_stderr_null(tmp_path) -> N
     assert json.loads(df[df.method == "sft"].iloc[0].details) == {"n_unjudged": 1}
 
 
-def test_report_renders_its_numbers_and_plots(tmp_path) -> None:
+def _report_profile(**experiment):
+    from ual_dagster.config import load_profile
+
+    base = load_profile("tiny").model_dump(mode="json")
+    base["methods"] = {
+        "sft": {"kind": "sft"},
+        "ls_matched": {"kind": "ls", "match": "ual"},
+        "ual": {"kind": "ual"},
+    }
+    base["experiment"] = {"seeds": [0, 1], "bootstrap_iters": 500, **experiment}
+    from ual_dagster.config.profile import Profile
+
+    return Profile.model_validate(base)
+
+
+def test_report_leads_with_paired_comparisons_and_states_what_excludes_zero(tmp_path) -> None:
+    from ual_dagster.evaluation.comparisons import compute_comparisons, read_comparisons, write_comparisons
+    from ual_dagster.evaluation.scores import read_items
+
+    profile = _report_profile()
     store = DuckDBStore(tmp_path / "db.duckdb")
-    for method, wr, se in (("sft", 40.0, 3.0), ("ls", 42.0, 4.0), ("ual", 50.0, 4.0)):
-        write_scores(store, "mixed", method, f"ck-{method}", f"ev-{method}",
-                     [ScoreRow("alpaca_eval", "win_rate", wr, se, 100), ScoreRow("gsm8k_local", "exact_match,strict-match", 0.3, None, 50)])
-    for method in ("sft", "ual"):  # a scenario the paper reports nothing for
-        write_scores(store, "low_entropy", method, f"ck2-{method}", f"ev2-{method}", [ScoreRow("alpaca_eval", "win_rate", 30.0, 2.0, 100)])
-    with store.connect() as con:
-        con.execute("CREATE TABLE training_curves (scenario VARCHAR, method VARCHAR, checkpoint VARCHAR, step INTEGER, "
-                    "loss DOUBLE, lr DOUBLE, tokens_per_s DOUBLE, eps_mean DOUBLE)")
-        con.executemany("INSERT INTO training_curves VALUES ('mixed', ?, 'c', ?, ?, 0.001, 100, 0.1)",
-                        [[m, s, 3.0 / (s + 1)] for m in ("sft", "ual") for s in range(5)])
-        con.execute("CREATE TABLE uncertainty (sample_id VARCHAR, dataset VARCHAR, elicitor VARCHAR, uncertainty DOUBLE, status VARCHAR)")
-        con.executemany("INSERT INTO uncertainty VALUES (?, ?, 'e', ?, ?)",
-                        [[f"s{i}", "testbed_open" if i % 2 else "testbed_exact", (i % 10) / 10, "ok" if i != 3 else "failed"]
-                         for i in range(40)])
-    methods = {"sft": MethodConfig(kind="sft"), "ls": MethodConfig(kind="ls", epsilon=0.1), "ual": MethodConfig(kind="ual")}
-    result = comparison_report(store, tmp_path / "report", methods)
-    row = result.comparison.set_index(["scenario", "benchmark"]).loc[("mixed", "alpaca_eval")]
-    assert row.ual_minus_sft == pytest.approx(10.0) and row.ual_minus_sft_se == pytest.approx(5.0)  # sqrt(4^2 + 3^2)
-    assert row.ls_minus_sft == pytest.approx(2.0) and row.ls_minus_sft_se == pytest.approx(5.0)
+
+    class Item:
+        def __init__(self, item_id, value):
+            self.benchmark, self.item_id, self.metric, self.value = "testbed", item_id, "valid_logprob", value
+
+    # mixed: ual is 0.5 better than both baselines on every item; low_entropy: no difference
+    for scen, gain in (("mixed", 0.5), ("low_entropy", 0.0)):
+        for seed in (0, 1):
+            for method, delta in (("sft", 0.0), ("ls_matched", 0.0), ("ual", gain)):
+                items = [Item(f"i{k}", -2.0 + 0.1 * (k % 5) + delta + 0.01 * seed) for k in range(20)]
+                mean = sum(i.value for i in items) / len(items)
+                write_scores(
+                    store,
+                    scen,
+                    method,
+                    f"ck-{scen}-{method}-{seed}",
+                    f"ev-{scen}-{method}-{seed}",
+                    [ScoreRow("testbed", "valid_logprob", mean, 0.05, 20)],
+                    seed=seed,
+                    items=items,
+                )
+    items = read_items(store)
+    assert len(items) == 2 * 2 * 3 * 20
+    cmp = compute_comparisons(items, list(profile.methods), profile.baselines(), iters=500)
+    write_comparisons(store, cmp, "v1")
+    stored = read_comparisons(store)
+    ual_sft = stored[(stored.scenario == "mixed") & (stored.method == "ual") & (stored.baseline == "sft")].iloc[0]
+    assert ual_sft.estimate == pytest.approx(0.5) and (ual_sft.n_seeds, ual_sft.n_items) == (2, 20)
+    result = comparison_report(store, tmp_path / "report", profile)
     text = result.markdown.read_text()
-    # issue 10 item 6: the paper's AlpacaEval +10.62 is not on our AlpacaEval 2 scale, so it is not shown;
-    # its GSM8K +1.81 points is shown in our units (exact match as a fraction)
-    assert "| mixed | alpaca_eval | win_rate | 40 ± 3 | 42 ± 4 | 50 ± 4 | 10 ± 5 | 2 ± 5 |  |" in text
-    assert "| mixed | gsm8k_local | exact_match,strict-match | 0.3 | 0.3 | 0.3 | 0 | 0 | +0.0181 |" in text
-    assert "| low_entropy | alpaca_eval | win_rate | 30 ± 2 | n/a | 30 ± 2 | 0 ± 2.8 | n/a |  |" in text
+    assert text.startswith("# UAL against its baselines: paired comparisons")
+    summary = text.split("## Summary")[1].split("## mixed")[0]
+    assert "**mixed**: 2 of 3 differences exclude zero" in summary  # ual - sft and ual - ls_matched
+    assert "**low_entropy**: none of the 3 differences" in summary
+    assert "| valid_logprob | ual - sft | **+0.5 [+0.5, +0.5]** |" in text
+    assert "paper" in text and "+10.62" in text and "not shown beside these scores" in text
     assert "nan" not in text.lower()
-    assert "| testbed_open | 19 |" in text and "| testbed_exact | 20 |" in text  # the failed row (s3) is left out
-    assert [p.name for p in result.plots] == ["deltas.png", "training_curves.png", "uncertainty.png"]
+    names = [p.name for p in result.plots]
+    assert sorted(names[:2]) == ["forest_low_entropy.png", "forest_mixed.png"]
     for p in result.plots:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 1000
 
@@ -95,13 +126,41 @@ def _samples_db(tmp_path):
 
     store = DuckDBStore(tmp_path / "db.duckdb")
     with store.connect() as con:
-        con.execute("CREATE TABLE samples (dataset VARCHAR, sample_id VARCHAR, instruction VARCHAR, input VARCHAR, "
-                    "output VARCHAR, source VARCHAR, split VARCHAR, family VARCHAR, intrinsic_uncertainty DOUBLE, "
-                    "valid_answers VARCHAR, loaded_at TIMESTAMP)")
-        rows = [["testbed_exact", f"e{i}", f"Add {i} and 2.", "", f"the sum is {i + 2}", "t", "heldout", "add", 0.0,
-                 json.dumps([f"the sum is {i + 2}"])] for i in range(6)]
-        rows += [["testbed_open", f"o{i}", f"Name a fruit ({i}).", "", "apple", "t", "heldout", "fruit", 1.0,
-                  json.dumps(["apple", "pear"])] for i in range(6)]
+        con.execute(
+            "CREATE TABLE samples (dataset VARCHAR, sample_id VARCHAR, instruction VARCHAR, input VARCHAR, "
+            "output VARCHAR, source VARCHAR, split VARCHAR, family VARCHAR, intrinsic_uncertainty DOUBLE, "
+            "valid_answers VARCHAR, loaded_at TIMESTAMP)"
+        )
+        rows = [
+            [
+                "testbed_exact",
+                f"e{i}",
+                f"Add {i} and 2.",
+                "",
+                f"the sum is {i + 2}",
+                "t",
+                "heldout",
+                "add",
+                0.0,
+                json.dumps([f"the sum is {i + 2}"]),
+            ]
+            for i in range(6)
+        ]
+        rows += [
+            [
+                "testbed_open",
+                f"o{i}",
+                f"Name a fruit ({i}).",
+                "",
+                "apple",
+                "t",
+                "heldout",
+                "fruit",
+                1.0,
+                json.dumps(["apple", "pear"]),
+            ]
+            for i in range(6)
+        ]
         rows += [["testbed_open", "train1", "Name a fruit.", "", "pear", "t", "train", "fruit", 1.0, "[]"]]
         con.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp)", rows)
     return store
@@ -110,8 +169,10 @@ def _samples_db(tmp_path):
 def test_evaluate_checkpoint_end_to_end_then_cached(tiny_checkpoint, tmp_path) -> None:
     store = _samples_db(tmp_path)
     cfg = EvaluationConfig(
-        device="cpu", generation=GenerationConfig(max_new_tokens=6, batch_size=8, stop_strings=["\n"]),
-        lm_eval=[LmEvalTaskConfig(name="testbed_exact_heldout")], alpaca_eval=AlpacaEvalConfig(),
+        device="cpu",
+        generation=GenerationConfig(max_new_tokens=6, batch_size=8, stop_strings=["\n"]),
+        lm_eval=[LmEvalTaskConfig(name="testbed_exact_heldout")],
+        alpaca_eval=AlpacaEvalConfig(),
         clustering=ClusteringConfig(probe_samples=12, max_tokens=200),
     )
     data = load_eval_data(store, ["testbed_exact", "testbed_open"])
@@ -131,8 +192,15 @@ def test_evaluate_checkpoint_end_to_end_then_cached(tiny_checkpoint, tmp_path) -
     assert again.fingerprint == res.fingerprint and again.metadata["model_loaded"] is False
     assert [r.as_json() for r in again.rows] == [r.as_json() for r in res.rows]
 
-    clus = cluster_checkpoint(tiny_checkpoint.base_path, tiny_checkpoint.adapter_path, "ck1", cfg.clustering, data,
-                              tmp_path / "clustering", device="cpu")
+    clus = cluster_checkpoint(
+        tiny_checkpoint.base_path,
+        tiny_checkpoint.adapter_path,
+        "ck1",
+        cfg.clustering,
+        data,
+        tmp_path / "clustering",
+        device="cpu",
+    )
     assert {r.metric for r in clus.rows} == {"silhouette@L-1", "davies_bouldin@L-1"}
     assert all(r.benchmark == "token_clustering" and -1 <= clus.rows[0].value <= 1 for r in clus.rows)
     assert clus.plots[0].stat().st_size > 1000

@@ -51,6 +51,22 @@ class ElicitationConfig(StrictModel):
         description="used scope: extra rows per scenario share, in selection order, so a few unparseable answers "
         "do not shrink a training set",
     )
+    # openai backend: online calls, or the Batch API at its lower price (ual_dagster/elicitation/batch.py)
+    mode: Literal["online", "batch"] = Field("online", description="openai: one call per answer, or the Batch API")
+    batch_wait_s: float = Field(
+        300.0,
+        ge=0,
+        description="batch: how long the asset polls open batches before failing with 'still running' "
+        "(the uncertainty_batches sensor re-runs it when they finish); 0 = submit and return",
+    )
+    batch_poll_interval_s: float = Field(30.0, gt=0, description="batch: seconds between status polls")
+    batch_retry: Literal["batch", "online"] = Field(
+        "batch", description="batch: where rows go that a batch did not answer usably (expired, 5xx, unparseable)"
+    )
+    batch_max_rounds: int = Field(3, ge=1, description="batch: new submissions per run (a re-run continues)")
+    batch_max_requests: int = Field(
+        50_000, ge=1, le=50_000, description="batch: requests per batch (the API's cap is 50,000)"
+    )
     # hf_local backend
     hf_model: str | None = Field(None, description="hf_local: local path or hub id")
     hf_batch_size: int = Field(8, ge=1, description="hf_local: prompts per forward pass")
@@ -83,6 +99,13 @@ class ElicitationConfig(StrictModel):
             raise ValueError("backend 'hf_local' needs 'hf_model'")
         if self.backend == "file" and not self.file_path:
             raise ValueError("backend 'file' needs 'file_path'")
+        if self.mode == "batch" and self.backend != "openai":
+            raise ValueError("mode 'batch' needs backend 'openai' (the OpenAI Batch API)")
+        if self.mode == "batch" and self.base_url == "local-heuristic":
+            raise ValueError(
+                "mode 'batch' needs a server with the Batch API (files + batches endpoints); the bundled "
+                "'local-heuristic' server has only chat completions: use mode 'online' or another base_url"
+            )
         if self.commit_min_interval_s > self.commit_interval_s:
             raise ValueError("commit_min_interval_s must not exceed commit_interval_s")
         if self.backend == "openai" and self.method == "consistency" and self.temperature <= 0:

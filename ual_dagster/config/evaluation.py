@@ -64,6 +64,18 @@ class AlpacaEvalConfig(StrictModel):
     judge: JudgeConfig = JudgeConfig(kind="testbed")
 
 
+class AnswerLikelihoodConfig(StrictModel):
+    """Teacher-forced log-probabilities of the held-out items' valid answers (testbed_likelihood)."""
+
+    datasets: list[str] = Field(
+        ["testbed_exact", "testbed_open"],
+        description="samples datasets whose held-out rows are scored; an item with one valid answer gives "
+        "log_p_answer, one with several gives log_p_valid_set and valid_set_entropy",
+    )
+    limit: int | None = Field(None, ge=1, description="score the first N held-out items (by sample_id) per dataset")
+    batch_size: int = Field(128, ge=1, description="(prompt, answer) sequences per forward pass")
+
+
 class ClusteringConfig(StrictModel):
     probe_samples: int = Field(64, ge=2)
     max_tokens: int = Field(2000, ge=10)
@@ -92,6 +104,7 @@ class EvaluationConfig(StrictModel):
     generation: GenerationConfig = GenerationConfig()
     lm_eval: list[LmEvalTaskConfig] = []
     alpaca_eval: AlpacaEvalConfig | None = AlpacaEvalConfig()
+    answer_likelihood: AnswerLikelihoodConfig | None = None
     clustering: ClusteringConfig = ClusteringConfig()
     bootstrap_iters: int = Field(
         0, ge=0, description="lm-eval bootstrap resamples for standard errors; 0 reports none (the paper profile uses 1000)"

@@ -10,6 +10,7 @@ from ual_dagster.config.base import StrictModel
 from ual_dagster.config.data import DataChecksConfig, DatasetConfig, ScenarioConfig
 from ual_dagster.config.elicitation import ElicitationConfig
 from ual_dagster.config.evaluation import EvaluationConfig
+from ual_dagster.config.experiment import ExperimentConfig
 from ual_dagster.config.training import BaseModelConfig, MethodConfig, TrainingConfig
 
 
@@ -44,6 +45,7 @@ class Profile(StrictModel):
     training: TrainingConfig = TrainingConfig()
     methods: dict[str, MethodConfig]
     evaluation: EvaluationConfig = EvaluationConfig()
+    experiment: ExperimentConfig = ExperimentConfig()
 
     @model_validator(mode="after")
     def _cross_refs(self) -> "Profile":
@@ -62,4 +64,30 @@ class Profile(StrictModel):
                     f"scenarios.{scen}.weights names unknown dataset(s) {unknown}; "
                     f"allowed: {sorted(self.datasets)}"
                 )
+        if self.training.seed != 0:
+            raise ValueError("training.seed is set per checkpoint from experiment.seeds; list the seeds there instead")
+        for name, method in self.methods.items():
+            if method.match is not None:
+                target = self.methods.get(method.match)
+                if target is None or target.kind != "ual":
+                    ual = sorted(n for n, m in self.methods.items() if m.kind == "ual")
+                    raise ValueError(
+                        f"methods.{name}.match names {method.match!r}, which is not a ual method; allowed: {ual}"
+                    )
+        oracle = [n for n, m in self.methods.items() if m.kind == "ual" and m.uncertainty == "oracle"]
+        unknown_truth = sorted({d for c in self.scenarios.values() for d in c.weights if self.datasets[d].source != "testbed"})
+        if oracle and unknown_truth:
+            raise ValueError(
+                f"methods {oracle} use uncertainty 'oracle', but data set(s) {unknown_truth} have no known intrinsic "
+                "uncertainty (only source 'testbed' has one); drop the oracle method or those data sets from the scenarios"
+            )
+        for name in self.experiment.baselines or []:
+            if name not in self.methods:
+                raise ValueError(f"experiment.baselines names unknown method {name!r}; allowed: {sorted(self.methods)}")
         return self
+
+    def baselines(self) -> list[str]:
+        """The methods every other method is compared against (experiment.baselines or the default)."""
+        if self.experiment.baselines is not None:
+            return list(self.experiment.baselines)
+        return [n for n, m in self.methods.items() if m.kind == "sft" or (m.kind == "ls" and m.match is not None)]

@@ -73,7 +73,7 @@ class TrainingConfig(StrictModel):
     weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay on the LoRA parameters")
     max_grad_norm: float | None = Field(1.0, gt=0, description="gradient clipping; null turns it off")
     gradient_checkpointing: bool = Field(False, description="recompute activations in backward (large models)")
-    seed: int = 0
+    seed: int = Field(0, description="set for each checkpoint from experiment.seeds; a profile sets experiment.seeds")
     min_free_disk_gb: float | None = Field(
         None, ge=0, description="preflight: free disk the state folder needs (None: 40 for a hub model, else 1)"
     )
@@ -109,10 +109,25 @@ class TrainingConfig(StrictModel):
 
 
 class MethodConfig(StrictModel):
-    """sft: eps = 0; ls: eps = `epsilon` for every sample; ual: eps = F(u)."""
+    """sft: eps = 0; ls: eps = `epsilon` for every sample; ual: eps = F(u).
+
+    Controls are ordinary methods: `ls` with `match: <ual method>` takes that method's mean
+    eps over the same training set (so UAL minus it isolates the per-sample allocation);
+    `ual` with `uncertainty: shuffled` permutes the elicited eps across samples (same
+    histogram, no information); `uncertainty: oracle` uses the data set's known intrinsic
+    uncertainty (the testbed's) instead of the elicited score.
+    """
 
     kind: Literal["sft", "ls", "ual"]
     epsilon: float = Field(0.1, ge=0.0, lt=1.0, description="ls only")
+    match: str | None = Field(
+        None, description="ls only: name of a ual method whose mean eps over the same training set replaces `epsilon`"
+    )
+    uncertainty: Literal["elicited", "shuffled", "oracle"] = Field(
+        "elicited",
+        description="ual only: where u comes from (elicited scores, the same permuted, or the testbed's truth)",
+    )
+    shuffle_seed: int = Field(0, description="ual with uncertainty 'shuffled': the fixed seed of the permutation")
     eps_min: float = Field(0.0, ge=0.0, lt=1.0, description="ual only: eps at u = 0")
     eps_max: float = Field(0.2, ge=0.0, lt=1.0, description="ual only: eps at u = 1")
     mapping: Literal["linear", "sqrt", "square"] = "linear"
@@ -124,4 +139,8 @@ class MethodConfig(StrictModel):
     def _range(self) -> "MethodConfig":
         if self.eps_max < self.eps_min:
             raise ValueError("eps_max must be >= eps_min")
+        if self.match is not None and self.kind != "ls":
+            raise ValueError("'match' applies to kind 'ls' only")
+        if self.uncertainty != "elicited" and self.kind != "ual":
+            raise ValueError("'uncertainty' applies to kind 'ual' only")
         return self

@@ -111,7 +111,7 @@ def read_training_set(store: DuckDBStore, scenario: str) -> pd.DataFrame:
     with store.connect(read_only=True) as con:
         return con.execute(
             """
-            SELECT t.position, t.dataset, t.sample_id, t.uncertainty, s.instruction, s.input, s.output
+            SELECT t.position, t.dataset, t.sample_id, t.uncertainty, s.intrinsic_uncertainty, s.instruction, s.input, s.output
             FROM training_sets t JOIN samples s ON s.dataset = t.dataset AND s.sample_id = t.sample_id
             WHERE t.scenario = ? ORDER BY t.position
             """,

@@ -132,6 +132,10 @@ async def _elicit_openai(
 
 def _elicit(pending: list[SampleToScore], cfg: ElicitationConfig, stats: RunStats, committer: RowCommitter, log: Log) -> dict:
     """Run the configured backend over `pending`; returns backend-specific metadata."""
+    if cfg.backend == "openai" and cfg.mode == "batch":
+        from ual_dagster.elicitation.batch import elicit_in_batches
+
+        return elicit_in_batches(pending, cfg, cfg.base_url or OPENAI_DEFAULT_URL, stats, committer, log)
     if cfg.backend == "openai":
         with _endpoint(cfg) as base_url:
             api_key = resolve_api_key(cfg, base_url)
@@ -159,6 +163,15 @@ def _elicit(pending: list[SampleToScore], cfg: ElicitationConfig, stats: RunStat
     raise ValueError(f"unknown elicitation backend {cfg.backend!r}")
 
 
+def _open_batches(store: DuckDBStore, dataset: str, cfg: ElicitationConfig, elicitor: str) -> bool:
+    """Batch mode: submissions still to collect, even when no row is pending (elicitation/batch.py)."""
+    if cfg.backend != "openai" or cfg.mode != "batch":
+        return False
+    from ual_dagster.elicitation.batch import has_open_batches
+
+    return has_open_batches(store, dataset, elicitor)
+
+
 def elicit_dataset(
     dataset: str,
     cfg: ElicitationConfig,
@@ -179,7 +192,7 @@ def elicit_dataset(
     stats = RunStats()
     committer = RowCommitter(store, dataset, elicitor, cfg, cutoff, len(pending), log)
     backend_metadata: dict = {}
-    if pending:
+    if pending or _open_batches(store, dataset, cfg, elicitor):
         try:
             backend_metadata = _elicit(pending, cfg, stats, committer, log)
         finally:

@@ -35,7 +35,7 @@ from ual_dagster.evaluation.judges.loopback_server import LoopbackServer
 from ual_dagster.evaluation.judges.testbed_judge import TestbedJudge
 from ual_dagster.evaluation.models import CheckpointHandle, Log, cached_generate
 from ual_dagster.evaluation.prompts import render_prompt
-from ual_dagster.evaluation.scores import ScoreRow, clean_number
+from ual_dagster.evaluation.scores import ItemScore, ScoreRow, clean_number
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.storage import ArtifactStore
 
@@ -55,13 +55,36 @@ class AlpacaItem:
     prompt: str  # what the checkpoint is asked, in its training template
     reference: str
     valid_answers: tuple[str, ...] = ()
+    item_id: str = ""  # stable across checkpoints: the held-out sample_id, else a hash of the instruction
+
+    def __post_init__(self) -> None:
+        if not self.item_id:
+            object.__setattr__(self, "item_id", stable_hash("alpaca-instruction", self.instruction))
+
+
+def item_win_scores(annotations: Any) -> dict[str, float | None]:
+    """instruction -> that item's win score on the win-rate scale (100 model win, 50 draw,
+    0 reference win, weighted preferences in between; None when unjudged), so that
+    win_rate is the mean over the judged items (alpaca_eval's AbsoluteScoringRule)."""
+    from alpaca_eval import utils
+
+    df = utils.convert_to_dataframe(annotations)
+    if df.empty:
+        return {}
+    if "preference" not in df:
+        return {str(instruction): None for instruction in df["instruction"]}
+    judged = _judged_mask(df["preference"])
+    pref = pd.to_numeric(df["preference"], errors="coerce")
+    return {
+        str(instruction): 100.0 * ((1.5 if p == 0 else float(p)) - 1.0) if ok else None
+        for instruction, ok, p in zip(df["instruction"], judged, pref)
+    }
 
 
 @dataclass
 class JudgeResult:
     win_rate: float
     standard_error: float | None
-    discrete_win_rate: float | None
     n_judged: int
     n_unjudged: int
     n_wins: int
@@ -72,16 +95,16 @@ class JudgeResult:
     length_controlled_se: float | None = None
     length_controlled_reason: str | None = None  # why it was not computed
     annotations_path: Path | None = None
+    item_scores: dict[str, float | None] = field(default_factory=dict)  # instruction -> win score (see item_win_scores)
 
     def rows(self, extra_details: dict[str, Any] | None = None) -> list[ScoreRow]:
         details = {
             "n_judged": self.n_judged, "n_unjudged": self.n_unjudged, "n_wins": self.n_wins,
             "n_wins_base": self.n_wins_base, "n_draws": self.n_draws, **(extra_details or {}),
         }
-        rows = [
-            ScoreRow(BENCHMARK, "win_rate", self.win_rate, self.standard_error, self.n_judged, details),
-            ScoreRow(BENCHMARK, "discrete_win_rate", self.discrete_win_rate, None, self.n_judged, {}),
-        ]
+        # alpaca_eval's discrete_win_rate is not kept: with a judge that answers win/draw/loss
+        # (the testbed judge) it equals win_rate.
+        rows = [ScoreRow(BENCHMARK, "win_rate", self.win_rate, self.standard_error, self.n_judged, details)]
         if self.length_controlled is not None or self.length_controlled_reason is not None:
             rows.append(
                 ScoreRow(
@@ -135,7 +158,7 @@ def build_eval_set(cfg: AlpacaEvalConfig, eval_data: EvalData, prompt_template: 
             for it in eval_data.dataset(name):
                 text = f"{it.instruction}\n\n{it.input}" if it.input else it.instruction
                 items.append(AlpacaItem(text, render_prompt(it.instruction, it.input, prompt_template), it.output,
-                                        it.valid_answers or (it.output,)))
+                                        it.valid_answers or (it.output,), it.sample_id))
     else:
         if cfg.instructions == "file":
             if not cfg.path:
@@ -283,7 +306,6 @@ def _evaluate(
     result = JudgeResult(
         win_rate=float(row["win_rate"]),
         standard_error=clean_number(row.get("standard_error")),
-        discrete_win_rate=clean_number(row.get("discrete_win_rate")),
         n_judged=int(row["n_total"]),
         n_unjudged=int(row["n_unjudged"]),
         n_wins=int(row["n_wins"]),
@@ -291,6 +313,7 @@ def _evaluate(
         n_draws=int(row["n_draws"]),
         n_annotated=counter.n,
         annotations_path=out_dir / "annotations.json",
+        item_scores=item_win_scores(annotations),
     )
     if judge.length_controlled:
         _add_length_controlled(result, annotations)
@@ -345,6 +368,23 @@ class AlpacaEvalResult:
     artifact_dir: Path
     cache_hit: bool
     metadata: dict[str, Any] = field(default_factory=dict)
+    items: list[ItemScore] = field(default_factory=list)
+
+
+def win_rate_items(items: Sequence[AlpacaItem], scores: dict[str, float | None]) -> list[ItemScore]:
+    """Every evaluated item's win score (None when the judge gave no usable verdict)."""
+    return [ItemScore(BENCHMARK, it.item_id, "win_rate", scores.get(it.instruction)) for it in items]
+
+
+def _cached_item_scores(adir: Path, stored: dict[str, Any]) -> dict[str, float | None]:
+    """Per-item win scores of a finished judge artifact: stored with its scores, or, for an
+    artifact written before they were, re-read from the judge annotations it holds."""
+    if "item_scores" in stored:
+        return stored["item_scores"]
+    found = sorted(adir.rglob("annotations.json"))
+    if not found:
+        raise FileNotFoundError(f"alpaca_eval artifact {adir} has neither per-item scores nor annotations.json")
+    return item_win_scores(json.loads(found[0].read_text(encoding="utf-8")))
 
 
 def run_alpaca_eval(
@@ -371,8 +411,9 @@ def run_alpaca_eval(
     adir = artifacts.path("alpaca_eval", judge_key)
     if artifacts.is_finished("alpaca_eval", judge_key):
         stored = json.loads((adir / "scores.json").read_text())
-        rows = [ScoreRow(**r) for r in stored["rows"]]
-        return AlpacaEvalResult(rows, adir, True, stored["metadata"])
+        rows = [ScoreRow(**r) for r in stored["rows"] if r["metric"] != "discrete_win_rate"]
+        items_out = win_rate_items(items, _cached_item_scores(adir, stored))
+        return AlpacaEvalResult(rows, adir, True, stored["metadata"], items_out)
     adir = artifacts.open("alpaca_eval", judge_key)
     model_outputs = [{"instruction": it.instruction, "output": out, "generator": generator_name}
                      for it, out in zip(items, gen.outputs)]
@@ -385,6 +426,8 @@ def run_alpaca_eval(
         "alpaca_eval_unjudged": result.n_unjudged, "alpaca_eval_seconds": round(time.perf_counter() - t0, 3),
     }
     rows = result.rows({"duplicate_instructions_dropped": n_dup})
-    (adir / "scores.json").write_text(json.dumps({"rows": [r.as_json() for r in rows], "metadata": metadata}, indent=2))
+    (adir / "scores.json").write_text(json.dumps(
+        {"rows": [r.as_json() for r in rows], "metadata": metadata, "item_scores": result.item_scores}, indent=2
+    ))
     artifacts.finish("alpaca_eval", judge_key, {"checkpoint": checkpoint_fp, "judge": cfg.judge.kind})
-    return AlpacaEvalResult(rows, adir, False, metadata)
+    return AlpacaEvalResult(rows, adir, False, metadata, win_rate_items(items, result.item_scores))

@@ -63,6 +63,8 @@ def datasets_needed(cfg: EvaluationConfig) -> list[str]:
     names = {t.dataset for t in cfg.lm_eval if t.name == "testbed_exact_heldout"}
     if cfg.alpaca_eval is not None and cfg.alpaca_eval.instructions == "testbed_heldout":
         names.update(cfg.alpaca_eval.datasets)
+    if cfg.answer_likelihood is not None:
+        names.update(cfg.answer_likelihood.datasets)
     return sorted(names)
 
 

@@ -22,7 +22,7 @@ from ual_dagster.config.evaluation import GenerationConfig, LmEvalTaskConfig
 from ual_dagster.evaluation.eval_data import EvalData
 from ual_dagster.evaluation.models import CheckpointHandle, Log
 from ual_dagster.evaluation.prompts import render_prompt
-from ual_dagster.evaluation.scores import ScoreRow, clean_number
+from ual_dagster.evaluation.scores import STDERR_FROM_ITEMS, ItemScore, ScoreRow, clean_number, mean_and_stderr
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.jsonl import iter_json_objects
 from ual_dagster.storage import ArtifactStore
@@ -112,6 +112,37 @@ def results_to_rows(results: dict[str, Any], task: str) -> list[ScoreRow]:
     return rows
 
 
+def doc_item_id(doc: dict[str, Any]) -> str:
+    """The item's stable id: the testbed's sample_id, else a content hash of the document
+    (e.g. a GSM8K question and answer), identical for every checkpoint."""
+    sid = doc.get("sample_id")
+    return str(sid) if sid else stable_hash("lm-eval-doc", doc)
+
+
+def samples_to_items(task: str, samples: Sequence[dict[str, Any]]) -> list[ItemScore]:
+    """One ItemScore per (logged sample, metric): lm-eval logs a record per document and
+    filter, with each metric's per-document value under the metric's name."""
+    items = []
+    for rec in samples:
+        item_id = doc_item_id(rec.get("doc") or {})
+        for metric in rec.get("metrics", []):
+            items.append(ItemScore(task, item_id, f"{metric},{rec['filter']}", clean_number(rec.get(metric))))
+    return items
+
+
+def fill_stderr_from_items(rows: Sequence[ScoreRow], items: Sequence[ItemScore]) -> list[ScoreRow]:
+    """Give a row without lm-eval's stderr (bootstrap_iters = 0) the sd/sqrt(n) of its items,
+    where the row is their mean (mean-aggregated metrics such as exact_match)."""
+    out = []
+    for row in rows:
+        values = [i.value for i in items if i.metric == row.metric and i.value is not None]
+        mean, se = mean_and_stderr(values)
+        if row.stderr is None and se is not None and row.value is not None and abs(mean - row.value) <= 1e-9:
+            row = ScoreRow(row.benchmark, row.metric, row.value, se, row.n, {**row.details, "stderr": STDERR_FROM_ITEMS})
+        out.append(row)
+    return out
+
+
 @dataclass
 class LmEvalTaskResult:
     task: str
@@ -119,6 +150,7 @@ class LmEvalTaskResult:
     artifact_dir: Path
     cache_hit: bool
     seconds: float
+    items: list[ItemScore] = field(default_factory=list)
 
 
 @dataclass
@@ -128,6 +160,16 @@ class LmEvalResult:
     @property
     def rows(self) -> list[ScoreRow]:
         return [r for t in self.tasks for r in t.rows]
+
+    @property
+    def items(self) -> list[ItemScore]:
+        return [i for t in self.tasks for i in t.items]
+
+
+def _read_samples(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise FileNotFoundError(f"lm-eval per-sample records {path} are missing from a finished artifact")
+    return [rec for _, rec in iter_json_objects(path)]
 
 
 def _prepare_data(task: LmEvalTaskConfig, eval_data: EvalData, prompt_template: str, data_dir: Path) -> Path | None:
@@ -181,23 +223,27 @@ def run_lm_eval(
         adir = artifacts.path("lm_eval", key)
         if artifacts.is_finished("lm_eval", key):
             rows = [ScoreRow(**r) for r in json.loads((adir / RESULTS_FILE).read_text())["rows"]]
-            out.tasks.append(LmEvalTaskResult(task.name, rows, adir, True, round(time.perf_counter() - t0, 3)))
+            items = samples_to_items(task.name, _read_samples(adir / f"samples_{task.name}.jsonl"))
+            rows = fill_stderr_from_items(rows, items)
+            out.tasks.append(LmEvalTaskResult(task.name, rows, adir, True, round(time.perf_counter() - t0, 3), items))
             if log:
                 log(f"lm-eval {task.name}: cached ({adir})")
             continue
         adir = artifacts.open("lm_eval", key)
         results = _simple_evaluate(handle, task, data_file, generation, adir, bootstrap_iters, log, prompt_template)
         rows = results_to_rows(results, task.name)
+        samples = results.get("samples", {}).get(task.name, [])
         with (adir / f"samples_{task.name}.jsonl").open("w", encoding="utf-8") as fh:
-            for rec in results.get("samples", {}).get(task.name, []):
+            for rec in samples:
                 fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
+        items = samples_to_items(task.name, _read_samples(adir / f"samples_{task.name}.jsonl"))
         (adir / RESULTS_FILE).write_text(
             json.dumps({"rows": [r.as_json() for r in rows], "results": results["results"][task.name],
                         "n-samples": results.get("n-samples", {}).get(task.name)}, indent=2, default=str)
         )
         seconds = round(time.perf_counter() - t0, 3)
         artifacts.finish("lm_eval", key, {"task": task.name, "checkpoint": checkpoint_fp, "seconds": seconds})
-        out.tasks.append(LmEvalTaskResult(task.name, rows, adir, False, seconds))
+        out.tasks.append(LmEvalTaskResult(task.name, fill_stderr_from_items(rows, items), adir, False, seconds, items))
         if log:
             log(f"lm-eval {task.name}: " + ", ".join(f"{r.metric}={r.value}" for r in rows) + f" ({seconds}s)")
     return out

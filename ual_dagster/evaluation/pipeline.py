@@ -50,9 +50,49 @@ def evaluate_variant(
     *,
     scenario: str,
     method: str,
-    checkpoint_fp: str,
+    checkpoints: Mapping[int, str],
     base_fp: str,
     eval_sets_fp: str,
+    log: Log = None,
+) -> StepResult:
+    """Evaluate each seed's checkpoint of (scenario, method); a seed whose scores and items
+    already exist under its evaluation fingerprint loads no model."""
+    per_seed: dict[str, Any] = {}
+    fps: dict[int, str] = {}
+    for seed, checkpoint_fp in sorted(checkpoints.items()):
+        res = _evaluate_seed(
+            profile,
+            store,
+            artifacts,
+            scenario=scenario,
+            method=method,
+            seed=seed,
+            checkpoint_fp=checkpoint_fp,
+            base_fp=base_fp,
+            log=log,
+        )
+        fps[seed] = res.fingerprint
+        per_seed[str(seed)] = {"eval_fingerprint": res.fingerprint, "reused": res.reused, **res.metadata}
+    fingerprint = stable_hash(CODE_VERSION, "evaluations", sorted(fps.items()))
+    meta = {
+        "seeds": sorted(checkpoints),
+        "evaluated": sum(not v["reused"] for v in per_seed.values()),
+        "per_seed": per_seed,
+        "eval_sets": eval_sets_fp,
+    }
+    return StepResult(fingerprint, meta, reused=all(v["reused"] for v in per_seed.values()))
+
+
+def _evaluate_seed(
+    profile: Profile,
+    store: DuckDBStore,
+    artifacts: ArtifactStore,
+    *,
+    scenario: str,
+    method: str,
+    seed: int,
+    checkpoint_fp: str,
+    base_fp: str,
     log: Log = None,
 ) -> StepResult:
     from ual_dagster.evaluation.checkpoint_eval import (
@@ -67,10 +107,14 @@ def evaluate_variant(
     data = profile_eval_data(profile, store)
     template = _template(profile, method)
     eval_fp = evaluation_fingerprint(checkpoint_fp, cfg, data, template)
-    if has_scores(store, eval_fp, scenario, method):
+    if has_scores(store, eval_fp, scenario, method, seed) and has_scores(
+        store, eval_fp, scenario, method, seed, table="eval_items"
+    ):
         if log:
-            log(f"evaluation {scenario}/{method}: scores for {eval_fp} exist, nothing to evaluate")
-        return StepResult(eval_fp, {"scores": _rows_of(store, eval_fp), "eval_sets": eval_sets_fp}, reused=True)
+            log(f"evaluation {scenario}/{method} seed {seed}: scores for {eval_fp} exist, nothing to evaluate")
+        return StepResult(eval_fp, {"scores": _rows_of(store, eval_fp)}, reused=True)
+    # Generations, lm-eval results and judge annotations are cached under the artifacts by
+    # their own keys, so rebuilding a missing items table loads no model either.
     result = evaluate_checkpoint(
         base_model_path(store, base_fp),
         adapter_path(artifacts, checkpoint_fp),
@@ -81,12 +125,23 @@ def evaluate_variant(
         log=log,
         prompt_template=template,
     )
-    # keep token_clustering's rows of this variant: that asset owns them
+    # replace this seed's rows of every benchmark but token_clustering's (that asset owns them),
+    # including benchmarks the evaluation config no longer names
     existing = read_scores(store)
-    mine = existing[(existing["scenario"] == scenario) & (existing["method"] == method)]
+    mine = existing[(existing["scenario"] == scenario) & (existing["method"] == method) & (existing["seed"] == seed)]
     benchmarks = sorted((set(mine["benchmark"]) | {r.benchmark for r in result.rows}) - {CLUSTERING})
-    write_scores(store, scenario, method, checkpoint_fp, eval_fp, result.rows, benchmarks=benchmarks)
-    return StepResult(eval_fp, {**result.metadata, "eval_sets": eval_sets_fp})
+    write_scores(
+        store,
+        scenario,
+        method,
+        checkpoint_fp,
+        eval_fp,
+        result.rows,
+        benchmarks=benchmarks,
+        seed=seed,
+        items=result.items,
+    )
+    return StepResult(eval_fp, result.metadata)
 
 
 def probe_data(profile: Profile, store: DuckDBStore):
@@ -110,8 +165,11 @@ def cluster_checkpoints(
     checkpoints: Mapping[tuple[str, str], str],
     base_fp: str,
     eval_sets_fp: str,
+    seed: int = 0,
     log: Log = None,
 ) -> StepResult:
+    """Token clustering of each variant's checkpoint of one seed (the profile's first: the
+    analysis is descriptive, and a pass per seed would multiply its cost)."""
     from ual_dagster.evaluation.clustering import (
         cluster_checkpoint,
         clustering_fingerprint,
@@ -129,7 +187,7 @@ def cluster_checkpoints(
         template = _template(profile, method)
         cfp = clustering_fingerprint(ckpt, cfg, data, template)
         fps[f"{scenario}/{method}"] = cfp
-        if not has_scores(store, cfp, scenario, method):
+        if not has_scores(store, cfp, scenario, method, seed):
             res = cluster_checkpoint(
                 base_model_path(store, base_fp),
                 adapter_path(artifacts, ckpt),
@@ -142,43 +200,73 @@ def cluster_checkpoints(
                 label=f"{scenario}/{method}",
                 log=log,
             )
-            write_scores(store, scenario, method, ckpt, cfp, res.rows, benchmarks=[CLUSTERING])
+            write_scores(store, scenario, method, ckpt, cfp, res.rows, benchmarks=[CLUSTERING], seed=seed)
             computed += 1
         scores[f"{scenario}/{method}"] = {k.split("/", 1)[1]: v["value"] for k, v in _rows_of(store, cfp).items()}
         plot = artifacts.path("clustering", cfp) / "pca_L-1.png"
         if plot.exists():
             plots[f"{scenario}/{method}"] = str(plot)
-    fp = stable_hash(CODE_VERSION, CLUSTERING, fps)
-    meta = {"checkpoints_computed": computed, "scores": scores, "plots": plots, "eval_sets": eval_sets_fp}
+    fp = stable_hash(CODE_VERSION, CLUSTERING, seed, fps)
+    meta = {"checkpoints_computed": computed, "seed": seed, "scores": scores, "plots": plots, "eval_sets": eval_sets_fp}
     return StepResult(fp, meta, reused=computed == 0)
 
 
-def roll_up_scores(profile: Profile, store: DuckDBStore, upstream: Sequence[str]) -> StepResult:
-    """One view over every variant of the profile; its version is that of its inputs."""
-    from ual_dagster.evaluation.scores import read_scores
+def current_rows(profile: Profile, frame):
+    """The rows of eval_scores / eval_items that belong to the profile's variants and seeds."""
+    return frame[
+        frame["scenario"].isin(list(profile.scenarios))
+        & frame["method"].isin(list(profile.methods))
+        & frame["seed"].isin(list(profile.experiment.seeds))
+    ]
 
-    scores = read_scores(store)
-    current = scores[scores["scenario"].isin(list(profile.scenarios)) & scores["method"].isin(list(profile.methods))]
+
+def roll_up_scores(profile: Profile, store: DuckDBStore, upstream: Sequence[str]) -> StepResult:
+    """One view over every variant and seed of the profile, and the paired `comparisons`
+    computed from their per-item results; its version is that of its inputs and of the
+    experiment settings the comparisons use."""
+    from ual_dagster.evaluation.comparisons import compute_comparisons, write_comparisons
+    from ual_dagster.evaluation.scores import read_items, read_scores
+
+    exp = profile.experiment
+    fingerprint = stable_hash(
+        CODE_VERSION, "eval_scores", list(upstream), exp.model_dump(mode="json"), profile.baselines()
+    )
+    current = current_rows(profile, read_scores(store))
     table = current.pivot_table(index=["benchmark", "metric"], columns=["scenario", "method"], values="value")
     table.columns = [f"{s}/{m}" for s, m in table.columns]
+    items = current_rows(profile, read_items(store))
+    cmp = compute_comparisons(
+        items,
+        list(profile.methods),
+        profile.baselines(),
+        level=exp.ci_level,
+        iters=exp.bootstrap_iters,
+        seed=exp.bootstrap_seed,
+    )
+    write_comparisons(store, cmp, fingerprint)
+    excluding_zero = cmp[(cmp["ci_low"] > 0) | (cmp["ci_high"] < 0)]
     meta = {
         "rows": len(current),
+        "item_rows": len(items),
         "variants": int(current[["scenario", "method"]].drop_duplicates().shape[0]),
+        "seeds": list(exp.seeds),
         "benchmarks": sorted(current["benchmark"].unique().tolist()),
+        "comparisons": len(cmp),
+        "comparisons_excluding_zero": len(excluding_zero),
         "scores_table": table.reset_index().to_markdown(index=False, floatfmt=".4g") if len(table) else "",
     }
-    return StepResult(stable_hash(CODE_VERSION, "eval_scores", list(upstream)), meta)
+    return StepResult(fingerprint, meta)
 
 
 def write_report(profile: Profile, store: DuckDBStore, artifacts: ArtifactStore, eval_scores_fp: str) -> StepResult:
-    from ual_dagster.evaluation.report import comparison_report
+    from ual_dagster.evaluation.report import REPORT_CODE_VERSION, comparison_report
 
     methods_cfg = {n: m.model_dump(mode="json") for n, m in profile.methods.items()}
-    fp = stable_hash(CODE_VERSION, "report", eval_scores_fp, methods_cfg)
+    fp = stable_hash(CODE_VERSION, REPORT_CODE_VERSION, "report", eval_scores_fp, methods_cfg, profile.experiment.model_dump(mode="json"))
     out = artifacts.path("report", fp)
     reused = artifacts.is_finished("report", fp)
     if not reused:
-        result = comparison_report(store, artifacts.open("report", fp), profile.methods)
+        result = comparison_report(store, artifacts.open("report", fp), profile)
         artifacts.finish("report", fp, {"plots": [str(p) for p in result.plots], **result.metadata})
     md = out / "report.md"
     meta = dict(artifacts.manifest("report", fp))

@@ -1,9 +1,16 @@
-"""The comparison report: UAL vs SFT vs LS per scenario and benchmark, with deltas.
+"""The comparison report: it leads with the paired `comparisons`, then the scores behind them.
 
-Reads eval_scores, plus the training_curves and uncertainty tables when they exist,
-and writes `report.md` with PNG plots into an output dir. A delta's standard error
-combines the two scores' errors as sqrt(a^2 + b^2) (independent evaluations); it is
-left empty when either score has none.
+Reads `comparisons` and `eval_scores` (the profile's variants and seeds), plus the
+training_curves and uncertainty tables when they exist, and writes `report.md` with PNG
+plots into an output dir:
+
+1. one sentence per scenario naming the differences whose interval excludes zero;
+2. per scenario and benchmark: each method against each baseline, estimate [CI] and the
+   Holm-adjusted p, and a forest plot of the UAL methods against each baseline;
+3. the scores (mean over seeds, with the spread between seeds);
+4. token clustering, with its direction stated;
+5. the paper's figures only beside metrics they are comparable with, scale named;
+6. training curves and the elicited uncertainty of the current elicitor.
 """
 
 from __future__ import annotations
@@ -17,60 +24,82 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ual_dagster.config import Profile
 from ual_dagster.config.training import MethodConfig
+from ual_dagster.evaluation.comparisons import read_comparisons
 from ual_dagster.evaluation.scores import read_scores
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.storage import DuckDBStore
 from ual_dagster.train.epsilon import epsilons_for
 
-REPORT_CODE_VERSION = "comparison-report-v1"
-def _paper_gain(scenario: str, benchmark: str, metric: str) -> float | None:
-    """The paper's gain in this row's units, only where the scales match (paper_figures.py)."""
-    from ual_dagster.evaluation.paper_figures import comparable_gain
+REPORT_CODE_VERSION = "comparison-report-v2"
+CLUSTERING = "token_clustering"
 
-    return comparable_gain(scenario, benchmark, metric)
+# The UAL paper (ACL 2024), mixed scenario, UAL minus SFT. The paper does not name the
+# AlpacaEval version; +10.62 points is implausible on AlpacaEval 2 (alpaca-7b scores 2.59%
+# there), so it is most likely AlpacaEval 1 (judge alpaca_eval_gpt4 against text-davinci-003)
+# or a relative gain. It is shown only beside a benchmark judged by an LLM on AlpacaEval's
+# own instructions, never beside the testbed's stand-in metrics.
+PAPER_FIGURES = (
+    {
+        "benchmark": "alpaca_eval",
+        "metric": "win_rate",
+        "scenario": "mixed",
+        "value": 10.62,
+        "scale": "win-rate points, most likely AlpacaEval 1 (vs text-davinci-003); not stated in the paper",
+    },
+    {
+        "benchmark_prefix": "gsm8k",
+        "metric_prefix": "exact_match",
+        "scenario": "mixed",
+        "value": 1.81,
+        "scale": "accuracy points (%) on GSM8K test; this table's exact match is a fraction, x100 to compare",
+    },
+)
 
 
-def combined_stderr(a: float | None, b: float | None) -> float | None:
-    if a is None or b is None or (isinstance(a, float) and math.isnan(a)) or (isinstance(b, float) and math.isnan(b)):
+def paper_figure(scenario: str, benchmark: str, metric: str, comparable: bool) -> dict[str, Any] | None:
+    """The paper's reported UAL - SFT for this row, or None where it is not comparable."""
+    if not comparable:
         return None
-    return math.sqrt(a * a + b * b)
+    for fig in PAPER_FIGURES:
+        if fig["scenario"] != scenario:
+            continue
+        b_ok = benchmark == fig.get("benchmark") or benchmark.startswith(fig.get("benchmark_prefix", "\0"))
+        m_ok = metric == fig.get("metric") or metric.startswith(fig.get("metric_prefix", "\0"))
+        if b_ok and m_ok:
+            return fig
+    return None
 
 
-def compare_methods(scores: pd.DataFrame, method_kinds: Mapping[str, str]) -> pd.DataFrame:
-    """One row per (scenario, benchmark, metric): sft/ls/ual values and the deltas against sft."""
-    by_kind = {kind: name for name, kind in method_kinds.items()}
-    out = []
-    for (scenario, benchmark, metric), grp in scores.groupby(["scenario", "benchmark", "metric"], sort=True):
-        vals = {r.method: (r.value, None if pd.isna(r.stderr) else float(r.stderr)) for r in grp.itertuples()}
-        row: dict[str, Any] = {"scenario": scenario, "benchmark": benchmark, "metric": metric}
-        for kind in ("sft", "ls", "ual"):
-            v = vals.get(by_kind.get(kind, kind))
-            row[kind] = None if v is None or pd.isna(v[0]) else float(v[0])
-            row[f"{kind}_se"] = None if v is None else v[1]
-        for kind in ("ual", "ls"):
-            ok = row[kind] is not None and row["sft"] is not None
-            row[f"{kind}_minus_sft"] = row[kind] - row["sft"] if ok else None
-            row[f"{kind}_minus_sft_se"] = combined_stderr(row[f"{kind}_se"], row["sft_se"]) if ok else None
-        row["paper_ual_minus_sft"] = _paper_gain(scenario, benchmark, metric)
-        out.append(row)
-    return pd.DataFrame(out)
+def _is_nan(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
 
 
-def _fmt(x: Any, se: Any = None) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
+def _num(x: Any, digits: int = 3) -> str:
+    return "n/a" if _is_nan(x) else f"{x:.{digits}g}"
+
+
+def _signed(x: Any) -> str:
+    return "n/a" if _is_nan(x) else f"{x:+.3g}"
+
+
+def _p(x: Any) -> str:
+    if _is_nan(x):
         return "n/a"
-    return f"{x:.4g} ± {se:.2g}" if se is not None and not (isinstance(se, float) and math.isnan(se)) else f"{x:.4g}"
+    return "<0.001" if x < 0.001 else f"{x:.3f}"
 
 
 def _table_exists(store: DuckDBStore, name: str) -> bool:
     with store.connect() as con:
-        return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0] > 0
+        return (
+            con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0] > 0
+        )
 
 
-def _read(store: DuckDBStore, sql: str) -> pd.DataFrame:
+def _read(store: DuckDBStore, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
     with store.connect() as con:
-        return con.execute(sql).fetchdf()
+        return con.execute(sql, params or []).fetchdf()
 
 
 def _plt():
@@ -82,22 +111,60 @@ def _plt():
     return plt
 
 
-def plot_deltas(cmp: pd.DataFrame, path: Path) -> Path:
+def excludes_zero(row: Any) -> bool:
+    return (row.ci_low > 0) or (row.ci_high < 0)
+
+
+def scenario_sentence(scenario: str, cmp: pd.DataFrame) -> str:
+    """One sentence: which differences of this scenario exclude zero, in which direction."""
+    rows = cmp[cmp["scenario"] == scenario]
+    if rows.empty:
+        return f"**{scenario}**: no paired comparisons (per-item results missing)."
+    hits = [r for r in rows.itertuples() if excludes_zero(r)]
+    level = int(round(100 * float(rows["level"].iloc[0])))
+    n_seeds = int(rows["n_seeds"].max())
+    if not hits:
+        return (
+            f"**{scenario}**: none of the {len(rows)} differences has a {level}% interval that excludes zero "
+            f"({n_seeds} seed(s))."
+        )
+    parts = [
+        f"{r.method} {'>' if r.estimate > 0 else '<'} {r.baseline} on {r.benchmark} {r.metric} "
+        f"({_signed(r.estimate)} [{_signed(r.ci_low)}, {_signed(r.ci_high)}], Holm p {_p(r.p_adjusted)})"
+        for r in hits
+    ]
+    return (
+        f"**{scenario}**: {len(hits)} of {len(rows)} differences exclude zero at {level}% ({n_seeds} seed(s)): "
+        + "; ".join(parts)
+        + "."
+    )
+
+
+def plot_forest(cmp: pd.DataFrame, scenario: str, methods: Mapping[str, MethodConfig], path: Path) -> Path | None:
+    """UAL methods against each baseline: one panel per (benchmark, metric), each with its
+    own axis (metrics are on different scales), estimate and CI, zero marked."""
+    ual = [n for n, m in methods.items() if m.kind == "ual"]
+    d = cmp[(cmp["scenario"] == scenario) & cmp["method"].isin(ual)]
+    if d.empty:
+        return None
     plt = _plt()
-    d = cmp.dropna(subset=["ual_minus_sft"], how="all")
-    labels = [f"{r.scenario}\n{r.benchmark}\n{r.metric}" for r in d.itertuples()]
-    x = np.arange(len(d))
-    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(d)), 4.5))
-    for off, kind, color in ((-0.2, "ual", "tab:blue"), (0.2, "ls", "tab:orange")):
-        vals = d[f"{kind}_minus_sft"].astype(float).fillna(0).to_numpy()
-        err = d[f"{kind}_minus_sft_se"].astype(float).fillna(0).to_numpy()
-        ax.bar(x + off, vals, width=0.4, yerr=err, color=color, label=f"{kind.upper()} - SFT", capsize=3)
-    ax.axhline(0, color="black", lw=0.8)
-    ax.set_xticks(x, labels, fontsize=7)
-    ax.set_ylabel("delta vs SFT (metric units)")
-    ax.legend()
+    panels = list(d.groupby(["benchmark", "metric"], sort=True))
+    height = sum(0.35 * len(g) + 0.9 for _, g in panels)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7.5, max(2.5, height)), squeeze=False)
+    for ax, ((bench, metric), g) in zip(axes[:, 0], panels):
+        g = g.sort_values(["baseline", "method"])
+        y = np.arange(len(g))[::-1]
+        est = g["estimate"].to_numpy(float)
+        err = np.vstack([est - g["ci_low"].to_numpy(float), g["ci_high"].to_numpy(float) - est])
+        for k, r in enumerate(g.itertuples()):
+            color = "tab:red" if excludes_zero(r) else "tab:blue"
+            ax.errorbar(est[k], y[k], xerr=err[:, k : k + 1], fmt="o", color=color, capsize=3)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_yticks(y, [f"{r.method} - {r.baseline}" for r in g.itertuples()], fontsize=8)
+        ax.set_title(f"{bench} / {metric}", fontsize=9)
+    fig.suptitle(f"{scenario}: UAL against each baseline (red: interval excludes 0)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
@@ -113,9 +180,9 @@ def plot_training_curves(curves: pd.DataFrame, path: Path) -> Path:
         ax.set_title(scen)
         ax.set_xlabel("step")
         ax.set_ylabel("loss")
-        ax.legend()
+        ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
@@ -123,7 +190,7 @@ def plot_training_curves(curves: pd.DataFrame, path: Path) -> Path:
 def plot_uncertainty(unc: pd.DataFrame, methods: Mapping[str, MethodConfig], path: Path) -> Path:
     plt = _plt()
     datasets = sorted(unc["dataset"].unique())
-    ual = [(n, m) for n, m in methods.items() if m.kind == "ual"]
+    ual = [(n, m) for n, m in methods.items() if m.kind == "ual" and m.uncertainty == "elicited"]
     fig, axes = plt.subplots(2, len(datasets), figsize=(4.5 * len(datasets), 7), squeeze=False)
     for j, ds in enumerate(datasets):
         u = unc.loc[unc["dataset"] == ds, "uncertainty"].dropna().astype(float).to_numpy()
@@ -135,7 +202,7 @@ def plot_uncertainty(unc: pd.DataFrame, methods: Mapping[str, MethodConfig], pat
         if ual:
             axes[1][j].legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
@@ -149,59 +216,191 @@ class ReportResult:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def comparison_report(
-    store: DuckDBStore, out_dir: str | Path, methods: Mapping[str, MethodConfig] | None = None
-) -> ReportResult:
+def _comparable_with_paper(profile: Profile) -> bool:
+    """The paper's AlpacaEval/GSM8K figures compare only with a real judge on real benchmarks."""
+    ae = profile.evaluation.alpaca_eval
+    return ae is not None and getattr(ae.judge, "kind", "testbed") != "testbed"
+
+
+def _scores_section(scores: pd.DataFrame, methods: list[str], comparable: bool) -> list[str]:
+    lines = [
+        "## Scores",
+        "",
+        "Mean over seeds; in brackets the standard deviation between seeds (or, with one seed, the metric's "
+        "own standard error).",
+        "",
+    ]
+    agg = (
+        scores.groupby(["scenario", "benchmark", "metric", "method"])
+        .agg(value=("value", "mean"), sd=("value", "std"), se=("stderr", "mean"), seeds=("seed", "nunique"))
+        .reset_index()
+    )
+    lines += ["| scenario | benchmark | metric | " + " | ".join(methods) + " | paper UAL - SFT |"]
+    lines += ["|---" * (4 + len(methods)) + "|"]
+    for (scen, bench, metric), g in agg.groupby(["scenario", "benchmark", "metric"], sort=True):
+        cells = []
+        by = g.set_index("method")
+        for m in methods:
+            if m not in by.index:
+                cells.append("n/a")
+                continue
+            r = by.loc[m]
+            spread = r.sd if r.seeds > 1 else r.se
+            cells.append(_num(r.value, 4) + ("" if _is_nan(spread) else f" ({_num(spread, 2)})"))
+        fig = paper_figure(scen, bench, metric, comparable)
+        paper = f"+{fig['value']} ({fig['scale']})" if fig else ""
+        lines.append(f"| {scen} | {bench} | {metric} | " + " | ".join(cells) + f" | {paper} |")
+    lines.append("")
+    return lines
+
+
+def _clustering_section(scores: pd.DataFrame, methods: Mapping[str, MethodConfig]) -> list[str]:
+    clu = scores[scores["benchmark"] == CLUSTERING]
+    if clu.empty:
+        return []
+    lines = [
+        "## Token clustering",
+        "",
+        f"Seed {int(clu['seed'].iloc[0])} only (descriptive). Higher silhouette and lower Davies-Bouldin mean "
+        "tighter clusters of response-token hidden states by token identity; the paper reports that UAL tightens "
+        "them. One checkpoint per variant, so there is no interval here.",
+        "",
+    ]
+    sft = [n for n, m in methods.items() if m.kind == "sft"]
+    ual = [n for n, m in methods.items() if m.kind == "ual" and m.uncertainty == "elicited"]
+    for metric, g in clu.groupby("metric", sort=True):
+        higher_better = "silhouette" in metric
+        piv = g.pivot_table(index="scenario", columns="method", values="value")
+        cols = [m for m in methods if m in piv.columns]
+        lines += [f"**{metric}** ({'higher' if higher_better else 'lower'} is tighter)", ""]
+        lines += ["| scenario | " + " | ".join(cols) + " | UAL vs SFT |", "|---" * (len(cols) + 2) + "|"]
+        for scen, r in piv.iterrows():
+            verdict = ""
+            if sft and ual and sft[0] in r and ual[0] in r and not (_is_nan(r[sft[0]]) or _is_nan(r[ual[0]])):
+                better = r[ual[0]] > r[sft[0]] if higher_better else r[ual[0]] < r[sft[0]]
+                verdict = "UAL tighter" if better else "UAL looser (worse)"
+            lines.append(f"| {scen} | " + " | ".join(_num(r.get(c), 4) for c in cols) + f" | {verdict} |")
+        lines.append("")
+    return lines
+
+
+def comparison_report(store: DuckDBStore, out_dir: str | Path, profile: Profile) -> ReportResult:
+    from ual_dagster.elicitation.elicitor import elicitor_fingerprint
+    from ual_dagster.evaluation.pipeline import current_rows
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    methods = dict(methods or {})
-    scores = read_scores(store)
+    methods = dict(profile.methods)
+    scores = current_rows(profile, read_scores(store))
     if scores.empty:
-        raise ValueError("comparison_report: eval_scores is empty; materialise eval_scores first")
-    kinds = {name: m.kind for name, m in methods.items()} or {k: k for k in ("sft", "ls", "ual")}
-    cmp = compare_methods(scores, kinds)
-    plots = [plot_deltas(cmp, out_dir / "deltas.png")]
+        raise ValueError("comparison_report: eval_scores has no rows for this profile; materialise eval_scores first")
+    cmp = read_comparisons(store)
+    cmp = cmp[cmp["scenario"].isin(list(profile.scenarios))]
+    exp = profile.experiment
+    level = int(round(100 * exp.ci_level))
+    plots: list[Path] = []
     lines = [
-        "# UAL vs SFT vs LS", "",
-        f"Scores from {scores['scenario'].nunique()} scenario(s), {scores['method'].nunique()} method(s). "
-        "Deltas are in the metric's own units (win rate in %, exact match as a fraction); "
-        "± is one standard error, sqrt(a^2 + b^2) for a delta. The paper column is the UAL paper's "
-        "reported gain over SFT in the mixed scenario, converted to the row's units and shown only beside "
-        "metrics on the same scale (its AlpacaEval +10.62 is on an unstated, not AlpacaEval 2, scale; "
-        "see ual_dagster/evaluation/paper_figures.py).", "",
-        "| scenario | benchmark | metric | SFT | LS | UAL | UAL - SFT | LS - SFT | paper UAL - SFT |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "# UAL against its baselines: paired comparisons",
+        "",
+        f"Seeds {list(exp.seeds)}; methods "
+        + ", ".join(f"`{n}` ({_describe(m)})" for n, m in methods.items())
+        + f"; baselines {profile.baselines()}.",
+        "",
+        f"Each difference is method minus baseline on the same items with the same training seed, averaged over "
+        f"seeds; [{level}% CI] from a hierarchical bootstrap over seeds and items ({exp.bootstrap_iters} resamples); "
+        "p is two-sided and Holm-adjusted over all contrasts of the scenario.",
+        "",
+        "## Summary",
+        "",
     ]
-    for r in cmp.itertuples():
-        paper = f"+{r.paper_ual_minus_sft}" if pd.notna(r.paper_ual_minus_sft) else ""  # NaN once in a frame
-        lines.append(
-            f"| {r.scenario} | {r.benchmark} | {r.metric} | {_fmt(r.sft, r.sft_se)} | {_fmt(r.ls, r.ls_se)} | "
-            f"{_fmt(r.ual, r.ual_se)} | {_fmt(r.ual_minus_sft, r.ual_minus_sft_se)} | "
-            f"{_fmt(r.ls_minus_sft, r.ls_minus_sft_se)} | {paper} |"
-        )
-    lines += ["", "![deltas](deltas.png)", ""]
+    lines += [scenario_sentence(s, cmp) + "  " for s in profile.scenarios]
+    lines.append("")
+    for scen in profile.scenarios:
+        sc = cmp[cmp["scenario"] == scen]
+        if sc.empty:
+            continue
+        lines += [f"## {scen}", ""]
+        for bench, g in sc.groupby("benchmark", sort=True):
+            lines += [
+                f"### {bench}",
+                "",
+                f"| metric | difference | estimate [{level}% CI] | p (Holm) | seeds x items |",
+                "|---|---|---|---|---|",
+            ]
+            for r in g.itertuples():
+                cell = f"{_signed(r.estimate)} [{_signed(r.ci_low)}, {_signed(r.ci_high)}]"
+                if excludes_zero(r):
+                    cell = f"**{cell}**"
+                lines.append(
+                    f"| {r.metric} | {r.method} - {r.baseline} | {cell} | {_p(r.p_adjusted)} | {r.n_seeds} x {r.n_items} |"
+                )
+            lines.append("")
+        forest = plot_forest(cmp, scen, methods, out_dir / f"forest_{scen}.png")
+        if forest is not None:
+            plots.append(forest)
+            lines += [f"![forest plot {scen}]({forest.name})", ""]
+    comparable = _comparable_with_paper(profile)
+    lines += _scores_section(scores[scores["benchmark"] != CLUSTERING], list(methods), comparable)
+    if not comparable:
+        lines += [
+            "The paper's figures (mixed scenario: +10.62 AlpacaEval win-rate points, +1.81 GSM8K accuracy points) "
+            "are not shown beside these scores: this profile's benchmarks are the testbed's, on other scales.",
+            "",
+        ]
+    lines += _clustering_section(scores, methods)
     n_curves = n_unc = 0
     if _table_exists(store, "training_curves"):
-        curves = _read(store, "SELECT scenario, method, step, loss FROM training_curves")
+        curves = _read(store, "SELECT scenario, method, seed, step, loss FROM training_curves")
+        curves = curves[curves["seed"].isin(list(exp.seeds)[:1])]
         n_curves = len(curves)
         if n_curves:
             plots.append(plot_training_curves(curves, out_dir / "training_curves.png"))
-            lines += ["## Training curves", "", "![training curves](training_curves.png)", ""]
+            lines += [f"## Training curves (seed {exp.seeds[0]})", "", "![training curves](training_curves.png)", ""]
     if _table_exists(store, "uncertainty"):
-        cols = set(_read(store, "SELECT * FROM uncertainty LIMIT 0").columns)
-        where = " WHERE status = 'ok'" if "status" in cols else ""
-        unc = _read(store, f"SELECT dataset, uncertainty FROM uncertainty{where}")
+        unc = _read(
+            store,
+            "SELECT dataset, uncertainty FROM uncertainty WHERE status = 'ok' AND elicitor = ? AND dataset IN "
+            "(SELECT unnest(?))",
+            [elicitor_fingerprint(profile.elicitation), list(profile.datasets)],
+        )
         n_unc = len(unc)
         if n_unc:
             plots.append(plot_uncertainty(unc, methods, out_dir / "uncertainty.png"))
             summary = unc.groupby("dataset")["uncertainty"].agg(["count", "mean", "std"]).reset_index()
-            lines += ["## Elicited uncertainty and UAL epsilon", "", "| dataset | n | mean u | sd u |", "|---|---|---|---|"]
-            lines += [f"| {s.dataset} | {s.count} | {s.mean:.3f} | {_fmt(s.std)} |" for s in summary.itertuples()]
+            lines += [
+                "## Elicited uncertainty (current elicitor) and UAL epsilon",
+                "",
+                "| dataset | n | mean u | sd u |",
+                "|---|---|---|---|",
+            ]
+            lines += [f"| {s.dataset} | {s.count} | {s.mean:.3f} | {_num(s.std)} |" for s in summary.itertuples()]
             lines += ["", "![uncertainty](uncertainty.png)", ""]
     md = out_dir / "report.md"
     md.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    fp = stable_hash(REPORT_CODE_VERSION, scores.drop(columns=["created_at"]).to_json(orient="records"),
-                     {n: m.model_dump(mode="json") for n, m in methods.items()}, n_curves, n_unc)
-    metadata = {"report": str(md), "plots": [str(p) for p in plots], "rows_compared": len(cmp),
-                "training_curve_points": n_curves, "uncertainty_rows": n_unc}
+    fp = stable_hash(
+        REPORT_CODE_VERSION,
+        scores.drop(columns=["created_at"]).to_json(orient="records"),
+        cmp.to_json(orient="records"),
+        {n: m.model_dump(mode="json") for n, m in methods.items()},
+        n_curves,
+        n_unc,
+    )
+    excl = cmp[(cmp["ci_low"] > 0) | (cmp["ci_high"] < 0)]
+    metadata = {
+        "report": str(md),
+        "plots": [str(p) for p in plots],
+        "comparisons": len(cmp),
+        "comparisons_excluding_zero": len(excl),
+        "summary": [scenario_sentence(s, cmp) for s in profile.scenarios],
+        "training_curve_points": n_curves,
+        "uncertainty_rows": n_unc,
+    }
     return ReportResult(fp, md, plots, cmp, metadata)
+
+
+def _describe(m: MethodConfig) -> str:
+    if m.kind == "sft":
+        return "sft, eps 0"
+    if m.kind == "ls":
+        return f"ls, eps = mean eps of {m.match}" if m.match else f"ls, eps {m.epsilon}"
+    return f"ual, eps {m.eps_min}-{m.eps_max} {m.mapping} of {m.uncertainty} u"

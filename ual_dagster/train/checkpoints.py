@@ -10,6 +10,7 @@ in DuckDB and writes the marker last.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from ual_dagster.config.training import MethodConfig, TrainingConfig
 from ual_dagster.data.training_sets import read_training_set
 from ual_dagster.fingerprint import hash_rows
 from ual_dagster.storage import ArtifactStore, DuckDBStore
-from ual_dagster.train.epsilon import epsilons_for
+from ual_dagster.train.epsilon import method_epsilons
 from ual_dagster.train.examples import TrainExample
 from ual_dagster.train.trainer import ADAPTER_DIR, RESULT_FILE, TrainResult
 from ual_dagster.train.versioning import checkpoint_fingerprint
@@ -42,6 +43,7 @@ CURVES_DDL = """
 CREATE TABLE IF NOT EXISTS training_curves (
     scenario VARCHAR NOT NULL,
     method VARCHAR NOT NULL,
+    seed INTEGER,
     checkpoint VARCHAR NOT NULL,
     step INTEGER NOT NULL,
     loss DOUBLE,
@@ -49,6 +51,19 @@ CREATE TABLE IF NOT EXISTS training_curves (
     tokens BIGINT,
     tokens_per_s DOUBLE,
     eps_mean DOUBLE
+)
+"""
+
+# Which checkpoint each seed of a (scenario, method) variant currently uses: the lora
+# asset rewrites its variant's rows, evaluations read them.
+VARIANT_CHECKPOINTS_DDL = """
+CREATE TABLE IF NOT EXISTS variant_checkpoints (
+    scenario VARCHAR NOT NULL,
+    method VARCHAR NOT NULL,
+    seed INTEGER NOT NULL,
+    checkpoint VARCHAR NOT NULL,
+    eps_mean DOUBLE,
+    PRIMARY KEY (scenario, method, seed)
 )
 """
 
@@ -68,6 +83,34 @@ def base_model_path(store: DuckDBStore, fingerprint: str) -> str:
     return row[0]
 
 
+def record_variant_checkpoints(
+    store: DuckDBStore, scenario: str, method: str, checkpoints: dict[int, str], eps_mean: dict[int, float]
+) -> None:
+    """Replace the variant's seed -> checkpoint rows with the current seeds' (one transaction)."""
+    with store.connect() as con:
+        con.execute(VARIANT_CHECKPOINTS_DDL)
+        con.execute("BEGIN TRANSACTION")
+        con.execute("DELETE FROM variant_checkpoints WHERE scenario = ? AND method = ?", [scenario, method])
+        con.executemany(
+            "INSERT INTO variant_checkpoints VALUES (?, ?, ?, ?, ?)",
+            [[scenario, method, seed, fp, eps_mean.get(seed)] for seed, fp in sorted(checkpoints.items())],
+        )
+        con.execute("COMMIT")
+
+
+def variant_checkpoints(store: DuckDBStore, scenario: str, method: str) -> dict[int, str]:
+    """seed -> checkpoint fingerprint of the variant's last materialisation."""
+    with store.connect() as con:
+        con.execute(VARIANT_CHECKPOINTS_DDL)
+        rows = con.execute(
+            "SELECT seed, checkpoint FROM variant_checkpoints WHERE scenario = ? AND method = ? ORDER BY seed",
+            [scenario, method],
+        ).fetchall()
+    if not rows:
+        raise RuntimeError(f"no checkpoints recorded for {scenario}/{method}; materialise lora_checkpoints first")
+    return {int(seed): fp for seed, fp in rows}
+
+
 def adapter_path(artifacts: ArtifactStore, checkpoint_fp: str) -> Path:
     if not artifacts.is_finished(KIND, checkpoint_fp):
         raise RuntimeError(f"LoRA checkpoint {checkpoint_fp} is not finished under {artifacts.path(KIND, checkpoint_fp)}")
@@ -78,6 +121,7 @@ def adapter_path(artifacts: ArtifactStore, checkpoint_fp: str) -> Path:
 class CheckpointPlan:
     scenario: str
     method: str
+    seed: int
     fingerprint: str
     base_path: str
     out_dir: Path
@@ -119,14 +163,23 @@ def plan_checkpoint(
     *,
     scenario: str,
     method: str,
-    method_cfg: MethodConfig,
+    methods: Mapping[str, MethodConfig],
     train_cfg: TrainingConfig,
     base_fp: str,
+    seed: int,
 ) -> CheckpointPlan:
+    """The checkpoint of (scenario, method, seed): its examples with their eps and its fingerprint.
+
+    `methods` is the profile's whole method table: a matched LS control reads the UAL
+    method it matches. The seed sets LoRA init, data order and dropout (train_cfg.seed).
+    """
+    method_cfg = methods[method]
+    train_cfg = train_cfg.model_copy(update={"seed": int(seed)})
     rows = read_training_set(store, scenario)
     if rows.empty:
         raise RuntimeError(f"training set {scenario!r} is empty; materialise training_sets/{scenario} first")
-    eps = epsilons_for(method_cfg, rows["uncertainty"].tolist(), rows["sample_id"].tolist())
+    intrinsic = [None if pd.isna(x) else float(x) for x in rows["intrinsic_uncertainty"]]
+    eps = method_epsilons(method, methods, rows["uncertainty"].tolist(), intrinsic, rows["sample_id"].tolist())
     examples = [
         TrainExample(r.instruction, r.input or "", r.output, e) for r, e in zip(rows.itertuples(), eps)
     ]
@@ -138,6 +191,7 @@ def plan_checkpoint(
     return CheckpointPlan(
         scenario=scenario,
         method=method,
+        seed=int(seed),
         fingerprint=fp,
         base_path=base_model_path(store, base_fp),
         out_dir=artifacts.open(KIND, fp),
@@ -160,13 +214,18 @@ def complete_checkpoint(
     curve = pd.DataFrame(result.curve)
     with store.connect() as con:
         con.execute(CURVES_DDL)
+        con.execute("ALTER TABLE training_curves ADD COLUMN IF NOT EXISTS seed INTEGER")  # state from before seeds
         con.execute("BEGIN TRANSACTION")
-        con.execute("DELETE FROM training_curves WHERE scenario = ? AND method = ?", [plan.scenario, plan.method])
+        con.execute(
+            "DELETE FROM training_curves WHERE scenario = ? AND method = ? AND (seed = ? OR seed IS NULL)",
+            [plan.scenario, plan.method, plan.seed],
+        )
         if not curve.empty:
             frame = pd.DataFrame(
                 {
                     "scenario": plan.scenario,
                     "method": plan.method,
+                    "seed": plan.seed,
                     "checkpoint": plan.fingerprint,
                     "step": curve["step"].astype(int),
                     "loss": curve.get("loss"),
@@ -177,12 +236,13 @@ def complete_checkpoint(
                 }
             )
             con.register("frame", frame)
-            con.execute("INSERT INTO training_curves SELECT * FROM frame")
+            con.execute("INSERT INTO training_curves BY NAME SELECT * FROM frame")
             con.unregister("frame")
         con.execute("COMMIT")
     manifest = {
         "scenario": plan.scenario,
         "method": plan.method,
+        "seed": plan.seed,
         "steps": result.steps,
         "final_loss": result.final_loss,
         "tokens_per_s": result.tokens_per_s,

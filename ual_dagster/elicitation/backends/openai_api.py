@@ -77,6 +77,64 @@ def resolve_api_key(cfg: ElicitationConfig, base_url: str) -> str:
     )
 
 
+# -- reading answers: shared with the Batch API path (elicitation/batch.py) -------------
+NO_SCORE = "no score in answer"
+
+
+def is_retryable_status(status: int) -> bool:
+    return status in (408, 409, 429) or status >= 500
+
+
+def request_body(prompt: str, cfg: ElicitationConfig) -> dict:
+    """The chat-completions request for one call (online) or one batch line's `body`."""
+    body: dict = {
+        "model": cfg.model,
+        "messages": [{"role": "user", "content": prompt}],
+        "temperature": cfg.temperature,
+        "max_tokens": cfg.max_tokens,
+    }
+    if cfg.method == "logprobs":
+        body.update(logprobs=True, top_logprobs=cfg.top_logprobs)
+    return body
+
+
+def read_answer(response: dict, cfg: ElicitationConfig, stats: RunStats) -> tuple[str | None, float | None]:
+    """(answer text, score in [0, 1] or None if unparseable) of one chat-completion response body."""
+    choices = response.get("choices") or [{}]
+    choice = choices[0] if isinstance(choices[0], dict) else {}
+    text = (choice.get("message") or {}).get("content")
+    score = _logprob_score(choice, cfg.scale_max, stats) if cfg.method == "logprobs" else None
+    if score is None:
+        score = parse_verbalized(text, cfg.scale_max)
+    return text, score
+
+
+def _logprob_score(choice: dict, scale_max: int, stats: RunStats) -> float | None:
+    content = (choice.get("logprobs") or {}).get("content")
+    if not content:
+        stats.logprobs_fallbacks += 1
+        return None
+    for entry in content:
+        token = str(entry.get("token", ""))
+        if score_of_token(token, scale_max) is None:
+            continue
+        candidates = [(str(alt["token"]), float(alt["logprob"])) for alt in entry.get("top_logprobs") or []]
+        if not any(alt == token for alt, _ in candidates):
+            candidates.append((token, float(entry["logprob"])))
+        return expected_score(candidates, scale_max)
+    return None
+
+
+def combine_scores(scores: list[float], cfg: ElicitationConfig) -> float:
+    """A sample's u from its k parsed scores (k = 1 unless method is consistency)."""
+    return scores[0] if len(scores) == 1 else dispersion(scores, cfg.consistency_statistic, cfg.scale_max)
+
+
+def raw_answer(texts: list[str | None]) -> str | None:
+    """The raw_answer column: the text, or the k texts as a JSON list."""
+    return texts[0] if len(texts) == 1 else json.dumps(texts, ensure_ascii=False)
+
+
 @dataclass
 class _Tally:
     """Per-sample bookkeeping across its calls."""
@@ -115,14 +173,7 @@ class OpenAIElicitor:
 
     # -- one HTTP call with retries -----------------------------------------
     async def _call(self, prompt: str, tally: _Tally, with_logprobs: bool) -> dict:
-        body = {
-            "model": self.cfg.model,
-            "messages": [{"role": "user", "content": prompt}],
-            "temperature": self.cfg.temperature,
-            "max_tokens": self.cfg.max_tokens,
-        }
-        if with_logprobs:
-            body.update(logprobs=True, top_logprobs=self.cfg.top_logprobs)
+        body = request_body(prompt, self.cfg)
         retry = 0
         while True:
             self.budget.reserve_call()
@@ -138,7 +189,7 @@ class OpenAIElicitor:
                 status = exc.status_code
                 if status in _FATAL_STATUS:
                     raise FatalAPIError(f"HTTP {status} from {self.base_url}: {exc.message}") from None
-                if status not in (408, 409, 429) and status < 500:
+                if not is_retryable_status(status):
                     raise CallFailed(f"HTTP {status}: {exc.message}") from None
                 kind = "429" if status == 429 else "5xx" if status >= 500 else str(status)
                 waited = retry_after_s(exc.response.headers, self.cfg.retry_after_max_s)
@@ -173,30 +224,9 @@ class OpenAIElicitor:
     async def _one_score(self, prompt: str, tally: _Tally, with_logprobs: bool) -> float | None:
         for _ in range(self.cfg.max_parse_retries + 1):
             response = await self._call(prompt, tally, with_logprobs)
-            choices = response.get("choices") or [{}]
-            choice = choices[0] if isinstance(choices[0], dict) else {}
-            text = (choice.get("message") or {}).get("content")
-            tally.last_text = text
-            score = self._logprob_score(choice) if with_logprobs else None
-            if score is None:
-                score = parse_verbalized(text, self.cfg.scale_max)
+            tally.last_text, score = read_answer(response, self.cfg, self.stats)
             if score is not None:
                 return score
-        return None
-
-    def _logprob_score(self, choice: dict) -> float | None:
-        content = (choice.get("logprobs") or {}).get("content")
-        if not content:
-            self.stats.logprobs_fallbacks += 1
-            return None
-        for entry in content:
-            token = str(entry.get("token", ""))
-            if score_of_token(token, self.cfg.scale_max) is None:
-                continue
-            candidates = [(str(alt["token"]), float(alt["logprob"])) for alt in entry.get("top_logprobs") or []]
-            if not any(alt == token for alt, _ in candidates):
-                candidates.append((token, float(entry["logprob"])))
-            return expected_score(candidates, self.cfg.scale_max)
         return None
 
     # -- a sample -----------------------------------------------------------
@@ -208,7 +238,7 @@ class OpenAIElicitor:
         with_logprobs = self.cfg.method == "logprobs"
         # return_exceptions: one sample's failure must not leave its siblings unaccounted for.
         results = await asyncio.gather(*(self._one_score(prompt, t, with_logprobs) for t in tallies), return_exceptions=True)
-        raw = tallies[0].last_text if k == 1 else json.dumps([t.last_text for t in tallies], ensure_ascii=False)
+        raw = raw_answer([t.last_text for t in tallies])
         errors = [r for r in results if isinstance(r, BaseException)]
         for err in errors:
             if not isinstance(err, (CallFailed, BudgetExhausted)):
@@ -222,9 +252,8 @@ class OpenAIElicitor:
         if errors:
             return self._finish(tallies, started, "failed", None, raw, str(errors[0]))
         if any(r is None for r in results):
-            return self._finish(tallies, started, "unparseable", None, raw, "no score in answer")
-        u = results[0] if k == 1 else dispersion(results, self.cfg.consistency_statistic, self.cfg.scale_max)
-        return self._finish(tallies, started, "ok", u, raw, None)
+            return self._finish(tallies, started, "unparseable", None, raw, NO_SCORE)
+        return self._finish(tallies, started, "ok", combine_scores(results, self.cfg), raw, None)
 
     @staticmethod
     def _finish(tallies, started, status, u, raw, error) -> Outcome:
