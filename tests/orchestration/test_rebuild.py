@@ -233,9 +233,8 @@ def propagate_from(p: Pipeline, root_key: str) -> list[set[str]]:
 
 
 def _new_elicitor_rows(pipeline: Pipeline) -> tuple[int, int]:
-    from ual_dagster.elicitation import elicitor_fingerprint
-
     from ual_dagster.data.selection import targets_for_dataset
+    from ual_dagster.elicitation import elicitor_fingerprint
 
     profile = load_profile(str(pipeline.profile_path))
     cfg = profile.elicitation
