@@ -7,6 +7,8 @@ that config and its inputs' fingerprints; the same fingerprint names the artifac
 rows it owns, so a re-run with nothing changed reuses them and downstream stays fresh.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
@@ -75,7 +77,9 @@ def _metadata_value(value: Any) -> Any:
     return value
 
 
-def check(name: str, key: dg.AssetKey, passed: bool, metadata: dict[str, Any], *, warn: bool = False) -> dg.AssetCheckResult:
+def check(
+    name: str, key: dg.AssetKey, passed: bool, metadata: dict[str, Any], *, warn: bool = False
+) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name=name,
         asset_key=key,
@@ -83,3 +87,16 @@ def check(name: str, key: dg.AssetKey, passed: bool, metadata: dict[str, Any], *
         severity=dg.AssetCheckSeverity.WARN if warn else dg.AssetCheckSeverity.ERROR,
         metadata={k: _metadata_value(v) for k, v in metadata.items()},
     )
+
+
+@contextmanager
+def one_line_failure() -> Iterator[None]:
+    """Bad input and unusable state fail the asset with their one-line cause as the Dagster
+    failure description (no stack trace of ours around it); bugs keep their traceback."""
+    from ual_dagster.config import ProfileError
+    from ual_dagster.data.errors import DataSourceError
+
+    try:
+        yield
+    except (DataSourceError, ProfileError, OSError, RuntimeError) as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None

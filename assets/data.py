@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.common import DATA_OR_CODE_CHANGED, check, code_version, finish, key_str
+from assets.common import DATA_OR_CODE_CHANGED, check, code_version, finish, key_str, one_line_failure
 from assets.preflight import PREFLIGHT_KEY
 from ual_dagster.config import Profile
 from ual_dagster.data import checks as data_checks
@@ -25,6 +25,8 @@ def _instruction_set_asset(profile: Profile, dataset: str) -> dg.AssetsDefinitio
     key = instruction_set_key(dataset)
     max_reject_rate = profile.data_checks.max_reject_rate
     check_names = ("unique_sample_ids", "no_empty_outputs", "reject_rate")
+    # duplicate ids or empty outputs would train on wrong data: those checks block downstream
+    blocking = {"unique_sample_ids", "no_empty_outputs"}
 
     @dg.asset(
         key=key,
@@ -36,13 +38,14 @@ def _instruction_set_asset(profile: Profile, dataset: str) -> dg.AssetsDefinitio
         pool="duckdb",
         description=f"Samples of data set {dataset!r} ({cfg.source}, {cfg.entropy} entropy), normalised, "
         "de-duplicated, in DuckDB table `samples`; bad rows in `rejects`.",
-        check_specs=[dg.AssetCheckSpec(name, asset=key) for name in check_names],
+        check_specs=[dg.AssetCheckSpec(name, asset=key, blocking=name in blocking) for name in check_names],
     )
     def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource) -> dg.MaterializeResult:
         from ual_dagster.data import build_instruction_set
 
         store = duckdb.store()
-        result = build_instruction_set(dataset, cfg, store, log=context.log.info)
+        with one_line_failure():  # e.g. a missing file, or a data set with (almost) every row rejected
+            result = build_instruction_set(dataset, cfg, store, log=context.log.info)
         unique_ok, unique_meta = data_checks.unique_sample_ids(store, dataset)
         empty_ok, empty_meta = data_checks.no_empty_outputs(store, dataset)
         rate_ok, rate_meta = data_checks.reject_rate(result, max_reject_rate)

@@ -4,15 +4,20 @@ The profile (env UAL_PROFILE: `tiny` by default, `paper`, `cluster` or a YAML pa
 which data sets, scenarios and methods exist, so the asset graph is built from it here.
 """
 
+import os
+import sys
+from pathlib import Path
+
 import dagster as dg
 
 from assets.data import data_assets
 from assets.elicitation import reelicitation_schedule, uncertainty_assets
 from assets.evaluation import evaluation_assets
 from assets.preflight import preflight_asset
+from assets.runs import dead_run_sweep, sweep_dead_runs_at_load
 from assets.sensors import source_files_sensor, uncertainty_batches_sensor
 from assets.training import training_assets
-from ual_dagster.config import Profile, active_profile
+from ual_dagster.config import Profile, ProfileError, active_profile
 from ual_dagster.resources import ArtifactStoreResource, DuckDBStoreResource
 from ual_dagster.storage import StatePaths
 
@@ -48,7 +53,12 @@ def build_definitions(profile: Profile | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=assets,
         schedules=[reelicitation_schedule(profile, paths.store())],
-        sensors=[automation, source_files_sensor(profile), uncertainty_batches_sensor(profile, paths.store())],
+        sensors=[
+            automation,
+            source_files_sensor(profile),
+            uncertainty_batches_sensor(profile, paths.store()),
+            dead_run_sweep,
+        ],
         resources={
             "duckdb": DuckDBStoreResource(database=str(paths.duckdb)),
             "artifacts": ArtifactStoreResource(root=str(paths.artifacts)),
@@ -57,4 +67,17 @@ def build_definitions(profile: Profile | None = None) -> dg.Definitions:
     )
 
 
-defs = build_definitions()
+def _definitions_or_exit() -> dg.Definitions:
+    """The active profile's definitions. A profile error in the `dagster` CLI becomes its one-line
+    message (the CLI would print ~80 lines of import traceback around it) unless --debug-like
+    UAL_DEBUG=1 is set; the webserver and daemon show the error in their code-location panel."""
+    try:
+        return build_definitions()
+    except (ProfileError, FileNotFoundError) as exc:
+        if Path(sys.argv[0]).name == "dagster" and os.environ.get("UAL_DEBUG") != "1":
+            raise SystemExit(f"error: {exc}") from None
+        raise
+
+
+sweep_dead_runs_at_load()
+defs = _definitions_or_exit()

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.common import DATA_OR_CODE_CHANGED, check, code_version, finish, key_str
+from assets.common import DATA_OR_CODE_CHANGED, check, code_version, finish, key_str, one_line_failure
 from ual_dagster.config import Profile
 from ual_dagster.data.selection import selection_config, targets_for_dataset
 from ual_dagster.resources import DuckDBStoreResource
@@ -36,18 +36,21 @@ def _uncertainty_asset(profile: Profile, dataset: str) -> dg.AssetsDefinition:
         pool="duckdb",
         description=f"Uncertainty u in [0, 1] of the rows of {dataset!r} that the scenarios use, elicited by {elicitor} "
         "(DuckDB table `uncertainty`, cached per row: an unchanged sample is never paid twice).",
-        check_specs=[dg.AssetCheckSpec(name, asset=key) for name in CHECKS],
+        # blocking: training on partly scored (coverage) or out-of-range scores would be wrong, so a
+        # failing check stops everything downstream in the run; a re-run resumes the elicitation
+        check_specs=[dg.AssetCheckSpec(name, asset=key, blocking=True) for name in CHECKS],
     )
     def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource) -> dg.MaterializeResult:
         store = duckdb.store()
-        store.require_version(key_str(instruction_set_key(dataset)))
         from ual_dagster.elicitation.batch import BatchStillRunning
 
-        targets = targets_for_dataset(profile, dataset, store)
-        try:
-            result = elicitation.elicit_dataset(dataset, cfg, store, log=context.log.info, only=targets)
-        except BatchStillRunning as exc:  # batch mode: a wait, not a fault; the uncertainty_batches sensor re-runs
-            raise dg.Failure(description=str(exc), allow_retries=False) from None
+        with one_line_failure():  # e.g. a bad API key or URL (every call would fail alike)
+            store.require_version(key_str(instruction_set_key(dataset)))
+            targets = targets_for_dataset(profile, dataset, store)
+            try:
+                result = elicitation.elicit_dataset(dataset, cfg, store, log=context.log.info, only=targets)
+            except BatchStillRunning as exc:  # batch mode: a wait, not a fault; the uncertainty_batches sensor re-runs
+                raise dg.Failure(description=str(exc), allow_retries=False) from None
         outcomes = elicitation.dataset_checks(store, dataset, cfg, only=targets)
         return finish(
             store,
@@ -55,9 +58,7 @@ def _uncertainty_asset(profile: Profile, dataset: str) -> dg.AssetsDefinition:
             result.fingerprint,
             result.metadata,
             config={"elicitor": elicitor, **cfg.model_dump(mode="json", exclude={"api_key_env"})},
-            check_results=[
-                check(o.name, key, o.passed, {"summary": o.description, **o.metadata}) for o in outcomes
-            ],
+            check_results=[check(o.name, key, o.passed, {"summary": o.description, **o.metadata}) for o in outcomes],
         )
 
     return _asset

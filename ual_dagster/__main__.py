@@ -1,32 +1,46 @@
 """`python -m ual_dagster ...`: small helpers for the shell.
 
   python -m ual_dagster dagster-home   print (and create) the active profile's DAGSTER_HOME
-  python -m ual_dagster validate [P]   load and validate a profile (default: $UAL_PROFILE), print a summary
+  python -m ual_dagster validate [P]   load and validate a profile (default: $UAL_PROFILE), check that
+                                       every file it names exists, print a summary
   python -m ual_dagster paths          print the state folder, DuckDB file, artifacts and DAGSTER_HOME
   python -m ual_dagster plan [P] [--json]  elicitation calls, cost, training rows and runs, calling nothing
   python -m ual_dagster preflight [P]  check every external thing the profile needs; exit 1 if any is missing
+
+Errors are one line per problem on stderr (exit status 2); `--debug` or UAL_DEBUG=1 adds
+the traceback.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
-from ual_dagster.config import ProfileError, load_profile
+from ual_dagster.config import load_profile
+from ual_dagster.config.loader import profile_problems
 from ual_dagster.storage import StatePaths
 
 
 def main(argv: list[str]) -> int:
+    debug = "--debug" in argv or os.environ.get("UAL_DEBUG") == "1"
+    argv = [a for a in argv if a != "--debug"]
+    try:
+        return _main(argv)
+    except Exception as exc:  # one clear line, not a traceback, unless asked for
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str]) -> int:
     if not argv or argv[0] in {"-h", "--help"}:
         print(__doc__)
         return 0
     cmd, rest = argv[0], argv[1:]
     flags = {a for a in rest if a.startswith("--")}
     rest = [a for a in rest if not a.startswith("--")]
-    try:
-        profile = load_profile(rest[0] if rest else None)
-    except ProfileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    profile = load_profile(rest[0] if rest else None)  # a ProfileError is reported by main()
     paths = StatePaths.for_profile(profile)
     if cmd == "dagster-home":
         print(paths.ensure().dagster_home)
@@ -34,11 +48,20 @@ def main(argv: list[str]) -> int:
         for name in ("state_dir", "duckdb", "artifacts", "dagster_home"):
             print(f"{name}: {getattr(paths, name)}")
     elif cmd == "validate":
+        problems = profile_problems(profile)
+        if problems:
+            source = getattr(profile, "_source_path", "?")
+            print(f"error: profile {source} names {len(problems)} missing file(s):", file=sys.stderr)
+            for line in problems:
+                print(f"  - {line}", file=sys.stderr)
+            return 2
         print(f"profile {profile.name!r} is valid ({getattr(profile, '_source_path', '?')})")
         print(f"  datasets:  {', '.join(profile.datasets)}")
         print(f"  scenarios: {', '.join(profile.scenarios)}")
         print(f"  methods:   {', '.join(profile.methods)}")
-        print(f"  elicitor:  {profile.elicitation.backend} / {profile.elicitation.model or '-'} / {profile.elicitation.method}")
+        print(
+            f"  elicitor:  {profile.elicitation.backend} / {profile.elicitation.model or '-'} / {profile.elicitation.method}"
+        )
         print(f"  base:      {profile.base_model.source} {profile.base_model.hub_id or ''}")
     elif cmd == "plan":
         import json

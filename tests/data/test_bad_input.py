@@ -22,22 +22,22 @@ def good(i):
 
 def test_every_kind_of_bad_jsonl_row_is_rejected_and_every_good_row_kept(tmp_path, store):
     lines = [
-        good(1),                                                   # 1
-        '{"instruction": "x", "output": "y"',                      # 2 invalid JSON
-        {"instruction": "no output"},                              # 3 missing field
-        {"instruction": "x", "output": "   "},                     # 4 empty field
-        {"instruction": "x", "output": 42},                        # 5 wrong type
-        b'{"instruction": "bad \xff byte", "output": "y"}',        # 6 invalid UTF-8
-        "[1, 2]",                                                  # 7 not an object
-        good(2),                                                   # 8
-        "",                                                        # 9 blank: not a record
-        {"instruction": "x", "output": None},                      # 10 null = missing
-        {"instruction": ["a"], "output": "y"},                     # 11 wrong type
+        good(1),  # 1
+        '{"instruction": "x", "output": "y"',  # 2 invalid JSON
+        {"instruction": "no output"},  # 3 missing field
+        {"instruction": "x", "output": "   "},  # 4 empty field
+        {"instruction": "x", "output": 42},  # 5 wrong type
+        b'{"instruction": "bad \xff byte", "output": "y"}',  # 6 invalid UTF-8
+        "[1, 2]",  # 7 not an object
+        good(2),  # 8
+        "",  # 9 blank: not a record
+        {"instruction": "x", "output": None},  # 10 null = missing
+        {"instruction": ["a"], "output": "y"},  # 11 wrong type
         '{"instruction": "lone \\ud800 surrogate", "output": "y"}',  # 12 undecodable text
-        good(3),                                                   # 13
+        good(3),  # 13
     ]
     path = write_lines(tmp_path / "bad.jsonl", lines)
-    result = load(path, store)
+    result = load(path, store, max_reject_share=1.0)  # every bad row is the point here
     assert (result.n_read, result.n_kept, result.n_rejects, result.n_duplicates) == (12, 3, 9, 0)
     assert result.metadata["n_blank_lines"] == 1
     assert result.reject_reasons == {
@@ -66,7 +66,7 @@ def test_bad_json_array_elements(tmp_path, store):
     # A bad byte inside one element rejects that element only.
     body = body[:-1] + b', {"instruction": "caf\xe9", "output": "o"}]'
     path.write_bytes(body)
-    result = load(path, store)
+    result = load(path, store, max_reject_share=1.0)
     assert (result.n_read, result.n_kept, result.n_rejects) == (6, 2, 4)
     reasons = dict((s, r) for s, r, _ in read_rejects(store, "ds"))
     assert reasons[f"{path}[1]"] == "not an object: got str"
@@ -77,8 +77,8 @@ def test_bad_json_array_elements(tmp_path, store):
 
 def test_bad_parquet_rows_and_bad_chat_rows(tmp_path, store):
     path = tmp_path / "p.parquet"
-    pq.write_table(pa.table({"question": ["q1", None, "q3"], "answer": ["a1", "a2", ""]}), path)
-    result = load(path, store)
+    pq.write_table(pa.table({"question": ["q1", None, "q3"], "answer": ["#### 1", "#### 2", ""]}), path)
+    result = load(path, store, max_reject_share=1.0)
     assert result.n_kept == 1
     assert dict((s, r) for s, r, _ in read_rejects(store, "ds")) == {
         f"{path}:row 1": "missing field 'question'",
@@ -93,8 +93,17 @@ def test_bad_parquet_rows_and_bad_chat_rows(tmp_path, store):
             {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": ""}]},
         ],
     )
-    result = load(chat, store, name="chat")
-    assert result.n_kept == 0
+    chat_rows = [
+        {"messages": [{"role": "user", "content": "hi"}]},
+        {"messages": ["hi"]},
+        {"messages": "hi"},
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": ""}]},
+    ]
+    write_lines(
+        chat, chat_rows + [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}]
+    )
+    result = load(chat, store, name="chat", max_reject_share=1.0)
+    assert result.n_kept == 1
     assert [r for _, r, _ in read_rejects(store, "chat")] == [
         "bad messages: no assistant turn after the first user turn",
         "bad messages: message 0 is str, not an object",
@@ -105,7 +114,8 @@ def test_bad_parquet_rows_and_bad_chat_rows(tmp_path, store):
 
 def test_raw_text_of_a_reject_is_truncated(tmp_path, store):
     path = write_lines(tmp_path / "long.jsonl", ['{"instruction": "' + "x" * 5000])
-    load(path, store, fmt="alpaca_jsonl")
+    write_lines(path, ['{"instruction": "' + "x" * 5000, good(1)])
+    load(path, store, fmt="alpaca_jsonl", max_reject_share=1.0)
     ((_, _, raw),) = read_rejects(store, "ds")
     assert len(raw) == 501 and raw.endswith("…")
 

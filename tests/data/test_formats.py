@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.data.helpers import load, write_lines
-from ual_dagster.data import read_samples, sample_id_for
+from ual_dagster.data import DataQualityError, read_samples, sample_id_for
 from ual_dagster.data.samples import normalise_text
 from ual_dagster.storage import DuckDBStore
 
@@ -57,14 +57,16 @@ def test_gsm8k_jsonl_maps_question_and_answer(tmp_path, store):
 
 def test_chat_jsonl_takes_first_user_and_next_assistant_turn(tmp_path, store):
     rows = [
-        {"messages": [
-            {"role": "system", "content": "be brief"},
-            {"role": "assistant", "content": "ignored: before the user"},
-            {"role": "user", "content": "Name a fruit."},
-            {"role": "user", "content": "a second user turn"},
-            {"role": "assistant", "content": "apple"},
-            {"role": "user", "content": "later turns are not used"},
-        ]},
+        {
+            "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "assistant", "content": "ignored: before the user"},
+                {"role": "user", "content": "Name a fruit."},
+                {"role": "user", "content": "a second user turn"},
+                {"role": "assistant", "content": "apple"},
+                {"role": "user", "content": "later turns are not used"},
+            ]
+        },
     ]
     result = load(write_lines(tmp_path / "c.jsonl", rows), store)
     assert result.metadata["schema"] == "chat"
@@ -74,8 +76,11 @@ def test_chat_jsonl_takes_first_user_and_next_assistant_turn(tmp_path, store):
 @pytest.mark.parametrize(
     "columns, expected",
     [
-        ({"instruction": ["i1", "i2"], "input": ["x", None], "output": ["o1", "o2"]}, [("i1", "x", "o1"), ("i2", "", "o2")]),
-        ({"question": ["q1"], "answer": ["a1"]}, [("q1", "", "a1")]),
+        (
+            {"instruction": ["i1", "i2"], "input": ["x", None], "output": ["o1", "o2"]},
+            [("i1", "x", "o1"), ("i2", "", "o2")],
+        ),
+        ({"question": ["q1"], "answer": ["a1\n#### 1"]}, [("q1", "", "a1\n#### 1")]),
     ],
 )
 def test_parquet_uses_the_same_column_conventions(tmp_path, store, columns, expected):
@@ -93,8 +98,8 @@ def test_auto_detects_jsonl_content_in_a_json_file(tmp_path, store):
 
 
 def test_auto_schema_skips_a_bad_first_line(tmp_path, store):
-    path = write_lines(tmp_path / "g.jsonl", ["{not json", {"question": "q", "answer": "a"}])
-    result = load(path, store)
+    path = write_lines(tmp_path / "g.jsonl", ["{not json", {"question": "q", "answer": "a\n#### 1"}])
+    result = load(path, store, max_reject_share=1.0)
     assert result.metadata["schema"] == "gsm8k" and (result.n_kept, result.n_rejects) == (1, 1)
 
 
@@ -103,9 +108,9 @@ def test_explicit_format_overrides_detection(tmp_path, store):
     write_lines(path, ALPACA)
     result = load(path, store, fmt="alpaca_jsonl")
     assert result.n_kept == 3
-    # Forcing the wrong schema rejects every row, naming the field it lacks.
-    wrong = load(path, store, name="wrong", fmt="gsm8k_jsonl")
-    assert wrong.n_kept == 0 and wrong.reject_reasons == {"missing field 'question'": 3}
+    # Forcing the wrong schema rejects every row: the data set fails, naming the field it lacks.
+    with pytest.raises(DataQualityError, match="missing field 'question' \\(3 rows"):
+        load(path, store, name="wrong", fmt="gsm8k_jsonl")
 
 
 def test_normalisation_and_sample_id(tmp_path, store):

@@ -39,7 +39,9 @@ def test_saved_dataset_dict_with_a_column_map(tmp_path, store):
     ]
     assert read_rejects(store, "metamath")[0][:2] == (f"{path}:train:2", "empty field 'output'")
     with pytest.raises(DataSourceError, match=r"no such split; it has \['train'\]"):
-        build_instruction_set("m", hub(path, split="test", columns={"instruction": "query", "output": "response"}), store)
+        build_instruction_set(
+            "m", hub(path, split="test", columns={"instruction": "query", "output": "response"}), store
+        )
     with pytest.raises(DataSourceError, match=r"'columns' names \['answer'\]"):
         build_instruction_set("m", hub(path, columns={"instruction": "query", "output": "answer"}), store)
 
@@ -57,7 +59,9 @@ def test_saved_single_dataset_detects_the_alpaca_schema(tmp_path, store):
 def test_directory_of_data_files_goes_through_load_dataset(tmp_path, store):
     folder = tmp_path / "files"
     folder.mkdir()
-    (folder / "train.jsonl").write_text("\n".join(json.dumps({"question": f"q{i}", "answer": f"a{i}"}) for i in range(4)))
+    (folder / "train.jsonl").write_text(
+        "\n".join(json.dumps({"question": f"q{i}", "answer": f"a{i}\n#### {i}"}) for i in range(4))
+    )
     result = build_instruction_set("g", hub(folder), store)
     assert result.n_kept == 4 and result.metadata["schema"] == "gsm8k"
 

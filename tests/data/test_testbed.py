@@ -129,3 +129,57 @@ def test_built_testbed_rows_in_duckdb(tmp_path):
     assert sorted(stored, key=lambda s: s.sample_id) == sorted(generate_testbed(cfg.testbed, "open"), key=lambda s: s.sample_id)
     assert sum(result.metadata["intrinsic_uncertainty_histogram"].values()) == 300
     assert result.metadata["n_heldout"] == 30
+
+
+@pytest.mark.parametrize("m", [1, 3])
+def test_answers_per_prompt_gives_each_train_prompt_that_many_distinct_answers(m):
+    cfg = TestbedConfig(kind="many_answers", n_samples=1200, heldout_fraction=0.1, seed=5, answers_per_prompt=m)
+    samples = generate_testbed(cfg, "t")
+    assert len(samples) == 1200 and len({s.sample_id for s in samples}) == 1200
+    train = [s for s in samples if s.split == "train"]
+    per_prompt: dict[str, list[str]] = {}
+    for s in train:
+        per_prompt.setdefault(s.instruction, []).append(s.output)
+    assert all(len(a) == len(set(a)) <= m for a in per_prompt.values())
+    # every prompt but at most the last one of each family is filled up to m (or its k)
+    short = [p for p, a in per_prompt.items() if len(a) < min(m, len(next(s for s in train if s.instruction == p).valid_answers))]
+    assert len(short) <= len(select_families(cfg))
+    assert not set(per_prompt) & {s.instruction for s in samples if s.split == "heldout"}
+    quotas = family_quotas(select_families(cfg), 1200, 0.1, m)
+    assert Counter(s.family for s in samples) == {f: q for f, q in quotas.items() if q}
+    assert quotas["letter_except"] == max_samples("letter_except", 0.1, m) < quotas["number_between"]
+
+
+def test_quota_equal_to_total_capacity_is_allowed():
+    families = select_families(TestbedConfig(kind="single_answer", families=["next_letter", "capital"], n_samples=10))
+    total = max_samples("next_letter", 0.0) + max_samples("capital", 0.0)
+    assert family_quotas(families, total, 0.0) == {"next_letter": 25, "capital": 33}
+
+
+def test_base_corpus_leaves_out_families_not_in_base_corpus(tmp_path):
+    from ual_dagster.config import load_profile
+    from ual_dagster.train.corpus import corpus_config, pretraining_texts
+
+    profile = tmp_path / "p.yaml"
+    profile.write_text(
+        "extends: tiny\ndatasets:\n  testbed_open:\n    testbed: {in_base_corpus: false}\n"
+        "  testbed_exact:\n    testbed: {in_base_corpus: true}\n"
+    )
+    p = load_profile(str(profile))
+    cfg = corpus_config(p)
+    many = {n for n, f in FAMILIES.items() if f.kind == "many_answers"}
+    assert set(cfg.families) == set(FAMILIES) - many
+    # corpus_samples (6000) exceeds what the single-answer families can give: capped at their capacity
+    assert cfg.n_samples == sum(max_samples(f, 0.0) for f in cfg.families) < p.base_model.tiny.corpus_samples
+    texts = pretraining_texts(p)
+    many_prompts = {s.instruction for s in generate_testbed(p.datasets["testbed_open"].testbed, "o")}
+    assert texts and not any(t.split("\n")[1] in many_prompts for t in texts)
+    assert not any(re.search(r"Give an even number|Name an? \w+\.|add up to", t) for t in texts)
+
+    everything = tmp_path / "q.yaml"
+    everything.write_text(
+        "extends: tiny\ndatasets:\n  testbed_open:\n    testbed: {in_base_corpus: false}\n"
+        "  testbed_exact:\n    testbed: {in_base_corpus: false}\n"
+    )
+    with pytest.raises(ValueError, match="every testbed family is excluded"):
+        pretraining_texts(load_profile(str(everything)))

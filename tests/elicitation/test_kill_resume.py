@@ -1,7 +1,10 @@
-"""A run killed with SIGKILL mid-way loses no committed row and re-pays none."""
+"""A run killed with SIGKILL mid-way loses no answer it received and re-pays none: rows
+committed to DuckDB stay as they are, answers journaled but not yet committed are
+replayed, and only requests in flight at the kill (at most `concurrency`) are asked again."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -17,6 +20,7 @@ from tests.elicitation.conftest import openai_cfg
 from tests.elicitation.fault_server import FaultMix
 from tests.elicitation.samples_table import numbered_samples, write_samples
 from ual_dagster.elicitation import elicit_dataset
+from ual_dagster.elicitation.commit import journal_path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,11 +61,14 @@ def test_sigkill_mid_run_then_resume(store, fault_server, tmp_path):
     with out.open("w") as fh:
         child = subprocess.Popen(
             [sys.executable, "-c", CHILD, str(store.path), cfg.model_dump_json()],
-            cwd=PROJECT_ROOT, stdout=fh, stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + 60
     while server.total_calls < 250 and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
+    assert child.poll() is None, out.read_text()
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
     assert child.returncode == -signal.SIGKILL
@@ -74,14 +81,29 @@ def test_sigkill_mid_run_then_resume(store, fault_server, tmp_path):
     with store.connect() as con:
         assert con.execute("SELECT count(*) FROM uncertainty").fetchone()[0] >= reported[-1]
     calls_at_kill = dict(server.calls)
+    journaled = {}
+    for line in journal_path(store, "killme").read_text().splitlines():
+        row = json.loads(line)
+        journaled[row["sample_id"]] = row["status"]
+    assert journaled, "the kill landed after every answer was committed; nothing to replay"
+    answered = set(committed) | set(journaled)
 
     server.set_mix(FaultMix(seed=2))
     result = elicit_dataset("killme", cfg, store)
 
     final = ok_rows(store)
     assert len(final) == 600 and result.metadata["rows_by_status"]["ok"] == 600
+    assert result.metadata["replayed_from_journal"] == len(journaled)
+    assert journal_path(store, "killme").stat().st_size == 0  # emptied once everything is in DuckDB
     index = {s.sample_id: i for i, s in enumerate(samples)}
     for sample_id, row in committed.items():
         assert final[sample_id] == row  # not replaced
-        assert server.calls[index[sample_id]] == calls_at_kill.get(index[sample_id], 0)  # not re-paid
-    assert result.metadata["cache_hits"] == len(committed)
+    for sample_id in answered:
+        i = index[sample_id]
+        if sample_id in committed or journaled[sample_id] == "ok":
+            assert server.calls[i] == calls_at_kill[i], f"sample {i} was answered before the kill and paid again"
+    ok_before = {sid for sid in answered if sid in committed or journaled[sid] == "ok"}
+    assert result.metadata["cache_hits"] == len(ok_before)
+    # only requests in flight at the kill are asked again: at most one per worker
+    asked_again = [i for i, n in calls_at_kill.items() if server.calls[i] > n and samples[i].sample_id not in answered]
+    assert len(asked_again) <= cfg.concurrency

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ual_dagster.config.evaluation import JudgeConfig
-from ual_dagster.evaluation.alpaca import JudgeError, judge_outputs
+from ual_dagster.evaluation.alpaca import JudgeError, _cached_item_scores, judge_outputs
 from ual_dagster.evaluation.judges.loopback_server import ReplyWithStatus
 from ual_dagster.evaluation.judges.testbed_judge import TestbedJudge, parse_judge_prompt
 
@@ -60,6 +60,10 @@ def test_win_rate_and_standard_error_match_hand_computation(tmp_path) -> None:
     assert (result.n_wins, result.n_wins_base, result.n_draws, result.n_judged, result.n_unjudged) == (2, 4, 4, 10, 0)
     assert result.n_annotated == 9  # the identical pair needs no judge call
     assert result.annotations_path.is_file()
+    # Per item on the win-rate scale: 100 model win, 50 draw, 0 reference win; their mean is the win rate.
+    assert [result.item_scores[s] for s in INSTRUCTIONS] == [50, 0, 100, 50, 0, 100, 50, 0, 50, 0]
+    # An artifact finished before per-item scores were stored gives them back from its annotations.
+    assert _cached_item_scores(tmp_path, {"rows": []}) == result.item_scores
 
     # Annotations are cached in the artifact dir: the second run asks the judge nothing.
     again = judge_outputs(model, refs, JUDGE, tmp_path, valid_answers=valid)
@@ -109,6 +113,9 @@ def test_faulty_judge_items_are_retried_or_counted_unjudged(tmp_path) -> None:
     assert result.win_rate == pytest.approx(win) and result.standard_error == pytest.approx(se)
     assert all(flaky.calls[s] == 2 for s in fail_once)  # the 500 was retried, then judged
     assert result.n_wins + result.n_wins_base + result.n_draws == 8
+    judged = [v for v in result.item_scores.values() if v is not None]
+    assert {s for s, v in result.item_scores.items() if v is None} == garbage
+    assert sum(judged) / len(judged) == pytest.approx(result.win_rate)
 
     # Unjudged items are not cached as verdicts: the next run asks the judge about them only.
     fixed = FlakyJudge(set(), set())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import yaml
@@ -74,15 +75,20 @@ def test_lm_eval_exact_match_matches_greedy_generation(tiny_checkpoint, tmp_path
         result = run_lm_eval(handle, tiny_checkpoint.fingerprint, [task], data, GEN, tmp_path)
     [row] = result.rows
     assert (row.benchmark, row.metric, row.value, row.n) == ("testbed_exact_heldout", "exact_match,none", 0.5, 6)
-    assert row.stderr is None  # bootstrap_iters=0: lm-eval says 'N/A', stored as NULL
+    # bootstrap_iters=0: lm-eval says 'N/A'; the stderr is the items' sd/sqrt(n): sd of [1,0]*3 (ddof 1) = sqrt(0.3)
+    assert row.stderr == pytest.approx(math.sqrt(0.3) / math.sqrt(6)) and row.details["stderr"] == "sd/sqrt(n) over items"
     samples = [json.loads(line) for line in (result.tasks[0].artifact_dir / "samples_testbed_exact_heldout.jsonl").open()]
     assert [s["exact_match"] for s in sorted(samples, key=lambda s: s["doc_id"])] == [1.0, 0.0] * 3
+    # Items carry the held-out sample ids, so they pair up across checkpoints; their mean is the row.
+    assert sorted((i.item_id, i.metric, i.value) for i in result.items) == [
+        (f"s{k}", "exact_match,none", 1.0 if k % 2 == 0 else 0.0) for k in range(6)]
+    assert sum(i.value for i in result.items) / 6 == row.value
 
-    # A second run is served from the artifact dir: the model is never loaded.
+    # A second run is served from the artifact dir: the model is never loaded, the items come back.
     with CheckpointHandle(tiny_checkpoint.base_path, tiny_checkpoint.adapter_path, "cpu") as handle:
         again = run_lm_eval(handle, tiny_checkpoint.fingerprint, [task], data, GEN, tmp_path)
         assert not handle.is_loaded
-    assert again.tasks[0].cache_hit and again.rows == result.rows
+    assert again.tasks[0].cache_hit and again.rows == result.rows and again.items == result.items
 
 
 def test_gsm8k_local_runs_on_real_gsm8k_file(tiny_checkpoint, tmp_path) -> None:
@@ -93,3 +99,8 @@ def test_gsm8k_local_runs_on_real_gsm8k_file(tiny_checkpoint, tmp_path) -> None:
     metrics = {r.metric: r for r in result.rows}
     assert set(metrics) == {"exact_match,strict-match", "exact_match,flexible-extract"}
     assert all(r.n == 4 and 0.0 <= r.value <= 1.0 for r in metrics.values())
+    # GSM8K rows have no sample_id: items are named by a hash of the question and answer, one per filter.
+    ids = {m: sorted(i.item_id for i in result.items if i.metric == m) for m in metrics}
+    assert ids["exact_match,strict-match"] == ids["exact_match,flexible-extract"] and len(set(ids["exact_match,strict-match"])) == 4
+    for m, r in metrics.items():
+        assert sum(i.value for i in result.items if i.metric == m) / 4 == pytest.approx(r.value)

@@ -10,6 +10,7 @@ import pytest
 
 from ual_dagster.config.evaluation import (
     AlpacaEvalConfig,
+    AnswerLikelihoodConfig,
     ClusteringConfig,
     EvaluationConfig,
     GenerationConfig,
@@ -173,6 +174,7 @@ def test_evaluate_checkpoint_end_to_end_then_cached(tiny_checkpoint, tmp_path) -
         generation=GenerationConfig(max_new_tokens=6, batch_size=8, stop_strings=["\n"]),
         lm_eval=[LmEvalTaskConfig(name="testbed_exact_heldout")],
         alpaca_eval=AlpacaEvalConfig(),
+        answer_likelihood=AnswerLikelihoodConfig(),
         clustering=ClusteringConfig(probe_samples=12, max_tokens=200),
     )
     data = load_eval_data(store, ["testbed_exact", "testbed_open"])
@@ -185,12 +187,25 @@ def test_evaluate_checkpoint_end_to_end_then_cached(tiny_checkpoint, tmp_path) -
     # The random model never says a fruit and every reference is valid: it loses every judged item.
     assert wr.value == 0.0 and wr.n + wr.details["n_unjudged"] == 6
     assert res.metadata["model_loaded"] is True
+    assert "discrete_win_rate" not in {m for _, m in metrics}
     write_scores(store, "mixed", "ual", "ck1", res.fingerprint, res.rows)
     assert has_scores(store, res.fingerprint)
+    # Every row is the mean of its items (unjudged items are None and left out), and every row has a stderr.
+    for (benchmark, metric), row in metrics.items():
+        values = [i.value for i in res.items if (i.benchmark, i.metric) == (benchmark, metric) and i.value is not None]
+        assert row.n == len(values) and row.value == pytest.approx(sum(values) / len(values)), (benchmark, metric)
+        assert row.stderr is not None or len(set(values)) == 1, (benchmark, metric)
+    assert {(b, m) for b, m in metrics} == {
+        ("testbed_exact_heldout", "exact_match,none"), ("alpaca_eval", "win_rate"),
+        ("testbed_likelihood", "log_p_answer"), ("testbed_likelihood", "log_p_valid_set"),
+        ("testbed_likelihood", "valid_set_entropy")}
+    held_ids = {it.sample_id for it in data.all_items()}
+    assert {i.item_id for i in res.items} == held_ids
 
     again = evaluate_checkpoint(tiny_checkpoint.base_path, tiny_checkpoint.adapter_path, "ck1", cfg, data, work)
     assert again.fingerprint == res.fingerprint and again.metadata["model_loaded"] is False
     assert [r.as_json() for r in again.rows] == [r.as_json() for r in res.rows]
+    assert again.items == res.items  # a reused evaluation still yields its items
 
     clus = cluster_checkpoint(
         tiny_checkpoint.base_path,

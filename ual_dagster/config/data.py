@@ -8,7 +8,19 @@ from pydantic import Field, model_validator
 
 from ual_dagster.config.base import StrictModel
 
-FileFormat = Literal["auto", "alpaca_json", "alpaca_jsonl", "gsm8k_jsonl", "chat_jsonl", "parquet"]
+FileFormat = Literal[
+    "auto",
+    "alpaca_json",
+    "alpaca_jsonl",
+    "gsm8k_jsonl",
+    "chat_jsonl",
+    "dolly_jsonl",
+    "metamath_json",
+    "metamath_jsonl",
+    "sharegpt_json",
+    "sharegpt_jsonl",
+    "parquet",
+]
 
 
 class TestbedConfig(StrictModel):
@@ -23,6 +35,18 @@ class TestbedConfig(StrictModel):
         None, description="family names to include (None = all of `kind`); see ual_dagster.data.testbed.FAMILIES"
     )
     seed: int = 0
+    answers_per_prompt: int | None = Field(
+        None,
+        ge=1,
+        description="train samples per many-answer prompt, each with a distinct valid answer (1 = every prompt "
+        "is seen with one answer); None = (prompt, answer) pairs drawn from all pairs, so the count depends on "
+        "the family's size (see docs/testbed.md)",
+    )
+    in_base_corpus: bool = Field(
+        True,
+        description="build_tiny base models: whether this data set's task families are in the pre-training "
+        "corpus (false: fine-tuning is the first time the base model sees them; see docs/testbed.md)",
+    )
 
     @model_validator(mode="after")
     def _families_can_supply(self) -> "TestbedConfig":
@@ -33,7 +57,7 @@ class TestbedConfig(StrictModel):
 
         # Raises ValueError naming unknown or wrong-kind families, or an n_samples larger than
         # the selected families' distinct instances allow: a config error, caught at load time.
-        family_quotas(select_families(self), self.n_samples, self.heldout_fraction)
+        family_quotas(select_families(self), self.n_samples, self.heldout_fraction, self.answers_per_prompt)
         return self
 
 
@@ -54,12 +78,19 @@ class DatasetConfig(StrictModel):
     revision: str | None = None
     columns: dict[str, str] | None = Field(
         None,
-        description="hub only: map {instruction,input,output} -> column names of the hub data set "
-        "(instruction and output required; input optional); None = detect from the column names",
+        description="map {instruction,input,output} -> the field (file) or column (hub) names of the data "
+        "(instruction and output required; input optional); None = detect the format from the field names",
     )
     # source: testbed
     testbed: TestbedConfig | None = None
     limit: int | None = Field(None, ge=1, description="keep the first N good rows (after de-duplication)")
+    max_reject_share: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="fail the instruction_sets asset when more than this share of the rows read is rejected "
+        "(a data set with no kept row always fails)",
+    )
 
     @model_validator(mode="after")
     def _source_fields(self) -> "DatasetConfig":

@@ -83,8 +83,64 @@ def format_validation_error(path: Path, err: ValidationError) -> str:
         elif e["type"] == "missing":
             lines.append(f"  - key '{key}': required but missing")
         else:
-            lines.append(f"  - key '{key}': {e['msg']} (got {e.get('input')!r})")
+            lines.append(f"  - key '{key}': {e['msg']}{_got(e.get('input'), loc)}")
     return "\n".join(lines)
+
+
+_GOT_MAX_CHARS = 80
+
+
+def _got(value: Any, loc: tuple[Any, ...]) -> str:
+    """' (got X)' for a short offending value; nothing for a whole section (a cross-field
+    error's input is the section, at the top level the whole merged profile)."""
+    if not loc or isinstance(value, dict | list):
+        return ""
+    text = repr(value)
+    return f" (got {text if len(text) <= _GOT_MAX_CHARS else text[:_GOT_MAX_CHARS] + '...'})"
+
+
+def _looks_local(name: str) -> bool:
+    """A hub id ('org/name') or a local path ('/x', './x', '../x', '~/x')?"""
+    return name.startswith(("/", "./", "../", "~"))
+
+
+def profile_problems(profile: Profile) -> list[str]:
+    """One line per file the profile names that does not exist (data, prompts, score files,
+    judge configs, local models). Loading does not require them (a data file may appear
+    later, and its asset then fails naming it); `python -m ual_dagster validate` does."""
+    from ual_dagster.elicitation.prompt import template_path
+
+    problems: list[str] = []
+
+    def need(key: str, what: str, path: Path, kind: str = "file") -> None:
+        ok = path.is_file() if kind == "file" else path.exists()
+        if not ok:
+            problems.append(f"key '{key}': {what} {path} does not exist")
+
+    for name, ds in profile.datasets.items():
+        if ds.source == "file" and ds.path:
+            need(f"datasets.{name}.path", "data file", resolve_path(ds.path))
+        if ds.source == "hub" and ds.hub_id and _looks_local(ds.hub_id):
+            need(f"datasets.{name}.hub_id", "local data set directory", resolve_path(ds.hub_id), "dir")
+    el = profile.elicitation
+    need("elicitation.prompt", "prompt template", template_path(el.prompt))
+    if el.backend == "file" and el.file_path:
+        need("elicitation.file_path", "score file", resolve_path(el.file_path))
+    if el.backend == "hf_local" and el.hf_model and _looks_local(el.hf_model):
+        need("elicitation.hf_model", "local model", resolve_path(el.hf_model), "dir")
+    if profile.base_model.source == "local" and profile.base_model.path:
+        need("base_model.path", "local base model", resolve_path(profile.base_model.path), "dir")
+    for i, task in enumerate(profile.evaluation.lm_eval):
+        if task.data_path:
+            need(f"evaluation.lm_eval[{i}].data_path", "task data file", resolve_path(task.data_path))
+    ae = profile.evaluation.alpaca_eval
+    if ae is not None:
+        if ae.instructions == "file" and ae.path:
+            need("evaluation.alpaca_eval.path", "reference outputs file", resolve_path(ae.path))
+        annotator = ae.judge.annotator
+        if ae.judge.kind == "alpaca_eval" and (annotator.endswith((".yaml", ".yml")) or "/" in annotator):
+            need("evaluation.alpaca_eval.judge.annotator", "judge config", resolve_path(annotator), "any")
+    return problems
 
 
 def _read_mapping(path: Path) -> dict[str, Any]:
@@ -133,8 +189,23 @@ def load_profile(name_or_path: str | None = None) -> Profile:
         profile = Profile.model_validate(raw)
     except ValidationError as exc:
         raise ProfileError(format_validation_error(path, exc)) from None
+    _require_prompt(profile, path)
     object.__setattr__(profile, "_source_path", path)
     return profile
+
+
+def _require_prompt(profile: Profile, path: Path) -> None:
+    """The prompt text is part of the elicitor fingerprint, which the asset graph needs when
+    it is built: a missing template is a profile error, not a traceback at code-location load."""
+    from ual_dagster.elicitation.prompt import PROMPTS_DIR, template_path
+
+    template = template_path(profile.elicitation.prompt)
+    if not template.is_file():
+        bundled = sorted(p.stem for p in PROMPTS_DIR.glob("*.txt"))
+        raise ProfileError(
+            f"invalid profile {path}:\n  - key 'elicitation.prompt': prompt template {template} does not exist "
+            f"(bundled: {', '.join(bundled)}; or a path to your own .txt)"
+        )
 
 
 @lru_cache(maxsize=8)

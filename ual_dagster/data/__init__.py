@@ -5,7 +5,7 @@ Heavy imports (datasets) happen only when a hub data set is read.
 """
 
 from ual_dagster.data.build import InstructionSetResult, build_instruction_set
-from ual_dagster.data.errors import DataSourceError
+from ual_dagster.data.errors import DataQualityError, DataSourceError
 from ual_dagster.data.samples import Reject, Sample, normalise_text, sample_id_for
 from ual_dagster.data.scenarios import ScenarioDraw, draw_scenario, select_scenario
 from ual_dagster.data.store import read_rejects, read_samples, train_sample_ids
@@ -14,6 +14,7 @@ from ual_dagster.data.testbed import FAMILIES, K_MAX, generate_testbed
 __all__ = [
     "FAMILIES",
     "K_MAX",
+    "DataQualityError",
     "DataSourceError",
     "InstructionSetResult",
     "Reject",

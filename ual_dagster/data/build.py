@@ -2,6 +2,10 @@
 
 Counts always add up: n_read = n_kept + n_duplicates + n_rejects. With `limit`, reading
 stops once `limit` samples are kept, so the counts describe what was read.
+A data set with no kept row, or with more than cfg.max_reject_share of its rows rejected,
+raises DataQualityError naming the source, its detected format and the most common reject
+reason, and nothing is written: training on what little survived a wrong format (a Dolly
+file read as Alpaca, ShareGPT forced to `chat_jsonl`) must never look like success.
 The fingerprint is a content hash of the kept rows (sample id, split and, for the
 testbed, family / intrinsic uncertainty / valid answers), independent of row order and
 file location: re-loading an unchanged file gives the same fingerprint, an edited
@@ -19,6 +23,7 @@ from typing import Any
 
 from ual_dagster.config import resolve_path
 from ual_dagster.config.data import DatasetConfig
+from ual_dagster.data.errors import DataQualityError
 from ual_dagster.data.hub import read_hub
 from ual_dagster.data.loaders import read_file
 from ual_dagster.data.samples import Reject, Sample
@@ -46,7 +51,7 @@ class InstructionSetResult:
 def open_source(name: str, cfg: DatasetConfig) -> SourceRows:
     if cfg.source == "file":
         assert cfg.path is not None  # DatasetConfig guarantees it
-        return read_file(resolve_path(cfg.path), cfg.format, name)
+        return read_file(resolve_path(cfg.path), cfg.format, name, cfg.columns)
     if cfg.source == "hub":
         return read_hub(cfg, name)
     assert cfg.testbed is not None
@@ -56,7 +61,13 @@ def open_source(name: str, cfg: DatasetConfig) -> SourceRows:
 
 def samples_fingerprint(samples: list[Sample]) -> str:
     return hash_rows(
-        (s.sample_id, s.split, s.family, s.intrinsic_uncertainty, None if s.valid_answers is None else list(s.valid_answers))
+        (
+            s.sample_id,
+            s.split,
+            s.family,
+            s.intrinsic_uncertainty,
+            None if s.valid_answers is None else list(s.valid_answers),
+        )
         for s in samples
     )
 
@@ -90,6 +101,7 @@ def build_instruction_set(
     read_s = time.perf_counter() - started
     samples = list(kept.values())
     reasons = Counter(r.reason for r in rejects)
+    check_usable(name, cfg, source.info, n_read, len(samples), rejects, reasons)
     fingerprint = samples_fingerprint(samples)
 
     write_started = time.perf_counter()
@@ -126,6 +138,47 @@ def build_instruction_set(
         n_rejects=len(rejects),
         reject_reasons=dict(sorted(reasons.items())),
         metadata=metadata,
+    )
+
+
+def describe_source(cfg: DatasetConfig, info: dict[str, Any]) -> str:
+    """'file X (detected format: dolly records in jsonl)' and the like, for error messages."""
+    schema = info.get("schema", "?")
+    if cfg.source == "file":
+        how = f"format {cfg.format!r}: " if cfg.format != "auto" else "detected format: "
+        fields = f" via columns {info['columns']}" if info.get("columns") else ""
+        return f"file {info.get('path', cfg.path)} ({how}{schema} records in {info.get('container', '?')}{fields})"
+    if cfg.source == "hub":
+        return f"hub data set {cfg.hub_id} split {cfg.split} (detected format: {schema})"
+    return "the generated testbed"
+
+
+def check_usable(
+    name: str,
+    cfg: DatasetConfig,
+    info: dict[str, Any],
+    n_read: int,
+    n_kept: int,
+    rejects: list[Reject],
+    reasons: Counter,
+) -> None:
+    """Raise DataQualityError when the data set kept no row or rejected more than its share."""
+    share = len(rejects) / n_read if n_read else 0.0
+    if n_kept > 0 and share <= cfg.max_reject_share:
+        return
+    where = describe_source(cfg, info)
+    if n_read == 0:
+        raise DataQualityError(f"data set {name!r}: {where} holds no records")
+    reason, count = reasons.most_common(1)[0] if reasons else ("(none: every row was a duplicate)", 0)
+    example = next((r for r in rejects if r.reason == reason), None)
+    verdict = (
+        "no row kept" if n_kept == 0 else f"{share:.0%} of rows rejected (max_reject_share {cfg.max_reject_share:.0%})"
+    )
+    raise DataQualityError(
+        f"data set {name!r}: {verdict}, {len(rejects)} of {n_read} rows rejected from {where}; most common reason: "
+        f"{reason} ({count} rows"
+        + (f", e.g. {example.source}" + (f": {example.detail}" if example.detail else "") if example else "")
+        + ")"
     )
 
 

@@ -8,3 +8,8 @@ class DataSourceError(ValueError):
 
     Bad *rows* never raise: they become rejects. The message always names the source.
     """
+
+
+class DataQualityError(DataSourceError):
+    """A data set that was read but is not usable: no row kept, or more than its
+    `max_reject_share` of the rows rejected. Nothing is written for it."""

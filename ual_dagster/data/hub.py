@@ -5,9 +5,10 @@
 any other directory of data files with `load_dataset(<dir>)`. That is how a cluster
 mirror or an offline copy is used, and how the hub path is tested without the network.
 
-`columns` maps {instruction, input, output} to the data set's column names (e.g.
-MetaMathQA: {instruction: query, output: response}); without it the schema is detected
-from the column names like a file's keys. Rows are named "hub_id:split:row".
+`columns` maps {instruction, input, output} to the data set's column names; without it
+the schema is detected from the column names by its defining fields, like a file's keys
+(records.DEFINING_FIELDS: e.g. MetaMathQA's query/response, Dolly's
+instruction/context/response). Rows are named "hub_id:split:row".
 """
 
 from __future__ import annotations
@@ -18,16 +19,11 @@ from typing import Any
 from ual_dagster.config import resolve_path
 from ual_dagster.config.data import DatasetConfig
 from ual_dagster.data.errors import DataSourceError
-from ual_dagster.data.records import Schema, detect_schema, record_to_sample
+from ual_dagster.data.records import ACCEPTED, SCHEMA_FIELDS, Schema, detect_schema, record_to_sample
 from ual_dagster.data.samples import Reject, Sample
 from ual_dagster.data.source import SourceRows
 
 _BATCH_ROWS = 10_000
-_SCHEMA_COLUMNS: dict[Schema, tuple[str, ...]] = {
-    "alpaca": ("instruction", "input", "output"),
-    "gsm8k": ("question", "answer"),
-    "chat": ("messages",),
-}
 
 
 def _describe(cfg: DatasetConfig) -> str:
@@ -69,15 +65,16 @@ def read_hub(cfg: DatasetConfig, dataset: str) -> SourceRows:
         if missing:
             raise DataSourceError(f"{_describe(cfg)}: 'columns' names {missing}, but its columns are {available}")
         rename = {col: field for field, col in cfg.columns.items()}
-        schema: Schema = "alpaca"
+        schema: Schema = "mapped"
     else:
         detected = detect_schema(available)
         if detected is None:
             raise DataSourceError(
-                f"{_describe(cfg)}: cannot tell the record schema from its columns {available}; set 'columns'"
+                f"{_describe(cfg)}: cannot tell the record schema from its columns {available}; accepted: "
+                f"{ACCEPTED}; or set 'columns'"
             )
         schema = detected
-        rename = {col: col for col in _SCHEMA_COLUMNS[schema] if col in available}
+        rename = {col: col for col in SCHEMA_FIELDS[schema] if col in available}
     ds = ds.select_columns(list(rename))
     info = {"hub_id": cfg.hub_id, "split": cfg.split, "revision": cfg.revision, "schema": schema, "columns": rename}
     return SourceRows(_rows(ds, rename, schema, dataset, f"{cfg.hub_id}:{cfg.split}"), info)

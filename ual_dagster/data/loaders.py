@@ -1,9 +1,11 @@
-"""Local instruction files: Alpaca JSON arrays, JSONL (Alpaca, GSM8K or chat records), Parquet.
+"""Local instruction files: JSON arrays, JSON lines or Parquet of Alpaca, Dolly, MetaMathQA,
+GSM8K, chat or ShareGPT records (records.py), or any records through a `columns:` map.
 
 Format "auto" picks the container by extension (.jsonl/.ndjson: JSON lines; .json: a JSON
 array, or JSON lines when the first line is a whole object; .parquet/.pq: Parquet) and the
-record schema by the keys of the first record that has a known signature key (see
-records.py). Bad rows become rejects naming "file:line" (JSON lines, 1-based),
+record schema by the defining fields of the first record that has all of some schema's
+(records.DEFINING_FIELDS). With `columns`, no schema is detected: each record's fields
+are read through the map. Bad rows become rejects naming "file:line" (JSON lines, 1-based),
 "file[index]" (JSON arrays, 0-based) or "file:row N" (Parquet, 0-based). A file that
 cannot be read as a whole raises DataSourceError naming it.
 """
@@ -11,25 +13,30 @@ cannot be read as a whole raises DataSourceError naming it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from ual_dagster.config.data import FileFormat
 from ual_dagster.data.errors import DataSourceError
-from ual_dagster.data.records import Schema, detect_schema, record_to_sample
+from ual_dagster.data.records import ACCEPTED, Schema, detect_schema, map_columns, raw_text, record_to_sample
 from ual_dagster.data.samples import Reject, Sample, preview
 from ual_dagster.data.source import SourceRows
 
 # Bumped when loading, normalisation or testbed generation changes the rows a data set yields
 # (the instruction_sets asset hashes it into its Dagster code version).
-CODE_VERSION = "loaders-1"
+CODE_VERSION = "loaders-2"  # 2: Dolly/MetaMathQA/ShareGPT, GSM8K final-answer marker
 
 _EXPLICIT: dict[str, tuple[str, Schema | None]] = {
     "alpaca_json": ("json_array", "alpaca"),
     "alpaca_jsonl": ("jsonl", "alpaca"),
     "gsm8k_jsonl": ("jsonl", "gsm8k"),
     "chat_jsonl": ("jsonl", "chat"),
+    "dolly_jsonl": ("jsonl", "dolly"),
+    "metamath_json": ("json_array", "metamath"),
+    "metamath_jsonl": ("jsonl", "metamath"),
+    "sharegpt_json": ("json_array", "sharegpt"),
+    "sharegpt_jsonl": ("jsonl", "sharegpt"),
     "parquet": ("parquet", None),  # schema from the column names
 }
 _SCHEMA_SNIFF_LINES = 1000  # JSON lines inspected to find the first record with a known schema
@@ -37,8 +44,9 @@ _BOM = b"\xef\xbb\xbf"
 _PARQUET_BATCH_ROWS = 8192
 
 
-def read_file(path: str | Path, fmt: FileFormat, dataset: str) -> SourceRows:
-    """Open `path` (already resolved) as format `fmt`; rows are read lazily."""
+def read_file(path: str | Path, fmt: FileFormat, dataset: str, columns: Mapping[str, str] | None = None) -> SourceRows:
+    """Open `path` (already resolved) as format `fmt`; rows are read lazily. `columns` maps
+    {instruction, input, output} to the records' own field names (no schema detection)."""
     path = Path(path)
     if not path.exists():
         raise DataSourceError(f"data file {path} does not exist")
@@ -49,19 +57,23 @@ def read_file(path: str | Path, fmt: FileFormat, dataset: str) -> SourceRows:
     except OSError as exc:
         raise DataSourceError(f"data file {path} cannot be read: {exc}") from exc
     container, schema = _EXPLICIT[fmt] if fmt != "auto" else (_detect_container(path), None)
+    if columns:
+        schema = "mapped"
     info: dict[str, Any] = {"path": str(path), "container": container}
+    if columns:
+        info["columns"] = dict(columns)
     if container == "json_array":
         records = _load_json_array(path)
         schema = schema or _schema_or_raise(path, _first_signature(r for r in records if isinstance(r, dict)))
-        rows = _array_rows(path, records, schema, dataset)
+        rows = _array_rows(path, records, schema, dataset, columns)
     elif container == "jsonl":
         schema = schema or _schema_or_raise(path, _first_signature(_sniff_jsonl(path)))
         info["n_blank_lines"] = 0
-        rows = _jsonl_rows(path, schema, dataset, info)
+        rows = _jsonl_rows(path, schema, dataset, info, columns)
     else:
         pf = _open_parquet(path)
         schema = schema or _schema_or_raise(path, pf.schema_arrow.names)
-        rows = _parquet_rows(path, pf, schema, dataset)
+        rows = _parquet_rows(path, pf, schema, dataset, columns)
     info["schema"] = schema
     return SourceRows(rows, info)
 
@@ -118,9 +130,8 @@ def _schema_or_raise(path: Path, keys: list[str] | None) -> Schema:
     schema = detect_schema(keys)
     if schema is None:
         raise DataSourceError(
-            f"data file {path}: cannot tell the record schema from its keys {keys}; expected "
-            "'instruction'/'output' (Alpaca), 'question'/'answer' (GSM8K) or 'messages' (chat), "
-            "or set 'format'"
+            f"data file {path}: cannot tell the record schema from its keys {keys}; accepted: {ACCEPTED}; "
+            "or map your fields with 'columns: {instruction: ..., input: ..., output: ...}'"
         )
     return schema
 
@@ -148,9 +159,13 @@ def _load_json_array(path: Path) -> list[Any]:
     return value
 
 
-def _array_rows(path: Path, records: list[Any], schema: Schema, dataset: str) -> Iterator[Sample | Reject]:
+def _array_rows(
+    path: Path, records: list[Any], schema: Schema, dataset: str, columns: Mapping[str, str] | None
+) -> Iterator[Sample | Reject]:
     for i, record in enumerate(records):
-        yield record_to_sample(schema, record, dataset, f"{path}[{i}]")
+        raw = None if columns is None else raw_text(record)
+        record = record if columns is None else map_columns(record, columns)
+        yield record_to_sample(schema, record, dataset, f"{path}[{i}]", raw)
 
 
 # -- JSON lines ------------------------------------------------------------------------
@@ -169,7 +184,9 @@ def _sniff_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 yield record
 
 
-def _jsonl_rows(path: Path, schema: Schema, dataset: str, info: dict[str, Any]) -> Iterator[Sample | Reject]:
+def _jsonl_rows(
+    path: Path, schema: Schema, dataset: str, info: dict[str, Any], columns: Mapping[str, str] | None
+) -> Iterator[Sample | Reject]:
     with path.open("rb") as fh:
         for lineno, line in enumerate(fh, start=1):
             if lineno == 1:
@@ -189,6 +206,8 @@ def _jsonl_rows(path: Path, schema: Schema, dataset: str, info: dict[str, Any]) 
             except json.JSONDecodeError as exc:
                 yield Reject(source, "invalid JSON", f"{exc.msg} at column {exc.colno}", preview(text.rstrip()))
                 continue
+            if columns is not None:
+                record = map_columns(record, columns)
             yield record_to_sample(schema, record, dataset, source, preview(text.rstrip()))
 
 
@@ -205,7 +224,9 @@ def _open_parquet(path: Path) -> Any:
         raise DataSourceError(f"data file {path} is not a readable Parquet file: {exc}") from exc
 
 
-def _parquet_rows(path: Path, pf: Any, schema: Schema, dataset: str) -> Iterator[Sample | Reject]:
+def _parquet_rows(
+    path: Path, pf: Any, schema: Schema, dataset: str, columns: Mapping[str, str] | None
+) -> Iterator[Sample | Reject]:
     import pyarrow as pa
 
     row = 0
@@ -218,5 +239,7 @@ def _parquet_rows(path: Path, pf: Any, schema: Schema, dataset: str) -> Iterator
         except (OSError, pa.ArrowException) as exc:
             raise DataSourceError(f"data file {path}: Parquet data unreadable after row {row}: {exc}") from exc
         for record in batch.to_pylist():
-            yield record_to_sample(schema, record, dataset, f"{path}:row {row}")
+            raw = None if columns is None else raw_text(record)
+            record = record if columns is None else map_columns(record, columns)
+            yield record_to_sample(schema, record, dataset, f"{path}:row {row}", raw)
             row += 1

@@ -236,9 +236,10 @@ def _heldout_count(quota: int, heldout_fraction: float) -> int:
     return round(quota * heldout_fraction)
 
 
-def _feasible(family: Family, quota: int, heldout_fraction: float) -> bool:
+def _feasible(family: Family, quota: int, heldout_fraction: float, answers_per_prompt: int | None = None) -> bool:
     """Whether `quota` distinct samples fit even if the largest answer sets go to held-out."""
-    sizes = sorted((len(i.answers) for i in family.instances()), reverse=True)
+    cap = answers_per_prompt or math.inf
+    sizes = sorted((min(len(i.answers), cap) for i in family.instances()), reverse=True)
     n_heldout = _heldout_count(quota, heldout_fraction)
     if n_heldout >= len(sizes):
         return quota == 0
@@ -246,29 +247,33 @@ def _feasible(family: Family, quota: int, heldout_fraction: float) -> bool:
 
 
 @cache
-def max_samples(name: str, heldout_fraction: float) -> int:
-    """The most samples family `name` can give with distinct train/held-out prompts."""
+def max_samples(name: str, heldout_fraction: float, answers_per_prompt: int | None = None) -> int:
+    """The most samples family `name` can give with distinct train/held-out prompts
+    (and at most `answers_per_prompt` answers per train prompt, when set)."""
     family = FAMILIES[name]
     lo, hi = 0, sum(len(i.answers) for i in family.instances())
     while lo < hi:  # feasibility is monotone in the quota
         mid = (lo + hi + 1) // 2
-        lo, hi = (mid, hi) if _feasible(family, mid, heldout_fraction) else (lo, mid - 1)
+        lo, hi = (mid, hi) if _feasible(family, mid, heldout_fraction, answers_per_prompt) else (lo, mid - 1)
     return lo
 
 
-def family_quotas(families: list[Family], n_samples: int, heldout_fraction: float) -> dict[str, int]:
+def family_quotas(
+    families: list[Family], n_samples: int, heldout_fraction: float, answers_per_prompt: int | None = None
+) -> dict[str, int]:
     """Equal shares, except that a family too small for its share gives all it can and the
     rest is shared among the others (water filling); integer parts by largest remainder."""
-    caps = {f.name: max_samples(f.name, heldout_fraction) for f in families}
+    caps = {f.name: max_samples(f.name, heldout_fraction, answers_per_prompt) for f in families}
     if sum(caps.values()) < n_samples:
         raise ValueError(
             f"the testbed families {sorted(caps)} can give at most {sum(caps.values())} distinct samples "
-            f"(held-out fraction {heldout_fraction}); asked for {n_samples}"
+            f"(held-out fraction {heldout_fraction}, answers per prompt {answers_per_prompt or 'any'}); "
+            f"asked for {n_samples}"
         )
     quotas: dict[str, int] = {}
     open_names = sorted(caps)
     remaining = n_samples
-    while True:
+    while open_names:  # empty when n_samples is exactly what all families can give
         share = remaining / len(open_names)
         full = [n for n in open_names if caps[n] <= share]
         if not full:
@@ -277,6 +282,8 @@ def family_quotas(families: list[Family], n_samples: int, heldout_fraction: floa
             quotas[n] = caps[n]
             remaining -= caps[n]
         open_names = [n for n in open_names if n not in full]
+    if not open_names:
+        return quotas
     base = {n: int(remaining // len(open_names)) for n in open_names}
     extra = remaining - sum(base.values())  # < len(open_names); every open cap exceeds the share
     for i, n in enumerate(open_names):
@@ -302,15 +309,27 @@ def _family_samples(family: Family, quota: int, cfg: TestbedConfig, dataset: str
         )
 
     out = [sample(inst, rng.choice(inst.answers), "heldout", i) for i, inst in enumerate(order[:n_heldout])]
-    pool = [(inst, answer) for inst in order[n_heldout:] for answer in inst.answers]
-    out += [sample(inst, answer, "train", i) for i, (inst, answer) in enumerate(rng.sample(pool, n_train))]
+    if cfg.answers_per_prompt is None:
+        # (prompt, answer) pairs drawn from all pairs: how many answers a prompt gets depends on
+        # the family's size (a small family repeats its prompts with many answers).
+        pool = [(inst, answer) for inst in order[n_heldout:] for answer in inst.answers]
+        chosen = rng.sample(pool, n_train)
+    else:
+        # Prompts in shuffled order, each with up to answers_per_prompt distinct answers.
+        chosen = []
+        for inst in order[n_heldout:]:
+            take = min(cfg.answers_per_prompt, len(inst.answers), n_train - len(chosen))
+            if take <= 0:
+                break
+            chosen += [(inst, answer) for answer in rng.sample(inst.answers, take)]
+    out += [sample(inst, answer, "train", i) for i, (inst, answer) in enumerate(chosen)]
     return out
 
 
 def generate_testbed(cfg: TestbedConfig, dataset: str) -> list[Sample]:
     """cfg.n_samples distinct samples, mixed across families in a seeded random order."""
     families = select_families(cfg)
-    quotas = family_quotas(families, cfg.n_samples, cfg.heldout_fraction)
+    quotas = family_quotas(families, cfg.n_samples, cfg.heldout_fraction, cfg.answers_per_prompt)
     samples = [s for f in families for s in _family_samples(f, quotas[f.name], cfg, dataset)]
     random.Random(int(stable_hash("testbed-order", cfg.seed), 16)).shuffle(samples)
     return samples

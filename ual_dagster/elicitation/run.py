@@ -1,9 +1,16 @@
 """elicit_dataset: score every sample of a dataset once per elicitor, resumably.
 
-1. One anti-join finds the samples without a fresh ok row under the current elicitor
+1. The data set's elicitation lock is taken (an flock next to the DuckDB file, released
+   by the kernel if this process dies): two elicitors of one data set, in two processes
+   or two Dagster instances, never ask for the same row; the second waits, then finds the
+   first one's answers cached.
+2. Answers a killed run journaled but did not commit are replayed into DuckDB
+   (commit.replay_journal), so they are never paid for again.
+3. One anti-join finds the samples without a fresh ok row under the current elicitor
    fingerprint (cache hits cost nothing; see table.pending_samples).
-2. The backend scores them; finished rows are committed in small batches as they finish.
-3. The DataVersion is a hash of the sorted (sample_id, score rounded to 6 places) of the
+4. The backend scores them; each answer is journaled as it arrives and committed to
+   DuckDB in small batches.
+5. The DataVersion is a hash of the sorted (sample_id, score rounded to 6 places) of the
    dataset's ok rows under this elicitor: unchanged scores, unchanged version.
 """
 
@@ -22,7 +29,7 @@ from ual_dagster.elicitation.backends.openai_api import OpenAIElicitor, resolve_
 from ual_dagster.elicitation.backends.oracle import oracle_outcome
 from ual_dagster.elicitation.budget import BudgetExhausted, RunBudget
 from ual_dagster.elicitation.checks import coverage_check, range_check
-from ual_dagster.elicitation.commit import RowCommitter
+from ual_dagster.elicitation.commit import RowCommitter, journal_path, replay_journal
 from ual_dagster.elicitation.elicitor import elicitor_fingerprint
 from ual_dagster.elicitation.local_server import (
     LOCAL_HEURISTIC_URL,
@@ -42,6 +49,7 @@ from ual_dagster.elicitation.table import (
 )
 from ual_dagster.fingerprint import hash_rows
 from ual_dagster.storage import DuckDBStore
+from ual_dagster.storage.locks import held_lock
 
 OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
 SCORE_ROUNDING = 6
@@ -51,7 +59,7 @@ Log = Callable[[str], None]
 
 @dataclass(frozen=True)
 class ElicitationResult:
-    fingerprint: str   # the DataVersion
+    fingerprint: str  # the DataVersion
     elicitor: str
     metadata: dict
 
@@ -98,8 +106,12 @@ def _endpoint(cfg: ElicitationConfig) -> Iterator[str]:
 
 
 async def _elicit_openai(
-    pending: list[SampleToScore], cfg: ElicitationConfig, base_url: str, api_key: str,
-    stats: RunStats, committer: RowCommitter,
+    pending: list[SampleToScore],
+    cfg: ElicitationConfig,
+    base_url: str,
+    api_key: str,
+    stats: RunStats,
+    committer: RowCommitter,
 ) -> None:
     elicitor = OpenAIElicitor(cfg, base_url, api_key, RunBudget(stats, cfg.max_calls, cfg.max_tokens_total), stats)
     samples = iter(pending)  # shared by the workers; asyncio runs one at a time, so no lock is needed
@@ -130,7 +142,9 @@ async def _elicit_openai(
         await elicitor.aclose()
 
 
-def _elicit(pending: list[SampleToScore], cfg: ElicitationConfig, stats: RunStats, committer: RowCommitter, log: Log) -> dict:
+def _elicit(
+    pending: list[SampleToScore], cfg: ElicitationConfig, stats: RunStats, committer: RowCommitter, log: Log
+) -> dict:
     """Run the configured backend over `pending`; returns backend-specific metadata."""
     if cfg.backend == "openai" and cfg.mode == "batch":
         from ual_dagster.elicitation.batch import elicit_in_batches
@@ -163,6 +177,12 @@ def _elicit(pending: list[SampleToScore], cfg: ElicitationConfig, stats: RunStat
     raise ValueError(f"unknown elicitation backend {cfg.backend!r}")
 
 
+def elicitation_lock(store: DuckDBStore, dataset: str, log: Log):
+    """The data set's elicitation lock (see the module docstring)."""
+    path = journal_path(store, dataset).with_suffix(".lock")
+    return held_lock(path, f"another elicitation of data set {dataset!r}", log)
+
+
 def _open_batches(store: DuckDBStore, dataset: str, cfg: ElicitationConfig, elicitor: str) -> bool:
     """Batch mode: submissions still to collect, even when no row is pending (elicitation/batch.py)."""
     if cfg.backend != "openai" or cfg.mode != "batch":
@@ -185,18 +205,24 @@ def elicit_dataset(
     log = log or (lambda _msg: None)
     started = time.monotonic()
     elicitor = elicitor_fingerprint(cfg)
-    cutoff = stale_cutoff(cfg, utc_now(), stale_before)
-    pending, total = pending_samples(store, dataset, elicitor, cfg.elicit_splits, cutoff, only)
-    log(f"{dataset}: {total} samples; {total - len(pending)} cached under {elicitor}; {len(pending)} to elicit")
-
-    stats = RunStats()
-    committer = RowCommitter(store, dataset, elicitor, cfg, cutoff, len(pending), log)
-    backend_metadata: dict = {}
-    if pending or _open_batches(store, dataset, cfg, elicitor):
+    with elicitation_lock(store, dataset, log):
+        replayed = replay_journal(store, dataset, log)
+        cutoff = stale_cutoff(cfg, utc_now(), stale_before)
+        pending, total = pending_samples(store, dataset, elicitor, cfg.elicit_splits, cutoff, only)
+        log(f"{dataset}: {total} samples; {total - len(pending)} cached under {elicitor}; {len(pending)} to elicit")
+        stats = RunStats()
+        committer = RowCommitter(store, dataset, elicitor, cfg, cutoff, len(pending), log)
+        backend_metadata: dict = {}
         try:
-            backend_metadata = _elicit(pending, cfg, stats, committer, log)
-        finally:
-            committer.flush()  # a fault mid-run keeps every answer already received
+            if pending or _open_batches(store, dataset, cfg, elicitor):
+                try:
+                    backend_metadata = _elicit(pending, cfg, stats, committer, log)
+                finally:
+                    committer.flush()  # a fault mid-run keeps every answer already received
+        except BaseException:
+            committer.close(committed_all=False)
+            raise
+        committer.close(committed_all=True)
     if stats.budget_exhausted:
         log(f"{dataset}: budget exhausted ({stats.budget_exhausted}); kept every paid-for answer; re-run to continue")
 
@@ -207,17 +233,28 @@ def elicit_dataset(
     if only is not None:
         wanted = set(only)
         rows = [r for r in rows if r[0] in wanted]
-    metadata = _metadata(rows, counts, previous, old_scores, dataset, cfg, elicitor, total, len(pending), stats, committer)
+    metadata = _metadata(
+        rows, counts, previous, old_scores, dataset, cfg, elicitor, total, len(pending), stats, committer
+    )
     metadata.update(backend_metadata)
+    metadata["replayed_from_journal"] = replayed
     metadata["seconds"] = round(time.monotonic() - started, 3)
     scores = {sid: float(u) for sid, u, _, _ in rows}
     return ElicitationResult(fingerprint=scores_fingerprint(scores), elicitor=elicitor, metadata=metadata)
 
 
 def _metadata(
-    rows: list[tuple], counts: dict[str, int], previous: str | None, old_scores: dict[str, float],
-    dataset: str, cfg: ElicitationConfig, elicitor: str, total: int, n_pending: int,
-    stats: RunStats, committer: RowCommitter,
+    rows: list[tuple],
+    counts: dict[str, int],
+    previous: str | None,
+    old_scores: dict[str, float],
+    dataset: str,
+    cfg: ElicitationConfig,
+    elicitor: str,
+    total: int,
+    n_pending: int,
+    stats: RunStats,
+    committer: RowCommitter,
 ) -> dict:
     scores = [float(r[1]) for r in rows]
     with_intrinsic = [(float(r[1]), float(r[2])) for r in rows if r[2] is not None]

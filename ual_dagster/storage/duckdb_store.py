@@ -43,7 +43,13 @@ class DuckDBStore:
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OSError(
+                exc.errno,
+                f"cannot create the folder of the DuckDB file {self.path} (storage.state_dir): {exc.strerror}",
+            ) from exc
         if read_only and not self.path.exists():
             read_only = False  # first use: create the file
         deadline = time.monotonic() + self.lock_wait_s

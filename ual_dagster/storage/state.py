@@ -23,6 +23,11 @@ concurrency:
     default_limit: 1         # pools "duckdb" (writers) and "train" (cores / GPU)
 """
 
+
+class StateDirError(OSError):
+    """The state folder (or a folder inside it) cannot be created or written."""
+
+
 @dataclass(frozen=True)
 class StatePaths:
     state_dir: Path
@@ -42,11 +47,17 @@ class StatePaths:
         )
 
     def ensure(self) -> "StatePaths":
-        for d in (self.state_dir, self.artifacts, self.dagster_home):
-            d.mkdir(parents=True, exist_ok=True)
-        cfg = self.dagster_home / "dagster.yaml"
-        if not cfg.exists():
-            cfg.write_text(DAGSTER_YAML)
+        try:
+            for d in (self.state_dir, self.artifacts, self.dagster_home):
+                d.mkdir(parents=True, exist_ok=True)
+            cfg = self.dagster_home / "dagster.yaml"
+            if not cfg.exists():
+                cfg.write_text(DAGSTER_YAML)
+        except OSError as exc:
+            raise StateDirError(
+                f"cannot create the state folder {self.state_dir} (storage.state_dir): "
+                f"{exc.strerror or exc} ({exc.filename or self.state_dir})"
+            ) from exc
         return self
 
     def store(self) -> DuckDBStore:

@@ -1,0 +1,40 @@
+"""Dead runs never block the next one: the sweep at code-location load and its sensor.
+
+See ual_dagster/storage/dead_runs.py for what counts as dead and why Dagster's own run
+monitoring does not cover local runs.
+"""
+
+import logging
+import os
+
+import dagster as dg
+
+_log = logging.getLogger("ual_dagster")
+
+
+def sweep_dead_runs_at_load() -> None:
+    """Sweep the DAGSTER_HOME instance while the code location loads: a CLI run loads it
+    before it creates its run, so no step of the new run waits for a dead run's slot."""
+    if not os.environ.get("DAGSTER_HOME"):
+        return  # an ephemeral instance (tests, no state): nothing persisted to sweep
+    from ual_dagster.storage.dead_runs import sweep_dead_runs
+
+    try:
+        with dg.DagsterInstance.get() as instance:
+            sweep_dead_runs(instance, log=_log.warning)
+    except Exception as exc:  # a sweep that fails must never stop the code location loading
+        _log.warning(f"dead-run sweep skipped: {type(exc).__name__}: {exc}")
+
+
+@dg.sensor(
+    name="dead_run_sweep",
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Marks runs whose process is gone (e.g. a CLI run killed with SIGKILL) as failed and frees "
+    "their duckdb/train pool slots, so they never block later or queued runs.",
+)
+def dead_run_sweep(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    from ual_dagster.storage.dead_runs import sweep_dead_runs
+
+    swept = sweep_dead_runs(context.instance, log=context.log.warning)
+    return dg.SkipReason(f"marked {len(swept)} dead run(s) failed" if swept else "no dead runs")

@@ -1,0 +1,46 @@
+"""The dead-run sweep: a run whose recorded executor pid is gone is marked failed and its pool
+claims are freed; a run whose process lives is left alone; a reused pid does not count."""
+
+import os
+import subprocess
+import sys
+import time
+
+import dagster as dg
+from dagster._core.events import DagsterEvent, DagsterEventType, EngineEventData
+from dagster._core.test_utils import create_run_for_test
+
+from ual_dagster.storage.dead_runs import sweep_dead_runs
+
+
+def started_run(instance, pid: int):
+    run = create_run_for_test(instance, job_name="j")
+    instance.run_storage.handle_run_event(run.run_id, DagsterEvent(DagsterEventType.RUN_START.value, job_name="j"))
+    instance.report_engine_event(f"Executing steps in process (pid: {pid})", run, EngineEventData.in_process(pid))
+    return run
+
+
+def test_dead_runs_fail_and_free_their_pool_claims_live_ones_stay(tmp_path):
+    instance = dg.DagsterInstance.local_temp(str(tmp_path), overrides={"concurrency": {"pools": {"default_limit": 1}}})
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = started_run(instance, gone.pid)
+    instance.event_log_storage.claim_concurrency_slot("duckdb", dead.run_id, "uncertainty__notes")
+    alive = started_run(instance, os.getpid())
+
+    swept = sweep_dead_runs(instance)
+
+    assert swept == [dead.run_id]
+    assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
+    assert instance.get_run_by_id(alive.run_id).status == dg.DagsterRunStatus.STARTED
+    info = instance.event_log_storage.get_concurrency_info("duckdb")
+    assert info.claimed_slots == [] and info.pending_steps == []
+    assert sweep_dead_runs(instance) == []  # idempotent
+
+
+def test_a_pid_reused_by_a_process_started_after_the_run_counts_as_dead():
+    from ual_dagster.storage.dead_runs import _alive_since
+
+    assert _alive_since(os.getpid(), time.time())  # this process started before "now"
+    # a run that started long before this process: its pid, if it were this one, was reused
+    assert not _alive_since(os.getpid(), time.time() - 10 * 365 * 86400)
