@@ -7,6 +7,7 @@ last part of its key only (`instruction_sets/x` and `uncertainty/x` would both r
 import dagster as dg
 
 from assets.common import DATA_OR_CODE_CHANGED, check, code_version, finish, key_str, one_line_failure
+from assets.preflight import PREFLIGHT_KEY
 from ual_dagster.config import Profile
 from ual_dagster.data import checks as data_checks
 from ual_dagster.data.loaders import CODE_VERSION as LOADER_CODE_VERSION
@@ -35,6 +36,7 @@ def _instruction_set_asset(profile: Profile, dataset: str) -> dg.AssetsDefinitio
         key=key,
         group_name="data",
         kinds={"duckdb"},
+        deps=[PREFLIGHT_KEY],  # runs first; its version is constant, so it never makes this stale
         code_version=code_version(LOADER_CODE_VERSION, cfg),
         automation_condition=DATA_OR_CODE_CHANGED,
         pool="duckdb",

@@ -13,6 +13,7 @@ import dagster as dg
 from assets.data import data_assets
 from assets.elicitation import reelicitation_schedule, uncertainty_assets
 from assets.evaluation import evaluation_assets
+from assets.preflight import preflight_asset
 from assets.runs import dead_run_sweep, sweep_dead_runs_at_load
 from assets.sensors import source_files_sensor, uncertainty_batches_sensor
 from assets.training import training_assets
@@ -26,6 +27,7 @@ def build_definitions(profile: Profile | None = None) -> dg.Definitions:
     profile = profile or active_profile()
     paths = StatePaths.for_profile(profile)  # created on first use, not at load time
     assets = [
+        preflight_asset(profile),
         *data_assets(profile),
         *uncertainty_assets(profile),
         *training_assets(profile),
@@ -40,11 +42,14 @@ def build_definitions(profile: Profile | None = None) -> dg.Definitions:
         minimum_interval_seconds=60,
         description="Materialises an asset when a dependency's data version or its own code version changed.",
     )
-    executor = (
-        dg.in_process_executor
-        if profile.orchestration.executor == "in_process"
-        else dg.multiprocess_executor.configured({"max_concurrent": profile.orchestration.max_concurrent})
-    )
+    if profile.orchestration.executor == "k8s":  # a pod per step; evaluation steps ask for GPUs by tag
+        from dagster_k8s import k8s_job_executor
+
+        executor = k8s_job_executor.configured({"max_concurrent": profile.orchestration.max_concurrent})
+    elif profile.orchestration.executor == "in_process":
+        executor = dg.in_process_executor
+    else:
+        executor = dg.multiprocess_executor.configured({"max_concurrent": profile.orchestration.max_concurrent})
     return dg.Definitions(
         assets=assets,
         schedules=[reelicitation_schedule(profile, paths.store())],

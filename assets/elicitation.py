@@ -4,6 +4,7 @@ import dagster as dg
 
 from assets.common import DATA_OR_CODE_CHANGED, check, code_version, finish, key_str, one_line_failure
 from ual_dagster.config import Profile
+from ual_dagster.data.selection import selection_config, targets_for_dataset
 from ual_dagster.resources import DuckDBStoreResource
 from ual_dagster.storage import DuckDBStore
 
@@ -29,10 +30,11 @@ def _uncertainty_asset(profile: Profile, dataset: str) -> dg.AssetsDefinition:
         kinds={"duckdb", "openai"} if cfg.backend == "openai" else {"duckdb"},
         deps=[instruction_set_key(dataset)],
         # the elicitor fingerprint covers backend, model, prompt text, method and parameters
-        code_version=code_version(ELICITATION_ASSET_VERSION, elicitor),
+        # ...and the selection: which rows the scenarios use (ual_dagster/data/selection.py)
+        code_version=code_version(ELICITATION_ASSET_VERSION, elicitor, selection_config(profile, dataset)),
         automation_condition=DATA_OR_CODE_CHANGED,
         pool="duckdb",
-        description=f"Uncertainty u in [0, 1] of every sample of {dataset!r}, elicited by {elicitor} "
+        description=f"Uncertainty u in [0, 1] of the rows of {dataset!r} that the scenarios use, elicited by {elicitor} "
         "(DuckDB table `uncertainty`, cached per row: an unchanged sample is never paid twice).",
         # blocking: training on partly scored (coverage) or out-of-range scores would be wrong, so a
         # failing check stops everything downstream in the run; a re-run resumes the elicitation
@@ -44,11 +46,12 @@ def _uncertainty_asset(profile: Profile, dataset: str) -> dg.AssetsDefinition:
 
         with one_line_failure():  # e.g. a bad API key or URL (every call would fail alike)
             store.require_version(key_str(instruction_set_key(dataset)))
+            targets = targets_for_dataset(profile, dataset, store)
             try:
-                result = elicitation.elicit_dataset(dataset, cfg, store, log=context.log.info)
+                result = elicitation.elicit_dataset(dataset, cfg, store, log=context.log.info, only=targets)
             except BatchStillRunning as exc:  # batch mode: a wait, not a fault; the uncertainty_batches sensor re-runs
                 raise dg.Failure(description=str(exc), allow_retries=False) from None
-        outcomes = elicitation.dataset_checks(store, dataset, cfg)
+        outcomes = elicitation.dataset_checks(store, dataset, cfg, only=targets)
         return finish(
             store,
             key,
@@ -86,7 +89,7 @@ def reelicitation_schedule(profile: Profile, store: DuckDBStore) -> dg.ScheduleD
         now = context.scheduled_execution_time
         requested = False
         for dataset in profile.datasets:
-            stale = elicitation.stale_samples(store, dataset, cfg, now)
+            stale = elicitation.stale_samples(store, dataset, cfg, now, targets_for_dataset(profile, dataset, store))
             if stale:
                 requested = True
                 yield dg.RunRequest(

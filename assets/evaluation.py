@@ -6,6 +6,7 @@ from assets.common import DATA_OR_CODE_CHANGED, check, code_version, finish, key
 from assets.data import instruction_set_key
 from assets.training import BASE_MODEL_KEY, lora_key
 from ual_dagster.config import Profile
+from ual_dagster.evaluation.k8s import evaluation_op_tags
 from ual_dagster.resources import ArtifactStoreResource, DuckDBStoreResource
 
 EVAL_SETS_KEY = dg.AssetKey(["eval_sets"])
@@ -64,6 +65,7 @@ def _evaluation_asset(profile: Profile, scenario: str, method: str) -> dg.Assets
         code_version=code_version(pipeline.CODE_VERSION, cfg.model_dump(mode="json", exclude={"clustering"})),
         automation_condition=DATA_OR_CODE_CHANGED,
         pool="train",
+        op_tags=evaluation_op_tags(profile),
         description=f"lm-eval and AlpacaEval scores of {lora_key(scenario, method).to_user_string()} "
         "(rows in DuckDB table `eval_scores`); skipped when its checkpoint and eval config are unchanged.",
     )
@@ -104,6 +106,7 @@ def token_clustering_asset(profile: Profile) -> dg.AssetsDefinition:
         code_version=code_version(pipeline.CODE_VERSION, cfg, profile.experiment.seeds[0]),
         automation_condition=DATA_OR_CODE_CHANGED,
         pool="train",
+        op_tags=evaluation_op_tags(profile),
         description="The paper's feature-space analysis: clustering quality of response-token hidden states by "
         "token identity (silhouette, Davies-Bouldin) per checkpoint and layer, with 2-D projections. A side "
         "analysis: a checkpoint it cannot score fails the WARN check `clustering_complete`, not the scores.",

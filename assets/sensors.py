@@ -64,7 +64,7 @@ def source_files_sensor(profile: Profile) -> dg.SensorDefinition:
 
 
 def uncertainty_batches_sensor(profile: Profile, store: DuckDBStore) -> dg.SensorDefinition:
-    """Requests uncertainty/<dataset> when one of its Batch API batches finishes (elicitation.mode: batch).
+    """Requests uncertainty_<dataset> when one of its Batch API batches finishes (elicitation.mode: batch).
 
     The asset submits and waits at most batch_wait_s; this sensor does the rest of the
     waiting: it polls the open batches recorded in DuckDB (read-only) and asks for one run

@@ -8,6 +8,7 @@ import dagster as dg
 
 from assets.common import DATA_OR_CODE_CHANGED, code_version, finish, key_str
 from assets.data import training_set_key
+from assets.preflight import PREFLIGHT_KEY
 from ual_dagster.config import Profile
 from ual_dagster.config.training import MethodConfig, TrainingConfig
 from ual_dagster.resources import ArtifactStoreResource, DuckDBStoreResource
@@ -29,6 +30,7 @@ def base_model_asset(profile: Profile) -> dg.AssetsDefinition:
         key=BASE_MODEL_KEY,
         group_name="training",
         kinds={"pytorch"},
+        deps=[PREFLIGHT_KEY],  # the hub download is the first external need
         code_version=code_version(bm.BASE_MODEL_CODE_VERSION, cfg),
         automation_condition=DATA_OR_CODE_CHANGED,
         pool="train",

@@ -32,8 +32,11 @@ def test_paper_profile_is_the_papers_setting():
     p = load_profile("paper")
     assert p.base_model.source == "hub" and "Llama-2-7b" in p.base_model.hub_id
     assert p.elicitation.backend == "openai" and p.elicitation.model.startswith("gpt-4")
-    assert [t.name for t in p.evaluation.lm_eval] == ["gsm8k"]
+    # the training-template task and upstream's 5-shot one (issue 10)
+    assert [t.name for t in p.evaluation.lm_eval] == ["gsm8k_ual", "gsm8k"]
+    # AlpacaEval 2's prompt and parser, on a judge model that is still served
     assert p.evaluation.alpaca_eval.judge.annotator == "weighted_alpaca_eval_gpt4_turbo"
+    assert p.evaluation.alpaca_eval.judge.model == "gpt-4.1-2025-04-14"
 
 
 def test_ual_profile_env_selects_bundled_or_path(monkeypatch, tmp_path):

@@ -20,7 +20,7 @@ def test_definitions_load_and_validate(name):
         | {f"training_set_{s}" for s in profile.scenarios}
         | {f"lora_{v}" for v in variants}
         | {f"eval_{v}" for v in variants}
-        | {"base_model", "eval_sets", "token_clustering", "eval_scores", "comparison_report"}
+        | {"preflight", "base_model", "eval_sets", "token_clustering", "eval_scores", "comparison_report"}
     )
     assert keys == expected
     assert defs.get_schedule_def("reelicitation").cron_schedule == profile.elicitation.schedule_cron
@@ -39,4 +39,6 @@ def test_lineage_of_the_tiny_profile():
     assert parents("eval_mixed_ual") == {"lora_mixed_ual", "eval_sets", "base_model"}
     assert "eval_low_entropy_sft" in parents("eval_scores")
     assert parents("comparison_report") == {"eval_scores"}
-    assert graph.get(dg.AssetKey(["base_model"])).parent_keys == set()  # its corpus is generated, not read
+    # its corpus is generated, not read; preflight (external needs) runs before it
+    assert parents("base_model") == {"preflight"}
+    assert parents("instructions_testbed_open") == {"preflight"}

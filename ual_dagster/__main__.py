@@ -4,6 +4,8 @@
   python -m ual_dagster validate [P]   load and validate a profile (default: $UAL_PROFILE), check that
                                        every file it names exists, print a summary
   python -m ual_dagster paths          print the state folder, DuckDB file, artifacts and DAGSTER_HOME
+  python -m ual_dagster plan [P] [--json]  elicitation calls, cost, training rows and runs, calling nothing
+  python -m ual_dagster preflight [P]  check every external thing the profile needs; exit 1 if any is missing
 
 Errors are one line per problem on stderr (exit status 2); `--debug` or UAL_DEBUG=1 adds
 the traceback.
@@ -36,6 +38,8 @@ def _main(argv: list[str]) -> int:
         print(__doc__)
         return 0
     cmd, rest = argv[0], argv[1:]
+    flags = {a for a in rest if a.startswith("--")}
+    rest = [a for a in rest if not a.startswith("--")]
     profile = load_profile(rest[0] if rest else None)  # a ProfileError is reported by main()
     paths = StatePaths.for_profile(profile)
     if cmd == "dagster-home":
@@ -59,6 +63,19 @@ def _main(argv: list[str]) -> int:
             f"  elicitor:  {profile.elicitation.backend} / {profile.elicitation.model or '-'} / {profile.elicitation.method}"
         )
         print(f"  base:      {profile.base_model.source} {profile.base_model.hub_id or ''}")
+    elif cmd == "plan":
+        import json
+
+        from ual_dagster.plan import format_plan, plan
+
+        result = plan(profile)
+        print(json.dumps(result, indent=2) if "--json" in flags else format_plan(result))
+    elif cmd == "preflight":
+        from ual_dagster.preflight import format_checks, run_preflight
+
+        checks = run_preflight(profile)
+        print(format_checks(checks))
+        return 0 if all(c.ok for c in checks) else 1
     else:
         print(f"error: unknown command {cmd!r}\n{__doc__}", file=sys.stderr)
         return 2

@@ -253,13 +253,14 @@ def propagate_from(p: Pipeline, root_key: str) -> list[set[str]]:
 
 
 def _new_elicitor_rows(pipeline: Pipeline) -> tuple[int, int]:
+    from ual_dagster.data.selection import targets_for_dataset
     from ual_dagster.elicitation import elicitor_fingerprint
 
-    cfg = load_profile(str(pipeline.profile_path)).elicitation
+    profile = load_profile(str(pipeline.profile_path))
+    cfg = profile.elicitation
+    # only the rows the scenarios use are elicited (issue 10): the selection, not every sample
+    n_samples = sum(len(targets_for_dataset(profile, d, pipeline.paths.store())) for d in profile.datasets)
     with pipeline.paths.store().connect(read_only=True) as con:
-        n_samples = con.execute(
-            "SELECT count(*) FROM samples WHERE split IN (SELECT unnest(?))", [cfg.elicit_splits]
-        ).fetchone()[0]
         n_new = con.execute(
             "SELECT count(*) FROM uncertainty WHERE elicitor = ?", [elicitor_fingerprint(cfg)]
         ).fetchone()[0]

@@ -48,6 +48,16 @@ class ElicitationConfig(StrictModel):
     elicit_splits: list[Literal["train", "heldout"]] = Field(
         ["train"], min_length=1, description="which sample splits get a score (coverage is measured over these)"
     )
+    elicit_scope: Literal["used", "all"] = Field(
+        "used",
+        description="used: only the train rows some scenario selects (plus the reserve) and, if elicit_splits "
+        "has heldout, the held-out rows; all: every row of elicit_splits (see ual_dagster/data/selection.py)",
+    )
+    selection_reserve: float = Field(
+        0.02, ge=0.0, le=0.5,
+        description="used scope: extra rows per scenario share, in selection order, so a few unparseable answers "
+        "do not shrink a training set",
+    )
     # openai backend: online calls, or the Batch API at its lower price (ual_dagster/elicitation/batch.py)
     mode: Literal["online", "batch"] = Field("online", description="openai: one call per answer, or the Batch API")
     batch_wait_s: float = Field(

@@ -48,6 +48,15 @@ class JudgeConfig(StrictModel):
 class AlpacaEvalConfig(StrictModel):
     instructions: Literal["testbed_heldout", "file", "hub"] = "testbed_heldout"
     path: str | None = Field(None, description="file: JSON list of {instruction, output} reference outputs")
+    # hub: one JSON file of the hub data set, downloaded with hf_hub_download (its loading
+    # script no longer runs under datasets >= 4, alpaca_eval issue #454)
+    hub_id: str = "tatsu-lab/alpaca_eval"
+    hub_file: str = Field(
+        "alpaca_eval_gpt4_baseline.json",
+        description="alpaca_eval_gpt4_baseline.json: AlpacaEval 2 references (gpt4_1106_preview); "
+        "alpaca_eval.json: AlpacaEval 1 references (text_davinci_003)",
+    )
+    hub_revision: str | None = Field(None, description="commit sha of the hub data set; pin it")
     limit: int | None = Field(None, ge=1)
     datasets: list[str] = Field(
         ["testbed_open"], description="testbed_heldout: the samples datasets whose held-out rows are the instructions"
@@ -74,11 +83,29 @@ class ClusteringConfig(StrictModel):
     seed: int = 0
 
 
+class EvaluationPodConfig(StrictModel):
+    """launcher k8s: the pod each evaluation step runs in (dagster_k8s.k8s_job_executor step pod)."""
+
+    image: str | None = Field(None, description="a CUDA image with the project; None: training.k8s_image")
+    gpus: int = Field(1, ge=1)
+    cpu: str = "8"
+    memory: str = Field("64Gi", description="a 7B model in bf16 plus generation batches; the run worker's 16Gi cannot")
+    node_selector: dict[str, str] = {}
+
+
 class EvaluationConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    launcher: Literal["local", "k8s"] = Field(
+        "local",
+        description="local: evaluation runs where the Dagster step runs; k8s: each evaluation and token_clustering "
+        "step gets its own GPU pod (needs orchestration.executor: k8s)",
+    )
+    k8s_pod: EvaluationPodConfig = EvaluationPodConfig()
     generation: GenerationConfig = GenerationConfig()
     lm_eval: list[LmEvalTaskConfig] = []
     alpaca_eval: AlpacaEvalConfig | None = AlpacaEvalConfig()
     answer_likelihood: AnswerLikelihoodConfig | None = None
     clustering: ClusteringConfig = ClusteringConfig()
-    bootstrap_iters: int = Field(0, ge=0)
+    bootstrap_iters: int = Field(
+        0, ge=0, description="lm-eval bootstrap resamples for standard errors; 0 reports none (the paper profile uses 1000)"
+    )

@@ -22,8 +22,10 @@ class StorageConfig(StrictModel):
 
 
 class OrchestrationConfig(StrictModel):
-    executor: Literal["in_process", "multiprocess"] = Field(
-        "in_process", description="in_process: no per-step interpreter start-up; best on a few cores"
+    executor: Literal["in_process", "multiprocess", "k8s"] = Field(
+        "in_process",
+        description="in_process: no per-step interpreter start-up; best on a few cores; k8s: a pod per step "
+        "(dagster_k8s.k8s_job_executor), needed for evaluation.launcher k8s",
     )
     max_concurrent: int = Field(2, ge=1)
     automation: bool = Field(True, description="start the data-version-aware automation sensor with the daemon")
@@ -53,6 +55,8 @@ class Profile(StrictModel):
                     f"name {name!r} must start with a letter and use only letters, digits and '_' "
                     "(it becomes a Dagster asset key)"
                 )
+        if self.evaluation.launcher == "k8s" and self.orchestration.executor != "k8s":
+            raise ValueError("evaluation.launcher 'k8s' needs orchestration.executor 'k8s' (a pod per step)")
         for scen, cfg in self.scenarios.items():
             unknown = sorted(set(cfg.weights) - set(self.datasets))
             if unknown:

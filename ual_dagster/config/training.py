@@ -79,6 +79,9 @@ class TrainingConfig(StrictModel):
     max_grad_norm: float | None = Field(1.0, gt=0, description="gradient clipping; null turns it off")
     gradient_checkpointing: bool = Field(False, description="recompute activations in backward (large models)")
     seed: int = Field(0, description="set for each checkpoint from experiment.seeds; a profile sets experiment.seeds")
+    min_free_disk_gb: float | None = Field(
+        None, ge=0, description="preflight: free disk the state folder needs (None: 40 for a hub model, else 1)"
+    )
     launcher: Literal["in_process", "subprocess", "k8s"] = "in_process"
     k8s_image: str | None = None
     k8s_namespace: str = "default"

@@ -144,3 +144,17 @@ def train_sample_ids(store: DuckDBStore, datasets: list[str]) -> dict[str, list[
     for dataset, sample_id in rows:
         out[dataset].append(sample_id)
     return out
+
+
+def sample_ids_by_split(store: DuckDBStore, dataset: str) -> dict[str, list[str]]:
+    """split -> the data set's sample ids (empty when `samples` does not exist yet)."""
+    with store.connect(read_only=True) as con:
+        rows = (
+            con.execute("SELECT DISTINCT split, sample_id FROM samples WHERE dataset = ?", [dataset]).fetchall()
+            if tables_exist(con)
+            else []
+        )
+    out: dict[str, list[str]] = {}
+    for split, sample_id in rows:
+        out.setdefault(split, []).append(sample_id)
+    return out

@@ -1,8 +1,10 @@
 """training_sets: one seeded selection of scored train-split samples per scenario.
 
-Only samples with an `ok` uncertainty score under the current elicitor are eligible,
-so that SFT, LS and UAL of a scenario train on exactly the same rows and differ only
-in their epsilons. The selection is written to DuckDB table `training_sets`.
+The rows are those ual_dagster.data.selection chose before elicitation (the same ranking
+decides what is elicited), joined with their scores: per data set, the first `share` rows
+in selection order with an `ok` uncertainty under the current elicitor. SFT, LS and UAL of
+a scenario train on exactly the same rows and differ only in their epsilons. The
+selection is written to DuckDB table `training_sets`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import pandas as pd
 
 from ual_dagster.config import Profile
 from ual_dagster.config.data import ScenarioConfig
-from ual_dagster.data.scenarios import draw_scenario
+from ual_dagster.data.selection import take_scored
 from ual_dagster.data.store import train_sample_ids
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.storage import DuckDBStore
@@ -54,16 +56,14 @@ def build_training_set(
 
     elicitor = elicitor_fingerprint(profile.elicitation)
     scores: dict[str, float] = {}
-    candidates: dict[str, list[str]] = {}
     unscored: dict[str, int] = {}
     train_ids_by_dataset = train_sample_ids(store, sorted(cfg.weights))
     for dataset in sorted(cfg.weights):
         ds_scores = current_scores(store, dataset, profile.elicitation)
         train_ids = train_ids_by_dataset[dataset]
-        candidates[dataset] = [s for s in train_ids if s in ds_scores]
-        unscored[dataset] = len(train_ids) - len(candidates[dataset])
+        unscored[dataset] = sum(1 for s in train_ids if s not in ds_scores)
         scores.update(ds_scores)
-    draw = draw_scenario(cfg, candidates)
+    draw = take_scored(cfg, train_ids_by_dataset, scores)
     rows = [(d, s, float(scores[s])) for d, s in draw.pairs]
     # Content only (not the elicitor's name): a new prompt that gives the same scores leaves
     # the training set's version, and so every checkpoint, as it was.

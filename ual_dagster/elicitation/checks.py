@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from ual_dagster.config.elicitation import ElicitationConfig
@@ -43,17 +43,32 @@ def range_check(scores: Iterable[float]) -> CheckOutcome:
     )
 
 
-def dataset_checks(store: DuckDBStore, dataset: str, cfg: ElicitationConfig) -> list[CheckOutcome]:
-    """Coverage and range of the dataset's current scores under the configured elicitor."""
+def dataset_checks(
+    store: DuckDBStore, dataset: str, cfg: ElicitationConfig, only: Collection[str] | None = None
+) -> list[CheckOutcome]:
+    """Coverage and range of the dataset's current scores under the configured elicitor;
+    with `only`, coverage is over those sample ids (the rows the scenarios use)."""
     elicitor = elicitor_fingerprint(cfg)
     with store.connect() as con:
         rows = scored_samples(con, dataset, elicitor, cfg.elicit_splits)
         counts = status_counts(con, dataset, elicitor, cfg.elicit_splits)
         splits = ", ".join("?" for _ in cfg.elicit_splits)
-        n_samples = con.execute(
-            f"SELECT count(DISTINCT sample_id) FROM samples WHERE dataset = ? AND split IN ({splits})",
-            [dataset, *cfg.elicit_splits],
-        ).fetchone()[0]
+        present = {
+            r[0]
+            for r in con.execute(
+                f"SELECT DISTINCT sample_id FROM samples WHERE dataset = ? AND split IN ({splits})",
+                [dataset, *cfg.elicit_splits],
+            ).fetchall()
+        }
+    if only is not None:
+        present &= set(only)
+        rows = [r for r in rows if r[0] in present]
+    n_samples = len(present)
     coverage = coverage_check(len(rows), int(n_samples), cfg.min_coverage)
+    if only is not None and n_samples == 0:  # no scenario or probe uses this data set: nothing to score
+        coverage = CheckOutcome(
+            "uncertainty_coverage", True, "no rows of this data set are used by a scenario or an evaluation probe",
+            {"coverage": 1.0, "scored": 0, "samples": 0, "min_coverage": cfg.min_coverage},
+        )
     coverage.metadata.update({f"rows_{k}": v for k, v in counts.items()})
     return [coverage, range_check(r[1] for r in rows)]

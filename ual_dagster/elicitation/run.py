@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -71,12 +71,13 @@ def stale_cutoff(cfg: ElicitationConfig, now: datetime, stale_before: datetime |
     return max(candidates) if candidates else None
 
 
-def stale_samples(store: DuckDBStore, dataset: str, cfg: ElicitationConfig, now: datetime) -> list[str]:
+def stale_samples(
+    store: DuckDBStore, dataset: str, cfg: ElicitationConfig, now: datetime, only: Collection[str] | None = None
+) -> list[str]:
     """Sample ids needing (re-)elicitation: missing, failed/unparseable, only scored by another
     elicitor, or scored longer than ttl_days before `now`. For the re-elicitation schedule."""
-    pending, _ = pending_samples(
-        store, dataset, elicitor_fingerprint(cfg), cfg.elicit_splits, stale_cutoff(cfg, now, None)
-    )
+    cutoff = stale_cutoff(cfg, now, None)
+    pending, _ = pending_samples(store, dataset, elicitor_fingerprint(cfg), cfg.elicit_splits, cutoff, only)
     return [s.sample_id for s in pending]
 
 
@@ -194,14 +195,17 @@ def elicit_dataset(
     store: DuckDBStore,
     log: Log | None = None,
     stale_before: datetime | None = None,
+    only: Collection[str] | None = None,
 ) -> ElicitationResult:
+    """`only`: elicit just these sample ids (ual_dagster.data.selection.targets_for_dataset);
+    coverage is then measured over them. None = every sample of `elicit_splits`."""
     log = log or (lambda _msg: None)
     started = time.monotonic()
     elicitor = elicitor_fingerprint(cfg)
     with elicitation_lock(store, dataset, log):
         replayed = replay_journal(store, dataset, log)
         cutoff = stale_cutoff(cfg, utc_now(), stale_before)
-        pending, total = pending_samples(store, dataset, elicitor, cfg.elicit_splits, cutoff)
+        pending, total = pending_samples(store, dataset, elicitor, cfg.elicit_splits, cutoff, only)
         log(f"{dataset}: {total} samples; {total - len(pending)} cached under {elicitor}; {len(pending)} to elicit")
         stats = RunStats()
         committer = RowCommitter(store, dataset, elicitor, cfg, cutoff, len(pending), log)
@@ -223,6 +227,9 @@ def elicit_dataset(
         rows = scored_samples(con, dataset, elicitor, cfg.elicit_splits)
         counts = status_counts(con, dataset, elicitor, cfg.elicit_splits)
         previous, old_scores = previous_elicitor_scores(con, dataset, elicitor, cfg.elicit_splits)
+    if only is not None:
+        wanted = set(only)
+        rows = [r for r in rows if r[0] in wanted]
     metadata = _metadata(
         rows, counts, previous, old_scores, dataset, cfg, elicitor, total, len(pending), stats, committer
     )

@@ -12,7 +12,7 @@ run (TTL / explicit re-elicitation). So a failed re-elicitation never destroys a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 
@@ -112,17 +112,29 @@ def _splits_clause(splits: Sequence[str]) -> str:
 
 
 def pending_samples(
-    store: DuckDBStore, dataset: str, elicitor: str, splits: Sequence[str], cutoff: datetime | None
+    store: DuckDBStore,
+    dataset: str,
+    elicitor: str,
+    splits: Sequence[str],
+    cutoff: datetime | None,
+    only: Collection[str] | None = None,
 ) -> tuple[list[SampleToScore], int]:
     """(samples without a fresh ok row under `elicitor`, number of samples considered).
 
+    `only`: consider just these sample ids (the rows the scenarios use; see
+    ual_dagster.data.selection); None = every sample of `splits`.
     One anti-join, so a fully cached 50k-sample dataset costs one query.
     """
     with store.connect() as con:
+        only_sql = ""
+        if only is not None:  # registered first: duckdb refuses it while a result is open
+            con.register("only_ids", pa.table({"sample_id": pa.array(sorted(only), pa.string())}))
+            only_sql = "AND s.sample_id IN (SELECT sample_id FROM only_ids)"
         ensure_table(con)
         _require_samples(con)
         total = con.execute(
-            f"SELECT count(DISTINCT s.sample_id) FROM samples s WHERE s.dataset = ? AND {_splits_clause(splits)}",
+            f"SELECT count(DISTINCT s.sample_id) FROM samples s WHERE s.dataset = ? AND {_splits_clause(splits)} "
+            f"{only_sql}",
             [dataset, *splits],
         ).fetchone()[0]
         rows = con.execute(
@@ -130,7 +142,7 @@ def pending_samples(
             SELECT DISTINCT ON (s.sample_id) s.sample_id, s.instruction, coalesce(s.input, ''), s.output,
                    s.intrinsic_uncertainty
             FROM samples s
-            WHERE s.dataset = ? AND {_splits_clause(splits)}
+            WHERE s.dataset = ? AND {_splits_clause(splits)} {only_sql}
               AND NOT EXISTS (
                   SELECT 1 FROM uncertainty u
                   WHERE u.sample_id = s.sample_id AND u.elicitor = ? AND u.status = 'ok'

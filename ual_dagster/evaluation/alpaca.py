@@ -140,6 +140,16 @@ def load_reference_file(path: str | Path) -> list[dict[str, str]]:
     return rows
 
 
+def load_hub_references(cfg: AlpacaEvalConfig) -> list[dict[str, str]]:
+    """The reference outputs as one JSON file of the hub data set. alpaca_eval's own loader
+    (`constants.ALPACAEVAL_REFERENCE_OUTPUTS`) runs the data set's loading script, which
+    datasets >= 4 refuses (alpaca_eval issue #454); the JSON files beside it need no script."""
+    from huggingface_hub import hf_hub_download
+
+    path = hf_hub_download(cfg.hub_id, cfg.hub_file, repo_type="dataset", revision=cfg.hub_revision)
+    return load_reference_file(path)
+
+
 def build_eval_set(cfg: AlpacaEvalConfig, eval_data: EvalData, prompt_template: str) -> tuple[list[AlpacaItem], int]:
     """(items, number of duplicate instructions dropped)."""
     items: list[AlpacaItem] = []
@@ -157,9 +167,7 @@ def build_eval_set(cfg: AlpacaEvalConfig, eval_data: EvalData, prompt_template: 
 
             refs = load_reference_file(resolve_path(cfg.path))
         else:
-            from alpaca_eval import constants
-
-            refs = list(constants.ALPACAEVAL_REFERENCE_OUTPUTS())
+            refs = load_hub_references(cfg)
         items = [AlpacaItem(r["instruction"], render_prompt(r["instruction"], "", prompt_template), r["output"]) for r in refs]
     items, n_dup = _dedupe(items)
     if cfg.limit is not None:

@@ -76,6 +76,28 @@ def render_task_yaml(task: str, data_file: Path, out_dir: Path) -> Path:
     return out
 
 
+# Shipped tasks that `include:` an lm-eval built-in task and change only its prompt and filters.
+UPSTREAM_INCLUDE_TASKS = {"gsm8k_ual": "gsm8k/gsm8k.yaml"}
+
+
+def render_include_task(task: str, prompt_template: str, data_file: Path | None, out_dir: Path) -> Path:
+    """The shipped task with its `include:` made absolute, `doc_to_text` in the training
+    template and, for offline runs, the data set pointed at a local JSONL."""
+    import yaml
+    from lm_eval import tasks as lm_tasks
+
+    cfg = yaml.safe_load((TASKS_DIR / f"{task}.yaml").read_text(encoding="utf-8"))
+    cfg["include"] = str(Path(lm_tasks.__file__).parent / UPSTREAM_INCLUDE_TASKS[task])
+    cfg["doc_to_text"] = render_prompt("{{question}}", "", prompt_template)
+    if data_file is not None:
+        path = str(data_file.resolve())
+        cfg.update(dataset_path="json", dataset_name=None, dataset_kwargs={"data_files": {"test": path, "train": path}})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{task}.yaml"
+    out.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return out
+
+
 def results_to_rows(results: dict[str, Any], task: str) -> list[ScoreRow]:
     """lm-eval's `results[task]` as rows: one per '<metric>,<filter>' key, with its stderr."""
     per_task = results["results"][task]
@@ -159,6 +181,14 @@ def _prepare_data(task: LmEvalTaskConfig, eval_data: EvalData, prompt_template: 
         path = resolve_path(task.data_path)
         validate_gsm8k_jsonl(path)
         return path
+    if task.name in UPSTREAM_INCLUDE_TASKS:
+        if not task.data_path:
+            return None  # upstream's hub data set
+        from ual_dagster.config import resolve_path
+
+        path = resolve_path(task.data_path)
+        validate_gsm8k_jsonl(path)
+        return path
     if task.name == "testbed_exact_heldout":
         path = data_dir / f"testbed_exact_heldout-{task.dataset}.jsonl"
         export_testbed_exact(eval_data, task.dataset, prompt_template, path)
@@ -187,7 +217,7 @@ def run_lm_eval(
         data_file = _prepare_data(task, eval_data, prompt_template, work_dir / "lm_eval_data")
         key = stable_hash(
             LM_EVAL_CODE_VERSION, checkpoint_fp, task.model_dump(mode="json"),
-            _file_sha(data_file) if data_file else None, generation.max_new_tokens, generation.batch_size,
+            _task_data_sha(task.name, data_file), generation.max_new_tokens, generation.batch_size,
             bootstrap_iters, prompt_template,
         )
         adir = artifacts.path("lm_eval", key)
@@ -200,7 +230,7 @@ def run_lm_eval(
                 log(f"lm-eval {task.name}: cached ({adir})")
             continue
         adir = artifacts.open("lm_eval", key)
-        results = _simple_evaluate(handle, task, data_file, generation, adir, bootstrap_iters, log)
+        results = _simple_evaluate(handle, task, data_file, generation, adir, bootstrap_iters, log, prompt_template)
         rows = results_to_rows(results, task.name)
         samples = results.get("samples", {}).get(task.name, [])
         with (adir / f"samples_{task.name}.jsonl").open("w", encoding="utf-8") as fh:
@@ -219,15 +249,26 @@ def run_lm_eval(
     return out
 
 
+def _task_data_sha(task: str, data_file: Path | None) -> str | None:
+    """Cache-key part for a task's inputs; an include task's own YAML counts too."""
+    data = _file_sha(data_file) if data_file else None
+    if task in UPSTREAM_INCLUDE_TASKS:
+        return f"{_file_sha(TASKS_DIR / f'{task}.yaml')}:{data}"
+    return data
+
+
 def _simple_evaluate(
     handle: CheckpointHandle, task: LmEvalTaskConfig, data_file: Path | None, generation: GenerationConfig,
-    adir: Path, bootstrap_iters: int, log: Log,
+    adir: Path, bootstrap_iters: int, log: Log, prompt_template: str = "alpaca",
 ) -> dict[str, Any]:
     import lm_eval
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    if data_file is not None:
+    if task.name in UPSTREAM_INCLUDE_TASKS:
+        render_include_task(task.name, prompt_template, data_file, adir / "tasks")
+        manager = TaskManager(include_path=str(adir / "tasks"), include_defaults=False)
+    elif data_file is not None:
         render_task_yaml(task.name, data_file, adir / "tasks")
         manager = TaskManager(include_path=str(adir / "tasks"), include_defaults=False)
     else:
