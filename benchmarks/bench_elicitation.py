@@ -27,8 +27,13 @@ sys.path.insert(0, str(ROOT))
 
 ANSWER = json.dumps(
     {
-        "id": "b", "object": "chat.completion", "created": 0, "model": "bench",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": '{"uncertainty": 5}'}, "finish_reason": "stop"}],
+        "id": "b",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "bench",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": '{"uncertainty": 5}'}, "finish_reason": "stop"}
+        ],
         "usage": {"prompt_tokens": 100, "completion_tokens": 5, "total_tokens": 105},
     }
 ).encode()
@@ -55,8 +60,15 @@ def fixed_latency_app(latency_s: float):
 def serve(latency_s: float, port: int) -> None:
     import uvicorn
 
-    uvicorn.run(fixed_latency_app(latency_s), host="127.0.0.1", port=port, log_level="warning",
-                access_log=False, lifespan="off", backlog=4096)
+    uvicorn.run(
+        fixed_latency_app(latency_s),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        backlog=4096,
+    )
 
 
 def free_port() -> int:
@@ -69,12 +81,20 @@ def write_samples(store, dataset: str, n: int) -> list[str]:
     import pyarrow as pa
 
     ids = [f"{dataset}-{i:06d}" for i in range(n)]
-    table = pa.table({
-        "dataset": [dataset] * n, "sample_id": ids,
-        "instruction": [f"Write a sentence about topic {i}." for i in range(n)], "input": [""] * n,
-        "output": ["A sentence."] * n, "source": ["bench"] * n, "split": ["train"] * n, "family": [None] * n,
-        "intrinsic_uncertainty": pa.array([None] * n, pa.float64()), "valid_answers": [None] * n,
-    })
+    table = pa.table(
+        {
+            "dataset": [dataset] * n,
+            "sample_id": ids,
+            "instruction": [f"Write a sentence about topic {i}." for i in range(n)],
+            "input": [""] * n,
+            "output": ["A sentence."] * n,
+            "source": ["bench"] * n,
+            "split": ["train"] * n,
+            "family": [None] * n,
+            "intrinsic_uncertainty": pa.array([None] * n, pa.float64()),
+            "valid_answers": [None] * n,
+        }
+    )
     with store.connect() as con:
         con.execute(
             "CREATE TABLE IF NOT EXISTS samples (dataset VARCHAR, sample_id VARCHAR, instruction VARCHAR, input VARCHAR, "
@@ -107,16 +127,24 @@ def throughput(latency_s: float, concurrency: int, workdir: Path) -> None:
         n = int(ideal * 8)  # about 8 s of work at the ideal rate
         store = DuckDBStore(workdir / f"tp_{concurrency}.duckdb")
         write_samples(store, "tp", n)
-        cfg = ElicitationConfig(backend="openai", model="bench", base_url=f"http://127.0.0.1:{port}/v1",
-                                concurrency=concurrency, timeout_s=30)
+        cfg = ElicitationConfig(
+            backend="openai",
+            model="bench",
+            base_url=f"http://127.0.0.1:{port}/v1",
+            concurrency=concurrency,
+            timeout_s=30,
+        )
         started, cpu_started = time.perf_counter(), time.process_time()
         result = elicit_dataset("tp", cfg, store)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         assert result.metadata["rows_by_status"]["ok"] == n, result.metadata
         rate = n / seconds
-        print(f"throughput C={concurrency} L={latency_s}s: {n} samples in {seconds:.2f}s = {rate:.1f}/s; "
-              f"ideal C/L = {ideal:.0f}/s; ratio = {rate / ideal:.3f} (target >= 0.8); "
-              f"client CPU {1000 * cpu / n:.2f} ms/request, p50 latency {result.metadata['latency_p50_s']}s", flush=True)
+        print(
+            f"throughput C={concurrency} L={latency_s}s: {n} samples in {seconds:.2f}s = {rate:.1f}/s; "
+            f"ideal C/L = {ideal:.0f}/s; ratio = {rate / ideal:.3f} (target >= 0.8); "
+            f"client CPU {1000 * cpu / n:.2f} ms/request, p50 latency {result.metadata['latency_p50_s']}s",
+            flush=True,
+        )
     finally:
         server.terminate()
         server.wait()
@@ -134,13 +162,22 @@ def cached_rerun(n: int, workdir: Path) -> None:
     # The port is never contacted: everything is cached.
     cfg = ElicitationConfig(backend="openai", model="bench", base_url="http://127.0.0.1:9/v1")
     elicitor, now = elicitor_fingerprint(cfg), utc_now()
-    write_rows(store, [UncertaintyRow(i, "cached", elicitor, (k % 11) / 10, "ok", '{"uncertainty": 1}', None,
-                                      100, 5, 0.1, 1, now) for k, i in enumerate(ids)], cutoff=None)
+    write_rows(
+        store,
+        [
+            UncertaintyRow(i, "cached", elicitor, (k % 11) / 10, "ok", '{"uncertainty": 1}', None, 100, 5, 0.1, 1, now)
+            for k, i in enumerate(ids)
+        ],
+        cutoff=None,
+    )
     started = time.perf_counter()
     result = elicit_dataset("cached", cfg, store)
     seconds = time.perf_counter() - started
-    print(f"cached re-run over {n} samples: calls = {result.metadata['calls']} (target 0), "
-          f"cache_hits = {result.metadata['cache_hits']}, {seconds:.2f}s (target: a few seconds)", flush=True)
+    print(
+        f"cached re-run over {n} samples: calls = {result.metadata['calls']} (target 0), "
+        f"cache_hits = {result.metadata['cache_hits']}, {seconds:.2f}s (target: a few seconds)",
+        flush=True,
+    )
 
 
 def main() -> None:

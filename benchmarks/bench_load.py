@@ -58,7 +58,10 @@ def main() -> None:
             )
 
         subset = read_samples(store, "gsm8k")[:ROWWISE_ROWS]
-        rows = [(s.dataset, s.sample_id, s.instruction, s.input, s.output, s.source, s.split, None, None, None) for s in subset]
+        rows = [
+            (s.dataset, s.sample_id, s.instruction, s.input, s.output, s.source, s.split, None, None, None)
+            for s in subset
+        ]
         rowwise_store, bulk_store = DuckDBStore(Path(tmp) / "rowwise.duckdb"), DuckDBStore(Path(tmp) / "bulk.duckdb")
         with rowwise_store.connect() as con:
             con.execute(SAMPLES_DDL)

@@ -33,7 +33,15 @@ REUSED = re.compile(r"already (trained|built)|nothing to evaluate|reusing|cache_
 
 
 def run_main_command(env: dict[str, str]) -> tuple[float, str]:
-    cmd = [str(ROOT / ".venv/bin/dagster"), "asset", "materialize", "-m", "assets.definitions", "--select", "*eval_scores+"]
+    cmd = [
+        str(ROOT / ".venv/bin/dagster"),
+        "asset",
+        "materialize",
+        "-m",
+        "assets.definitions",
+        "--select",
+        "*eval_scores+",
+    ]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - t0
@@ -74,8 +82,10 @@ def main() -> None:
     second, log = run_main_command(env)
     steps = step_seconds(log)
     in_steps = sum(steps.values())
-    print(f"no-op run: {second:.1f} s (target: well under 60 s) = {second - in_steps:.1f} s start-up "
-          f"(interpreter, imports, definitions, run set-up) + {in_steps:.1f} s in {len(steps)} steps")
+    print(
+        f"no-op run: {second:.1f} s (target: well under 60 s) = {second - in_steps:.1f} s start-up "
+        f"(interpreter, imports, definitions, run set-up) + {in_steps:.1f} s in {len(steps)} steps"
+    )
     for name, sec in sorted(steps.items(), key=lambda kv: -kv[1])[:8]:
         print(f"  {name:45s} {sec:8.2f} s")
     if first:

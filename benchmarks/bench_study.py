@@ -40,8 +40,10 @@ def main() -> None:
     print(f"profile 'study': {n_variants} variants x {len(profile.experiment.seeds)} seeds, {os.cpu_count()} cores")
     elapsed, log = run_main_command(env)
     steps = step_seconds(log)
-    print(f"study first run: {elapsed:.1f} s = {elapsed / 60:.1f} min (target <= {TARGET_S / 60:.0f} min); "
-          f"ratio to target {elapsed / TARGET_S:.2f}")
+    print(
+        f"study first run: {elapsed:.1f} s = {elapsed / 60:.1f} min (target <= {TARGET_S / 60:.0f} min); "
+        f"ratio to target {elapsed / TARGET_S:.2f}"
+    )
     for name, sec in sorted(steps.items(), key=lambda kv: -kv[1])[:6]:
         print(f"  {name:45s} {sec:8.2f} s")
     cmp = read_comparisons(DuckDBStore(paths.duckdb))

@@ -113,8 +113,10 @@ def test_fingerprint_follows_values_not_formatting(tmp_path):
 
 def test_extends_merges_over_a_bundled_profile(tmp_path):
     child = tmp_path / "child.yaml"
-    child.write_text("extends: tiny\nname: child\ntraining: {learning_rate: 0.01}\ndatasets:\n"
-                     "  extra: {source: file, entropy: low, path: x.jsonl}\n")
+    child.write_text(
+        "extends: tiny\nname: child\ntraining: {learning_rate: 0.01}\ndatasets:\n"
+        "  extra: {source: file, entropy: low, path: x.jsonl}\n"
+    )
     p = load_profile(str(child))
     tiny = load_profile("tiny")
     assert p.name == "child" and p.training.learning_rate == 0.01

@@ -126,7 +126,9 @@ def test_built_testbed_rows_in_duckdb(tmp_path):
     result = build_instruction_set("open", cfg, store)
     assert (result.n_kept, result.n_rejects, result.n_duplicates) == (300, 0, 0)
     stored = read_samples(store, "open")
-    assert sorted(stored, key=lambda s: s.sample_id) == sorted(generate_testbed(cfg.testbed, "open"), key=lambda s: s.sample_id)
+    assert sorted(stored, key=lambda s: s.sample_id) == sorted(
+        generate_testbed(cfg.testbed, "open"), key=lambda s: s.sample_id
+    )
     assert sum(result.metadata["intrinsic_uncertainty_histogram"].values()) == 300
     assert result.metadata["n_heldout"] == 30
 
@@ -142,7 +144,11 @@ def test_answers_per_prompt_gives_each_train_prompt_that_many_distinct_answers(m
         per_prompt.setdefault(s.instruction, []).append(s.output)
     assert all(len(a) == len(set(a)) <= m for a in per_prompt.values())
     # every prompt but at most the last one of each family is filled up to m (or its k)
-    short = [p for p, a in per_prompt.items() if len(a) < min(m, len(next(s for s in train if s.instruction == p).valid_answers))]
+    short = [
+        p
+        for p, a in per_prompt.items()
+        if len(a) < min(m, len(next(s for s in train if s.instruction == p).valid_answers))
+    ]
     assert len(short) <= len(select_families(cfg))
     assert not set(per_prompt) & {s.instruction for s in samples if s.split == "heldout"}
     quotas = family_quotas(select_families(cfg), 1200, 0.1, m)

@@ -24,9 +24,19 @@ def fault_server():
 def openai_cfg(base_url: str, **overrides) -> ElicitationConfig:
     """Fast-retrying openai-backend config for the fault server."""
     values = dict(
-        backend="openai", model="fault-model", base_url=base_url, api_key_env="UAL_TEST_ELICIT_KEY",
-        timeout_s=2.0, backoff_base_s=0.01, backoff_max_s=0.05, max_retries=10, max_parse_retries=8,
-        concurrency=32, batch_commit=16, commit_interval_s=0.5, commit_min_interval_s=0.1,
+        backend="openai",
+        model="fault-model",
+        base_url=base_url,
+        api_key_env="UAL_TEST_ELICIT_KEY",
+        timeout_s=2.0,
+        backoff_base_s=0.01,
+        backoff_max_s=0.05,
+        max_retries=10,
+        max_parse_retries=8,
+        concurrency=32,
+        batch_commit=16,
+        commit_interval_s=0.5,
+        commit_min_interval_s=0.1,
     )
     values.update(overrides)
     return ElicitationConfig(**values)

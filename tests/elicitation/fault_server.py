@@ -83,16 +83,25 @@ class FaultServer:
                 await asyncio.sleep(self.mix.latency_s)
             if outcome == "429":
                 name, value = self.mix.retry_after_header
-                return JSONResponse({"error": {"message": "slow down", "type": "rate_limit"}}, 429, headers={name: value})
+                return JSONResponse(
+                    {"error": {"message": "slow down", "type": "rate_limit"}}, 429, headers={name: value}
+                )
             if outcome == "500":
                 return JSONResponse({"error": {"message": "boom", "type": "server_error"}}, 500)
             if outcome == "hang":
                 await asyncio.sleep(self.mix.hang_s)
-            text = "Sorry, I would rather not say." if outcome == "garbage" else f'{{"uncertainty": {SCORE_OF(sample)}}}'
+            text = (
+                "Sorry, I would rather not say." if outcome == "garbage" else f'{{"uncertainty": {SCORE_OF(sample)}}}'
+            )
             return JSONResponse(
                 {
-                    "id": "x", "object": "chat.completion", "created": 0, "model": body.get("model", "m"),
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                    "id": "x",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body.get("model", "m"),
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                    ],
                     "usage": {"prompt_tokens": 100, "completion_tokens": 5, "total_tokens": 105},
                 }
             )

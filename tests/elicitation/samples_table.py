@@ -50,8 +50,11 @@ def write_samples(store: DuckDBStore, dataset: str, samples: list[Sample], repla
 def numbered_samples(n: int, prefix: str = "task") -> list[Sample]:
     """n distinct samples whose instruction carries a marker '[#i]' a test server can read back."""
     return [
-        Sample(instruction=f"{'Write a short poem about' if i % 2 else 'Calculate'} item {prefix} [#{i}]",
-               input="" if i % 2 else f"{i} + {i}", output=f"answer {i}",
-               intrinsic_uncertainty=0.9 if i % 2 else 0.1)
+        Sample(
+            instruction=f"{'Write a short poem about' if i % 2 else 'Calculate'} item {prefix} [#{i}]",
+            input="" if i % 2 else f"{i} + {i}",
+            output=f"answer {i}",
+            intrinsic_uncertainty=0.9 if i % 2 else 0.1,
+        )
         for i in range(n)
     ]

@@ -23,7 +23,9 @@ def test_key_reaches_the_server_but_not_duckdb_logs_or_metadata(store, fault_ser
     write_samples(store, "keyed", numbered_samples(40))
     messages: list[str] = []
     with caplog.at_level(logging.DEBUG):
-        result = elicit_dataset("keyed", openai_cfg(url, max_retries=1, max_parse_retries=0), store, log=messages.append)
+        result = elicit_dataset(
+            "keyed", openai_cfg(url, max_retries=1, max_parse_retries=0), store, log=messages.append
+        )
 
     assert f"Bearer {SECRET}" in server.authorization
     with store.connect() as con:

@@ -20,7 +20,11 @@ def test_fingerprint_is_readable():
 def test_answer_changing_parameters_change_it():
     base = fp()
     changed = [
-        fp(model="gpt-4o-mini"), fp(method="logprobs"), fp(temperature=0.3), fp(max_tokens=32), fp(scale_max=100),
+        fp(model="gpt-4o-mini"),
+        fp(method="logprobs"),
+        fp(temperature=0.3),
+        fp(max_tokens=32),
+        fp(scale_max=100),
         fp(method="consistency", temperature=1.0),
     ]
     assert base not in changed and len(set(changed)) == len(changed)
@@ -30,9 +34,18 @@ def test_answer_changing_parameters_change_it():
 def test_operational_parameters_do_not_change_it():
     base = fp()
     for overrides in (
-        dict(concurrency=64), dict(timeout_s=5), dict(max_retries=1), dict(max_parse_retries=0), dict(max_calls=10),
-        dict(max_tokens_total=1000), dict(api_key_env="OTHER_KEY"), dict(base_url="http://127.0.0.1:8000/v1"),
-        dict(batch_commit=4), dict(ttl_days=7), dict(price_per_1k_prompt_tokens=1.0), dict(backoff_base_s=2.0),
+        dict(concurrency=64),
+        dict(timeout_s=5),
+        dict(max_retries=1),
+        dict(max_parse_retries=0),
+        dict(max_calls=10),
+        dict(max_tokens_total=1000),
+        dict(api_key_env="OTHER_KEY"),
+        dict(base_url="http://127.0.0.1:8000/v1"),
+        dict(batch_commit=4),
+        dict(ttl_days=7),
+        dict(price_per_1k_prompt_tokens=1.0),
+        dict(backoff_base_s=2.0),
     ):
         assert fp(**overrides) == base, overrides
 
@@ -53,5 +66,10 @@ def test_prompt_text_enters_the_fingerprint(monkeypatch, tmp_path):
 def test_rendered_prompt_round_trips_through_extract_task():
     text = render_prompt("uncertainty_v1", "Name a fruit. Costs $5 {x}", "", "apple", 10)
     task = extract_task(text)
-    assert (task.instruction, task.input, task.output, task.scale_max) == ("Name a fruit. Costs $5 {x}", "", "apple", 10)
+    assert (task.instruction, task.input, task.output, task.scale_max) == (
+        "Name a fruit. Costs $5 {x}",
+        "",
+        "apple",
+        10,
+    )
     assert '{"uncertainty": <integer from 0 to 10>}' in text

@@ -12,7 +12,11 @@ from ual_dagster.config.elicitation import ElicitationConfig
 from ual_dagster.elicitation import current_scores, elicit_dataset
 from ual_dagster.elicitation.backends.file_import import ScoreFileError
 
-SAMPLES = [Sample("Name a colour.", "", "blue"), Sample("Add 2 and 3.", "", "5"), Sample("Caf\u00e9 review", "menu", "Nice.")]
+SAMPLES = [
+    Sample("Name a colour.", "", "blue"),
+    Sample("Add 2 and 3.", "", "5"),
+    Sample("Caf\u00e9 review", "menu", "Nice."),
+]
 
 
 def cfg(path) -> ElicitationConfig:
@@ -37,7 +41,12 @@ def test_import_by_id_and_by_normalised_content_reports_unmatched(store, tmp_pat
     elif fmt == "jsonl":
         path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
     else:
-        pq.write_table(pa.Table.from_pylist([{k: r.get(k) for k in ("sample_id", "instruction", "input", "output", "uncertainty")} for r in records]), path)
+        pq.write_table(
+            pa.Table.from_pylist(
+                [{k: r.get(k) for k in ("sample_id", "instruction", "input", "output", "uncertainty")} for r in records]
+            ),
+            path,
+        )
 
     result = elicit_dataset("f", cfg(path), store)
     assert current_scores(store, "f", cfg(path)) == {SAMPLES[0].sample_id: 0.9, SAMPLES[2].sample_id: 0.6}

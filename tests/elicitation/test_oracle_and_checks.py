@@ -27,8 +27,14 @@ def test_oracle_copies_intrinsic_and_fails_rows_without_it(store):
 
 
 def test_only_configured_splits_are_elicited(store):
-    write_samples(store, "sp", [Sample("a", output="1", intrinsic_uncertainty=0.1),
-                                Sample("b", output="2", split="heldout", intrinsic_uncertainty=0.2)])
+    write_samples(
+        store,
+        "sp",
+        [
+            Sample("a", output="1", intrinsic_uncertainty=0.1),
+            Sample("b", output="2", split="heldout", intrinsic_uncertainty=0.2),
+        ],
+    )
     result = elicit_dataset("sp", ElicitationConfig(backend="oracle"), store)
     assert result.metadata["samples"] == 1
 

@@ -23,12 +23,16 @@ def test_stale_samples_lists_missing_failed_foreign_and_expired(store, fault_ser
     cfg = openai_cfg(url, ttl_days=30)
     mine, other = elicitor_fingerprint(cfg), "openai:other:uncertainty_v1:verbalized:00000000"
     now = utc_now()
-    write_rows(store, [
-        _row(ids[0], mine, "ok", 0.5, now - timedelta(days=1)),      # fresh: not stale
-        _row(ids[1], mine, "ok", 0.5, now - timedelta(days=31)),     # expired
-        _row(ids[2], mine, "failed", None, now),                     # failed
-        _row(ids[3], other, "ok", 0.5, now),                         # another elicitor only
-    ], cutoff=None)                                                  # ids[4]: missing
+    write_rows(
+        store,
+        [
+            _row(ids[0], mine, "ok", 0.5, now - timedelta(days=1)),  # fresh: not stale
+            _row(ids[1], mine, "ok", 0.5, now - timedelta(days=31)),  # expired
+            _row(ids[2], mine, "failed", None, now),  # failed
+            _row(ids[3], other, "ok", 0.5, now),  # another elicitor only
+        ],
+        cutoff=None,
+    )  # ids[4]: missing
     assert stale_samples(store, "d", cfg, now) == sorted(ids[1:])
     assert stale_samples(store, "d", cfg.model_copy(update={"ttl_days": None}), now) == sorted(ids[2:])
 

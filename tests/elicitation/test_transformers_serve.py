@@ -40,16 +40,28 @@ def build_scripted_model(directory: Path) -> None:
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>",
+        tokenizer_object=tok,
+        unk_token="<unk>",
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
         additional_special_tokens=["<|user|>", "<|assistant|>"],
     )
     fast.chat_template = CHAT_TEMPLATE
     fast.save_pretrained(directory)
     size = len(VOCAB)
     config = LlamaConfig(
-        vocab_size=size, hidden_size=size, intermediate_size=16, num_hidden_layers=1, num_attention_heads=1,
-        num_key_value_heads=1, max_position_embeddings=4096, tie_word_embeddings=False,
-        bos_token_id=vocab["<s>"], eos_token_id=vocab["</s>"], pad_token_id=vocab["<pad>"],
+        vocab_size=size,
+        hidden_size=size,
+        intermediate_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=1,
+        num_key_value_heads=1,
+        max_position_embeddings=4096,
+        tie_word_embeddings=False,
+        bos_token_id=vocab["<s>"],
+        eos_token_id=vocab["</s>"],
+        pad_token_id=vocab["<pad>"],
     )
     model = LlamaForCausalLM(config)
     with torch.no_grad():
@@ -77,9 +89,20 @@ def test_elicitation_through_transformers_serve(store, tmp_path, monkeypatch):
     env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1"}
     log = (tmp_path / "serve.log").open("w")
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "transformers"), "serve", str(model_dir), "--host", "127.0.0.1",
-         "--port", str(port), "--device", "cpu"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            str(Path(sys.executable).parent / "transformers"),
+            "serve",
+            str(model_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--device",
+            "cpu",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 120
@@ -96,8 +119,14 @@ def test_elicitation_through_transformers_serve(store, tmp_path, monkeypatch):
         samples = numbered_samples(4)
         write_samples(store, "serve", samples)
         for method in ("verbalized", "logprobs"):
-            cfg = openai_cfg(f"http://127.0.0.1:{port}/v1", model=str(model_dir), method=method,
-                             concurrency=2, timeout_s=60, max_retries=2)
+            cfg = openai_cfg(
+                f"http://127.0.0.1:{port}/v1",
+                model=str(model_dir),
+                method=method,
+                concurrency=2,
+                timeout_s=60,
+                max_retries=2,
+            )
             result = elicit_dataset("serve", cfg, store)
             assert result.metadata["rows_by_status"] == {"ok": 4, "unparseable": 0, "failed": 0}, result.metadata
             assert set(current_scores(store, "serve", cfg).values()) == {0.7}

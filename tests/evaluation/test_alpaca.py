@@ -16,15 +16,15 @@ VALID = ["apple", "pear", "plum"]
 INSTRUCTIONS = [f"Name a fruit (case {i})." for i in range(10)]
 # (model output, reference output): valid/invalid patterns chosen by hand.
 PAIRS = [
-    ("pear", "apple"),    # both valid: draw
-    ("rock", "apple"),    # model invalid: reference wins
-    ("Plum.", "stone"),   # model valid (case, full stop ignored), reference invalid: model wins
-    ("apple", "apple"),   # identical: draw, decided by alpaca_eval without a judge call
-    ("sand", "pear"),     # reference wins
-    ("pear", "gravel"),   # model wins
-    ("rock", "stone"),    # both invalid: draw
-    ("dirt", "plum"),     # reference wins
-    ("apple", "pear"),    # draw
+    ("pear", "apple"),  # both valid: draw
+    ("rock", "apple"),  # model invalid: reference wins
+    ("Plum.", "stone"),  # model valid (case, full stop ignored), reference invalid: model wins
+    ("apple", "apple"),  # identical: draw, decided by alpaca_eval without a judge call
+    ("sand", "pear"),  # reference wins
+    ("pear", "gravel"),  # model wins
+    ("rock", "stone"),  # both invalid: draw
+    ("dirt", "plum"),  # reference wins
+    ("apple", "pear"),  # draw
     ("pebble", "apple"),  # reference wins
 ]
 JUDGE = JudgeConfig(kind="testbed", max_retries=4, timeout_s=10, concurrency=4)
@@ -54,7 +54,10 @@ def test_win_rate_and_standard_error_match_hand_computation(tmp_path) -> None:
     model, refs, valid = outputs()
     result = judge_outputs(model, refs, JUDGE, tmp_path, valid_answers=valid)
     win, se = expected_winrate(PAIRS)
-    assert (win, round(se, 6)) == (40.0, round(100 * np.std([0.5, 0, 1, 0.5, 0, 1, 0.5, 0, 0.5, 0], ddof=1) / np.sqrt(10), 6))
+    assert (win, round(se, 6)) == (
+        40.0,
+        round(100 * np.std([0.5, 0, 1, 0.5, 0, 1, 0.5, 0, 0.5, 0], ddof=1) / np.sqrt(10), 6),
+    )
     assert result.win_rate == pytest.approx(win)
     assert result.standard_error == pytest.approx(se)
     assert (result.n_wins, result.n_wins_base, result.n_draws, result.n_judged, result.n_unjudged) == (2, 4, 4, 10, 0)
@@ -72,8 +75,9 @@ def test_win_rate_and_standard_error_match_hand_computation(tmp_path) -> None:
 
 def test_length_controlled_offline_is_reported_not_computed(tmp_path) -> None:
     model, refs, valid = outputs()
-    result = judge_outputs(model, refs, JUDGE.model_copy(update={"length_controlled": True}), tmp_path,
-                           valid_answers=valid)
+    result = judge_outputs(
+        model, refs, JUDGE.model_copy(update={"length_controlled": True}), tmp_path, valid_answers=valid
+    )
     assert result.length_controlled is None
     assert result.length_controlled_reason  # e.g. LocalEntryNotFoundError: the hub is unreachable
     lc = [r for r in result.rows() if r.metric == "length_controlled_winrate"][0]

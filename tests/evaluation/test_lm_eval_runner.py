@@ -23,7 +23,11 @@ def gsm8k_extract_and_score(response: str, target: str) -> dict[str, float]:
     from lm_eval.filters.extraction import RegexFilter
 
     spec = yaml.safe_load((TASKS_DIR / "gsm8k_local.yaml").read_text())
-    metric = {k: v for k, v in spec["metric_list"][0].items() if k in ("regexes_to_ignore", "ignore_case", "ignore_punctuation")}
+    metric = {
+        k: v
+        for k, v in spec["metric_list"][0].items()
+        if k in ("regexes_to_ignore", "ignore_case", "ignore_punctuation")
+    }
     scores = {}
     for pipeline in spec["filter_list"]:
         regex = pipeline["filter"][0]
@@ -76,12 +80,17 @@ def test_lm_eval_exact_match_matches_greedy_generation(tiny_checkpoint, tmp_path
     [row] = result.rows
     assert (row.benchmark, row.metric, row.value, row.n) == ("testbed_exact_heldout", "exact_match,none", 0.5, 6)
     # bootstrap_iters=0: lm-eval says 'N/A'; the stderr is the items' sd/sqrt(n): sd of [1,0]*3 (ddof 1) = sqrt(0.3)
-    assert row.stderr == pytest.approx(math.sqrt(0.3) / math.sqrt(6)) and row.details["stderr"] == "sd/sqrt(n) over items"
-    samples = [json.loads(line) for line in (result.tasks[0].artifact_dir / "samples_testbed_exact_heldout.jsonl").open()]
+    assert (
+        row.stderr == pytest.approx(math.sqrt(0.3) / math.sqrt(6)) and row.details["stderr"] == "sd/sqrt(n) over items"
+    )
+    samples = [
+        json.loads(line) for line in (result.tasks[0].artifact_dir / "samples_testbed_exact_heldout.jsonl").open()
+    ]
     assert [s["exact_match"] for s in sorted(samples, key=lambda s: s["doc_id"])] == [1.0, 0.0] * 3
     # Items carry the held-out sample ids, so they pair up across checkpoints; their mean is the row.
     assert sorted((i.item_id, i.metric, i.value) for i in result.items) == [
-        (f"s{k}", "exact_match,none", 1.0 if k % 2 == 0 else 0.0) for k in range(6)]
+        (f"s{k}", "exact_match,none", 1.0 if k % 2 == 0 else 0.0) for k in range(6)
+    ]
     assert sum(i.value for i in result.items) / 6 == row.value
 
     # A second run is served from the artifact dir: the model is never loaded, the items come back.
@@ -101,6 +110,9 @@ def test_gsm8k_local_runs_on_real_gsm8k_file(tiny_checkpoint, tmp_path) -> None:
     assert all(r.n == 4 and 0.0 <= r.value <= 1.0 for r in metrics.values())
     # GSM8K rows have no sample_id: items are named by a hash of the question and answer, one per filter.
     ids = {m: sorted(i.item_id for i in result.items if i.metric == m) for m in metrics}
-    assert ids["exact_match,strict-match"] == ids["exact_match,flexible-extract"] and len(set(ids["exact_match,strict-match"])) == 4
+    assert (
+        ids["exact_match,strict-match"] == ids["exact_match,flexible-extract"]
+        and len(set(ids["exact_match,strict-match"])) == 4
+    )
     for m, r in metrics.items():
         assert sum(i.value for i in result.items if i.metric == m) / 4 == pytest.approx(r.value)

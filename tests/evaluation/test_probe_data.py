@@ -18,7 +18,9 @@ def test_paper_profile_probes_the_train_split_and_tiny_the_heldout_rows(tmp_path
     paper = probe_data(load_profile("paper"), store)  # its evaluation reads gsm8k / AlpacaEval from the hub
     assert {k: len(v) for k, v in paper.items.items()} == {"alpaca": 5, "metamath": 3}
 
-    replace_dataset(store, "testbed_exact", [_sample("testbed_exact", 1, "train"), _sample("testbed_exact", 2, "heldout")], [])
+    replace_dataset(
+        store, "testbed_exact", [_sample("testbed_exact", 1, "train"), _sample("testbed_exact", 2, "heldout")], []
+    )
     replace_dataset(store, "testbed_open", [_sample("testbed_open", 3, "heldout")], [])
     tiny = probe_data(load_profile("tiny"), store)
     assert sorted(it.instruction for it in tiny.all_items()) == ["q2", "q3"]

@@ -93,12 +93,20 @@ def test_report_leads_with_paired_comparisons_and_states_what_excludes_zero(tmp_
     ual_sft = stored[(stored.scenario == "mixed") & (stored.method == "ual") & (stored.baseline == "sft")].iloc[0]
     assert ual_sft.estimate == pytest.approx(0.5) and (ual_sft.n_seeds, ual_sft.n_items) == (2, 20)
     with store.connect() as con:  # an elicitor that ranks perfectly: rho 1, AUC 1
-        con.execute("CREATE TABLE samples (dataset VARCHAR, sample_id VARCHAR, intrinsic_uncertainty DOUBLE, family VARCHAR)")
-        con.execute("CREATE TABLE uncertainty (dataset VARCHAR, sample_id VARCHAR, elicitor VARCHAR, uncertainty DOUBLE, "
-                    "status VARCHAR)")
-        con.executemany("INSERT INTO samples VALUES ('testbed_open', ?, ?, NULL)", [[f"s{i}", i / 10] for i in range(10)])
-        con.executemany("INSERT INTO uncertainty VALUES ('testbed_open', ?, 'openai:m:p:verbalized:abc', ?, 'ok')",
-                        [[f"s{i}", i / 20] for i in range(10)])
+        con.execute(
+            "CREATE TABLE samples (dataset VARCHAR, sample_id VARCHAR, intrinsic_uncertainty DOUBLE, family VARCHAR)"
+        )
+        con.execute(
+            "CREATE TABLE uncertainty (dataset VARCHAR, sample_id VARCHAR, elicitor VARCHAR, uncertainty DOUBLE, "
+            "status VARCHAR)"
+        )
+        con.executemany(
+            "INSERT INTO samples VALUES ('testbed_open', ?, ?, NULL)", [[f"s{i}", i / 10] for i in range(10)]
+        )
+        con.executemany(
+            "INSERT INTO uncertainty VALUES ('testbed_open', ?, 'openai:m:p:verbalized:abc', ?, 'ok')",
+            [[f"s{i}", i / 20] for i in range(10)],
+        )
     result = comparison_report(store, tmp_path / "report", profile)
     text = result.markdown.read_text()
     assert "## Elicitor validity" in text and "| m (openai, verbalized) | overall | 10 | 1.000 |" in text
@@ -204,9 +212,12 @@ def test_evaluate_checkpoint_end_to_end_then_cached(tiny_checkpoint, tmp_path) -
         assert row.n == len(values) and row.value == pytest.approx(sum(values) / len(values)), (benchmark, metric)
         assert row.stderr is not None or len(set(values)) == 1, (benchmark, metric)
     assert {(b, m) for b, m in metrics} == {
-        ("testbed_exact_heldout", "exact_match,none"), ("alpaca_eval", "win_rate"),
-        ("testbed_likelihood", "log_p_answer"), ("testbed_likelihood", "log_p_valid_set"),
-        ("testbed_likelihood", "valid_set_entropy")}
+        ("testbed_exact_heldout", "exact_match,none"),
+        ("alpaca_eval", "win_rate"),
+        ("testbed_likelihood", "log_p_answer"),
+        ("testbed_likelihood", "log_p_valid_set"),
+        ("testbed_likelihood", "valid_set_entropy"),
+    }
     held_ids = {it.sample_id for it in data.all_items()}
     assert {i.item_id for i in res.items} == held_ids
 

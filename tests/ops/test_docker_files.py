@@ -199,7 +199,7 @@ def test_images_pin_the_versions_tested_here():
     cuda_text = cuda.read_text()
     assert arg(cuda_text, "TORCH_VERSION") == torch_version
     assert arg(cuda_text, "CUDA_IMAGE").startswith("nvidia/cuda:")
-    assert 'download.pytorch.org/whl/${TORCH_CUDA}' in cuda_text and " accelerate " in cuda_text
+    assert "download.pytorch.org/whl/${TORCH_CUDA}" in cuda_text and " accelerate " in cuda_text
     assert '"accelerate", "launch", "-m", "ual_dagster.train.pipes_entry"' in cuda_text
     assert "pip install" in system.read_text() and '"torch' not in system.read_text()
 
@@ -237,6 +237,8 @@ def test_docker_compose_config_when_the_plugin_is_present(monkeypatch):
     monkeypatch.setenv("DAGSTER_PG_PASSWORD", "only-for-config")
     done = subprocess.run(
         [docker, "compose", "-f", str(DOCKER / "docker-compose.yml"), "config", "--quiet"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr

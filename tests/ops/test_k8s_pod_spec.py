@@ -28,10 +28,7 @@ def test_cluster_profile_loads_offline_and_trains_on_kubernetes():
     assert p.storage.state_dir == "/mnt/ual-state"
     # The paper profile's optimiser step: 32 samples, here spread over 4 GPUs.
     paper = load_profile("paper").training
-    assert (
-        p.training.batch_size * p.training.grad_accum * p.training.k8s_gpus
-        == paper.batch_size * paper.grad_accum
-    )
+    assert p.training.batch_size * p.training.grad_accum * p.training.k8s_gpus == paper.batch_size * paper.grad_accum
 
 
 def test_pod_spec_passes_dagster_k8s_and_requests_gpus_and_shared_state():
@@ -48,7 +45,15 @@ def test_pod_spec_passes_dagster_k8s_and_requests_gpus_and_shared_state():
     (container,) = spec.containers
     assert container.image == cfg.k8s_image
     assert container.command == [
-        "accelerate", "launch", "--num_machines", "1", "--num_processes", "4", "--multi_gpu", "-m", ENTRY_MODULE,
+        "accelerate",
+        "launch",
+        "--num_machines",
+        "1",
+        "--num_processes",
+        "4",
+        "--multi_gpu",
+        "-m",
+        ENTRY_MODULE,
     ]
     assert container.resources.limits["nvidia.com/gpu"] == "4"
     assert container.resources.requests == {"cpu": "16", "memory": "160Gi"}

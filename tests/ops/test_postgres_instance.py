@@ -82,8 +82,19 @@ def postgres() -> Iterator[PostgresServer]:
     if as_root:
         os.chown(pwfile, owner.pw_uid, owner.pw_gid)
     data, log = root / "data", root / "server.log"
-    init = run("initdb", "-D", str(data), "-U", PG_USER, f"--pwfile={pwfile}", "--auth=scram-sha-256",
-               "-E", "UTF8", "--locale=C", "--no-sync")
+    init = run(
+        "initdb",
+        "-D",
+        str(data),
+        "-U",
+        PG_USER,
+        f"--pwfile={pwfile}",
+        "--auth=scram-sha-256",
+        "-E",
+        "UTF8",
+        "--locale=C",
+        "--no-sync",
+    )
     assert init.returncode == 0, f"initdb failed:\n{init.stdout}\n{init.stderr}"
     port = _free_port()
     options = f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={root} -c fsync=off"
@@ -167,6 +178,9 @@ def test_materialisation_round_trips_through_postgres(dagster_home: Path, postgr
 
     # Straight from Postgres: the rows live there, not in a SQLite file under DAGSTER_HOME.
     assert _rows(postgres, "SELECT status FROM runs WHERE run_id = %s", (run_id,)) == [("SUCCESS",)]
-    assert _rows(postgres, "SELECT count(*) FROM event_logs WHERE run_id = %s AND asset_key IS NOT NULL", (run_id,))[0][0] >= 1
+    assert (
+        _rows(postgres, "SELECT count(*) FROM event_logs WHERE run_id = %s AND asset_key IS NOT NULL", (run_id,))[0][0]
+        >= 1
+    )
     assert _rows(postgres, "SELECT concurrency_key, count(*) FROM concurrency_slots GROUP BY 1") == [("duckdb", 1)]
     assert not list(dagster_home.rglob("*.db"))

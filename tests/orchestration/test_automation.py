@@ -75,7 +75,9 @@ def test_reelicitation_schedule_requests_only_datasets_with_missing_rows(tmp_pat
     schedule = defs.get_schedule_def("reelicitation")
     with dg.DagsterInstance.ephemeral() as instance:
         ctx = dg.build_schedule_context(
-            instance=instance, repository_def=defs.get_repository_def(), scheduled_execution_time=datetime.now(timezone.utc)
+            instance=instance,
+            repository_def=defs.get_repository_def(),
+            scheduled_execution_time=datetime.now(timezone.utc),
         )
         requests = schedule.evaluate_tick(ctx).run_requests
     assert [r.asset_selection for r in requests] == [[dg.AssetKey("uncertainty_testbed_open")]]
@@ -83,7 +85,9 @@ def test_reelicitation_schedule_requests_only_datasets_with_missing_rows(tmp_pat
     elicit_dataset("testbed_open", profile.elicitation, store)
     with dg.DagsterInstance.ephemeral() as instance:
         ctx = dg.build_schedule_context(
-            instance=instance, repository_def=defs.get_repository_def(), scheduled_execution_time=datetime.now(timezone.utc)
+            instance=instance,
+            repository_def=defs.get_repository_def(),
+            scheduled_execution_time=datetime.now(timezone.utc),
         )
         data = schedule.evaluate_tick(ctx)
     assert not data.run_requests and data.skip_message

@@ -55,8 +55,9 @@ def test_a_worker_started_after_its_run_was_created_is_alive(tmp_path):
     worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         time.sleep(0.5)
-        instance.report_engine_event(f"Started process for run (pid: {worker.pid})", run,
-                                     EngineEventData.in_process(worker.pid))
+        instance.report_engine_event(
+            f"Started process for run (pid: {worker.pid})", run, EngineEventData.in_process(worker.pid)
+        )
         assert sweep_dead_runs(instance) == []
     finally:
         worker.kill()

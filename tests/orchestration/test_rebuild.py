@@ -36,10 +36,16 @@ def make_profile(root: Path, **edits) -> Path:
     data["name"] = "rebuild"
     data["storage"] = {"state_dir": str(root / "state")}
     data["datasets"] = {
-        "testbed_exact": {"source": "testbed", "entropy": "low",
-                          "testbed": {"kind": "single_answer", "n_samples": 120, "heldout_fraction": 0.1, "seed": 0}},
-        "testbed_open": {"source": "testbed", "entropy": "high",
-                         "testbed": {"kind": "many_answers", "n_samples": 120, "heldout_fraction": 0.1, "seed": 1}},
+        "testbed_exact": {
+            "source": "testbed",
+            "entropy": "low",
+            "testbed": {"kind": "single_answer", "n_samples": 120, "heldout_fraction": 0.1, "seed": 0},
+        },
+        "testbed_open": {
+            "source": "testbed",
+            "entropy": "high",
+            "testbed": {"kind": "many_answers", "n_samples": 120, "heldout_fraction": 0.1, "seed": 1},
+        },
         "notes": {"source": "file", "entropy": "high", "path": str(root / "notes.jsonl"), "format": "alpaca_jsonl"},
     }
     data["scenarios"] = {
@@ -47,11 +53,27 @@ def make_profile(root: Path, **edits) -> Path:
         "mixed": {"size": 30, "weights": {"testbed_open": 0.4, "testbed_exact": 0.3, "notes": 0.3}},
     }
     data["elicitation"]["concurrency"] = 8
-    data["base_model"] = {"source": "build_tiny", "tiny": {
-        "vocab_size": 300, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-        "num_attention_heads": 2, "pretrain_steps": 6, "pretrain_batch_size": 8, "corpus_samples": 200}}
-    data["training"] = {"lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
-                        "learning_rate": 0.01, "epochs": 1, "batch_size": 8, "max_length": 64, "save_every_steps": 50}
+    data["base_model"] = {
+        "source": "build_tiny",
+        "tiny": {
+            "vocab_size": 300,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "pretrain_steps": 6,
+            "pretrain_batch_size": 8,
+            "corpus_samples": 200,
+        },
+    }
+    data["training"] = {
+        "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
+        "learning_rate": 0.01,
+        "epochs": 1,
+        "batch_size": 8,
+        "max_length": 64,
+        "save_every_steps": 50,
+    }
     data["methods"] = {"sft": {"kind": "sft"}, "ual": {"kind": "ual", "eps_min": 0.0, "eps_max": 0.2}}
     ev = data["evaluation"]
     ev["generation"] = {"max_new_tokens": 6, "temperature": 0.0, "batch_size": 16, "stop_strings": ["\n"]}
@@ -105,7 +127,9 @@ class Pipeline:
         return StatePaths.for_profile(load_profile(str(self.profile_path)))
 
     def lora_markers(self) -> dict[str, float]:
-        return {str(p.parent.name): p.stat().st_mtime_ns for p in (self.paths.artifacts / "lora").glob("*/_FINISHED.json")}
+        return {
+            str(p.parent.name): p.stat().st_mtime_ns for p in (self.paths.artifacts / "lora").glob("*/_FINISHED.json")
+        }
 
     def checkpoint_of(self) -> dict[str, str]:
         with self.paths.store().connect(read_only=True) as con:
@@ -128,8 +152,12 @@ class Pipeline:
         return {f"{s}|{e}": t for s, e, t in rows}
 
     def snapshot(self) -> dict:
-        return {"lora": self.lora_markers(), "ckpt": self.checkpoint_of(), "eval": self.eval_rows(),
-                "unc": self.uncertainty_rows()}
+        return {
+            "lora": self.lora_markers(),
+            "ckpt": self.checkpoint_of(),
+            "eval": self.eval_rows(),
+            "unc": self.uncertainty_rows(),
+        }
 
     # -- Dagster's view --------------------------------------------------------------
     def stale(self) -> set[str]:
@@ -183,7 +211,9 @@ def test_a_second_run_with_nothing_changed_trains_evaluates_and_elicits_nothing(
     assert changed(before, after) == {"retrained": set(), "reevaluated": set(), "elicited": set()}
     assert pipeline.stale() == set()
     # and every asset says so (issue 12): its output is the one it already had
-    assert {k: pipeline.latest_metadata(k)["reused"] for k in pipeline.all_keys()} == dict.fromkeys(pipeline.all_keys(), True)
+    assert {k: pipeline.latest_metadata(k)["reused"] for k in pipeline.all_keys()} == dict.fromkeys(
+        pipeline.all_keys(), True
+    )
     event = pipeline.instance.get_latest_materialization_event(dg.AssetKey("eval_scores"))
     assert isinstance(event.asset_materialization.metadata["scores_table"], dg.MarkdownMetadataValue)
     # the config the run used is recorded as data, not as a string of Python reprs
@@ -223,9 +253,12 @@ def test_d_an_eval_setting_reruns_only_evaluation(pipeline):
 
 def test_b_editing_one_source_row_reelicits_it_and_retrains_only_variants_holding_it(pipeline):
     with pipeline.paths.store().connect(read_only=True) as con:
-        held = {r[0] for r in con.execute(
-            "SELECT s.output FROM training_sets t JOIN samples s USING (dataset, sample_id) WHERE t.dataset = 'notes'"
-        ).fetchall()}
+        held = {
+            r[0]
+            for r in con.execute(
+                "SELECT s.output FROM training_sets t JOIN samples s USING (dataset, sample_id) WHERE t.dataset = 'notes'"
+            ).fetchall()
+        }
     rows = [json.loads(line) for line in (pipeline.root / "notes.jsonl").read_text().splitlines()]
     target = next(i for i, r in enumerate(rows) if r["output"] in held)
     rows[target]["output"] += " Edited."

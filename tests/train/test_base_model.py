@@ -38,9 +38,13 @@ def test_build_tiny_learns_the_texts_and_is_reused(tmp_path):
 
 
 def test_hub_and_local_resolve_without_network(tmp_path, tiny_base):
-    hub = build_base_model(BaseModelConfig(source="hub", hub_id="org/model", revision="abc"), None, ArtifactStore(tmp_path))
+    hub = build_base_model(
+        BaseModelConfig(source="hub", hub_id="org/model", revision="abc"), None, ArtifactStore(tmp_path)
+    )
     assert hub.path == "org/model"
-    pinned = build_base_model(BaseModelConfig(source="hub", hub_id="org/model", revision="def"), None, ArtifactStore(tmp_path))
+    pinned = build_base_model(
+        BaseModelConfig(source="hub", hub_id="org/model", revision="def"), None, ArtifactStore(tmp_path)
+    )
     assert pinned.fingerprint != hub.fingerprint
 
     local = build_base_model(BaseModelConfig(source="local", path=tiny_base), None, ArtifactStore(tmp_path))

@@ -1,6 +1,5 @@
 """Launcher-neutral entry: spec files, examples validation, the Pipes subprocess entry."""
 
-
 import json
 
 import dagster as dg

@@ -47,8 +47,14 @@ def write_ui_profile(root: Path) -> UIProfile:
     # process for the run (each step of a multiprocess run would import torch again).
     data["orchestration"]["executor"] = "in_process"
     data["base_model"]["tiny"].update(
-        vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-        corpus_samples=200, pretrain_steps=20, pretrain_batch_size=8,
+        vocab_size=300,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        corpus_samples=200,
+        pretrain_steps=20,
+        pretrain_batch_size=8,
     )
     data["training"].update(epochs=1, batch_size=8, max_length=64, save_every_steps=50)
     evaluation = data["evaluation"]

@@ -96,7 +96,9 @@ def test_served_asset_graph_matches_profile(dagster_ui: DagsterDevServer, ui_pro
     p = ui_profile.profile
     for dataset in p.datasets:
         assert _deps(nodes[(f"uncertainty_{dataset}",)]) == {(f"instructions_{dataset}",)}
-        assert {"unique_sample_ids", "no_empty_outputs", "reject_rate"} <= _check_names(nodes[(f"instructions_{dataset}",)])
+        assert {"unique_sample_ids", "no_empty_outputs", "reject_rate"} <= _check_names(
+            nodes[(f"instructions_{dataset}",)]
+        )
         assert {"uncertainty_coverage", "uncertainty_range"} <= _check_names(nodes[(f"uncertainty_{dataset}",)])
     for scenario, cfg in p.scenarios.items():
         assert _deps(nodes[(f"training_set_{scenario}",)]) == {(f"uncertainty_{d}",) for d in cfg.weights}
@@ -366,9 +368,7 @@ def _rendered_images(page: ChromiumPage, server: DagsterDevServer, key: str, lab
     return page.evaluate(DIALOG_IMAGES)
 
 
-def test_every_image_in_the_metadata_renders(
-    dagster_ui: DagsterDevServer, pipeline_run: str, tmp_path: Path
-) -> None:
+def test_every_image_in_the_metadata_renders(dagster_ui: DagsterDevServer, pipeline_run: str, tmp_path: Path) -> None:
     binary = headless_chromium.chromium_binary()
     if binary is None:
         pytest.skip("Debian package `chromium` is not installed (apt-get install chromium); CI installs it")
@@ -386,9 +386,11 @@ def test_every_image_in_the_metadata_renders(
                 checked[f"{key}/{label}"] = images
                 if key == "comparison_report" and label == "preview":
                     page.screenshot(SCREENSHOTS / "ui_report.png")
-    assert {"comparison_report/preview", "token_clustering/plots", "uncertainty_testbed_open/score_histogram_plot"} <= set(
-        checked
-    )
+    assert {
+        "comparison_report/preview",
+        "token_clustering/plots",
+        "uncertainty_testbed_open/score_histogram_plot",
+    } <= set(checked)
     lora_plots = [where for where in checked if where.startswith("lora_mixed_ual/")]  # names may carry a seed
     assert any("loss_curve" in p for p in lora_plots) and any("eps_histogram" in p for p in lora_plots), lora_plots
     assert len(checked["comparison_report/preview"]) >= 3  # deltas, training curves, uncertainty
@@ -400,9 +402,7 @@ def test_every_image_in_the_metadata_renders(
                 assert page.responses[image["src"]]["status"] == 200, (where, image["src"])
 
 
-def test_graph_node_labels_name_one_asset_each(
-    dagster_ui: DagsterDevServer, pipeline_run: str, tmp_path: Path
-) -> None:
+def test_graph_node_labels_name_one_asset_each(dagster_ui: DagsterDevServer, pipeline_run: str, tmp_path: Path) -> None:
     binary = headless_chromium.chromium_binary()
     if binary is None:
         pytest.skip("Debian package `chromium` is not installed (apt-get install chromium); CI installs it")

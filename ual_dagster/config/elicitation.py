@@ -12,7 +12,10 @@ from ual_dagster.config.base import StrictModel
 class ElicitationConfig(StrictModel):
     backend: Literal["openai", "hf_local", "file", "oracle"]
     method: Literal["verbalized", "logprobs", "consistency"] = "verbalized"
-    prompt: str = Field("uncertainty_v1", description="a template stem under ual_dagster/elicitation/prompts, or a path to your own .txt template")
+    prompt: str = Field(
+        "uncertainty_v1",
+        description="a template stem under ual_dagster/elicitation/prompts, or a path to your own .txt template",
+    )
     # openai backend
     model: str | None = None
     base_url: str | None = Field(
@@ -29,7 +32,10 @@ class ElicitationConfig(StrictModel):
     concurrency: int = Field(16, ge=1, le=1024)
     consistency_k: int = Field(5, ge=2)
     scale_max: int = Field(
-        10, ge=1, le=100, description="top of the score scale the prompt asks for (0 = one right answer); scores map to u = s / scale_max"
+        10,
+        ge=1,
+        le=100,
+        description="top of the score scale the prompt asks for (0 = one right answer); scores map to u = s / scale_max",
     )
     consistency_statistic: Literal["std", "entropy"] = Field(
         "std",
@@ -54,7 +60,9 @@ class ElicitationConfig(StrictModel):
         "has heldout, the held-out rows; all: every row of elicit_splits (see ual_dagster/data/selection.py)",
     )
     selection_reserve: float = Field(
-        0.02, ge=0.0, le=0.5,
+        0.02,
+        ge=0.0,
+        le=0.5,
         description="used scope: extra rows per scenario share, in selection order, so a few unparseable answers "
         "do not shrink a training set",
     )
@@ -75,7 +83,9 @@ class ElicitationConfig(StrictModel):
         50_000, ge=1, le=50_000, description="batch: requests per batch (the API's cap is 50,000)"
     )
     # hf_local backend
-    hf_model: str | None = Field(None, description="hf_local: local path, hub id, or 'packaged:smollm2' (ual_dagster/models)")
+    hf_model: str | None = Field(
+        None, description="hf_local: local path, hub id, or 'packaged:smollm2' (ual_dagster/models)"
+    )
     hf_batch_size: int = Field(8, ge=1, description="hf_local and base_url 'local-model': prompts per forward pass")
     hf_device: str = Field("cpu", description="hf_local and base_url 'local-model': torch device")
     # file backend

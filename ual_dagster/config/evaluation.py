@@ -107,5 +107,7 @@ class EvaluationConfig(StrictModel):
     answer_likelihood: AnswerLikelihoodConfig | None = None
     clustering: ClusteringConfig = ClusteringConfig()
     bootstrap_iters: int = Field(
-        0, ge=0, description="lm-eval bootstrap resamples for standard errors; 0 reports none (the paper profile uses 1000)"
+        0,
+        ge=0,
+        description="lm-eval bootstrap resamples for standard errors; 0 reports none (the paper profile uses 1000)",
     )

@@ -61,8 +61,7 @@ class Profile(StrictModel):
             unknown = sorted(set(cfg.weights) - set(self.datasets))
             if unknown:
                 raise ValueError(
-                    f"scenarios.{scen}.weights names unknown dataset(s) {unknown}; "
-                    f"allowed: {sorted(self.datasets)}"
+                    f"scenarios.{scen}.weights names unknown dataset(s) {unknown}; allowed: {sorted(self.datasets)}"
                 )
         if self.training.seed != 0:
             raise ValueError("training.seed is set per checkpoint from experiment.seeds; list the seeds there instead")
@@ -75,7 +74,9 @@ class Profile(StrictModel):
                         f"methods.{name}.match names {method.match!r}, which is not a ual method; allowed: {ual}"
                     )
         oracle = [n for n, m in self.methods.items() if m.kind == "ual" and m.uncertainty == "oracle"]
-        unknown_truth = sorted({d for c in self.scenarios.values() for d in c.weights if self.datasets[d].source != "testbed"})
+        unknown_truth = sorted(
+            {d for c in self.scenarios.values() for d in c.weights if self.datasets[d].source != "testbed"}
+        )
         if oracle and unknown_truth:
             raise ValueError(
                 f"methods {oracle} use uncertainty 'oracle', but data set(s) {unknown_truth} have no known intrinsic "

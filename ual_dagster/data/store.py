@@ -42,12 +42,21 @@ CREATE TABLE IF NOT EXISTS rejects (
 
 _SAMPLES_SCHEMA = pa.schema(
     [
-        ("dataset", pa.string()), ("sample_id", pa.string()), ("instruction", pa.string()), ("input", pa.string()),
-        ("output", pa.string()), ("source", pa.string()), ("split", pa.string()), ("family", pa.string()),
-        ("intrinsic_uncertainty", pa.float64()), ("valid_answers", pa.string()),
+        ("dataset", pa.string()),
+        ("sample_id", pa.string()),
+        ("instruction", pa.string()),
+        ("input", pa.string()),
+        ("output", pa.string()),
+        ("source", pa.string()),
+        ("split", pa.string()),
+        ("family", pa.string()),
+        ("intrinsic_uncertainty", pa.float64()),
+        ("valid_answers", pa.string()),
     ]
 )
-_REJECTS_SCHEMA = pa.schema([("dataset", pa.string()), ("source", pa.string()), ("reason", pa.string()), ("raw", pa.string())])
+_REJECTS_SCHEMA = pa.schema(
+    [("dataset", pa.string()), ("source", pa.string()), ("reason", pa.string()), ("raw", pa.string())]
+)
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -94,7 +103,9 @@ def replace_dataset(store: DuckDBStore, dataset: str, samples: list[Sample], rej
         try:
             con.execute("DELETE FROM samples WHERE dataset = ?", [dataset])
             con.execute("DELETE FROM rejects WHERE dataset = ?", [dataset])
-            con.execute(f"INSERT INTO samples SELECT {', '.join(_SAMPLES_SCHEMA.names)}, current_timestamp FROM new_samples")
+            con.execute(
+                f"INSERT INTO samples SELECT {', '.join(_SAMPLES_SCHEMA.names)}, current_timestamp FROM new_samples"
+            )
             con.execute("INSERT INTO rejects SELECT dataset, source, reason, raw, current_timestamp FROM new_rejects")
             con.execute("COMMIT")
         except BaseException:

@@ -60,28 +60,124 @@ class Family:
 # -- the tables and words the families draw on (fixed: they define the task space) ----
 
 _CAPITALS = {
-    "France": "Paris", "Germany": "Berlin", "Italy": "Rome", "Spain": "Madrid", "Portugal": "Lisbon",
-    "Greece": "Athens", "Poland": "Warsaw", "Austria": "Vienna", "Norway": "Oslo", "Sweden": "Stockholm",
-    "Finland": "Helsinki", "Denmark": "Copenhagen", "Ireland": "Dublin", "Egypt": "Cairo", "Kenya": "Nairobi",
-    "Japan": "Tokyo", "China": "Beijing", "India": "Delhi", "Russia": "Moscow", "Peru": "Lima",
-    "Chile": "Santiago", "Cuba": "Havana", "Canada": "Ottawa", "Mexico": "Mexico City", "Brazil": "Brasilia",
-    "Argentina": "Buenos Aires", "Australia": "Canberra", "Turkey": "Ankara", "Iran": "Tehran",
-    "Thailand": "Bangkok", "Vietnam": "Hanoi", "Hungary": "Budapest", "Belgium": "Brussels",
+    "France": "Paris",
+    "Germany": "Berlin",
+    "Italy": "Rome",
+    "Spain": "Madrid",
+    "Portugal": "Lisbon",
+    "Greece": "Athens",
+    "Poland": "Warsaw",
+    "Austria": "Vienna",
+    "Norway": "Oslo",
+    "Sweden": "Stockholm",
+    "Finland": "Helsinki",
+    "Denmark": "Copenhagen",
+    "Ireland": "Dublin",
+    "Egypt": "Cairo",
+    "Kenya": "Nairobi",
+    "Japan": "Tokyo",
+    "China": "Beijing",
+    "India": "Delhi",
+    "Russia": "Moscow",
+    "Peru": "Lima",
+    "Chile": "Santiago",
+    "Cuba": "Havana",
+    "Canada": "Ottawa",
+    "Mexico": "Mexico City",
+    "Brazil": "Brasilia",
+    "Argentina": "Buenos Aires",
+    "Australia": "Canberra",
+    "Turkey": "Ankara",
+    "Iran": "Tehran",
+    "Thailand": "Bangkok",
+    "Vietnam": "Hanoi",
+    "Hungary": "Budapest",
+    "Belgium": "Brussels",
 }
 _CATEGORIES = {
-    "fruit": ["apple", "banana", "cherry", "grape", "lemon", "mango", "orange", "peach", "pear", "plum",
-              "kiwi", "lime", "melon", "fig", "apricot", "papaya"],
+    "fruit": [
+        "apple",
+        "banana",
+        "cherry",
+        "grape",
+        "lemon",
+        "mango",
+        "orange",
+        "peach",
+        "pear",
+        "plum",
+        "kiwi",
+        "lime",
+        "melon",
+        "fig",
+        "apricot",
+        "papaya",
+    ],
     "colour": ["red", "blue", "green", "yellow", "orange", "purple", "pink", "brown", "black", "white", "grey"],
-    "animal": ["cat", "dog", "horse", "cow", "sheep", "goat", "lion", "tiger", "bear", "wolf", "fox", "rabbit",
-               "mouse", "deer", "zebra", "camel", "monkey", "elephant"],
+    "animal": [
+        "cat",
+        "dog",
+        "horse",
+        "cow",
+        "sheep",
+        "goat",
+        "lion",
+        "tiger",
+        "bear",
+        "wolf",
+        "fox",
+        "rabbit",
+        "mouse",
+        "deer",
+        "zebra",
+        "camel",
+        "monkey",
+        "elephant",
+    ],
     "country": sorted(_CAPITALS),
-    "vegetable": ["carrot", "potato", "onion", "pea", "bean", "cabbage", "spinach", "leek", "corn", "pepper",
-                  "radish", "turnip"],
-    "sport": ["football", "tennis", "golf", "rugby", "cricket", "hockey", "boxing", "rowing", "cycling",
-              "swimming", "skiing", "baseball"],
+    "vegetable": [
+        "carrot",
+        "potato",
+        "onion",
+        "pea",
+        "bean",
+        "cabbage",
+        "spinach",
+        "leek",
+        "corn",
+        "pepper",
+        "radish",
+        "turnip",
+    ],
+    "sport": [
+        "football",
+        "tennis",
+        "golf",
+        "rugby",
+        "cricket",
+        "hockey",
+        "boxing",
+        "rowing",
+        "cycling",
+        "swimming",
+        "skiing",
+        "baseball",
+    ],
     "weekday": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
-    "month": ["January", "February", "March", "April", "May", "June", "July", "August", "September",
-              "October", "November", "December"],
+    "month": [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ],
     "planet": ["Mercury", "Venus", "Earth", "Mars", "Jupiter", "Saturn", "Uranus", "Neptune"],
     "metal": ["iron", "copper", "gold", "silver", "tin", "lead", "zinc", "nickel"],
 }
@@ -127,7 +223,9 @@ def _next_letter() -> list[Instance]:
 def _sort_digits() -> list[Instance]:
     return [
         Instance(f"Sort these numbers: {x} {y} {z}", (" ".join(map(str, sorted((x, y, z)))),))
-        for x in range(10) for y in range(10) for z in range(10)
+        for x in range(10)
+        for y in range(10)
+        for z in range(10)
     ]
 
 
@@ -155,8 +253,10 @@ def _name_member() -> list[Instance]:
     out = []
     for cat, members in _CATEGORIES.items():
         out.append(Instance(f"Name {_article(cat)} {cat}.", tuple(members)))
-        out += [Instance(f"Name {_article(cat)} {cat} other than {m}.", tuple(x for x in members if x != m))
-                for m in members]
+        out += [
+            Instance(f"Name {_article(cat)} {cat} other than {m}.", tuple(x for x in members if x != m))
+            for m in members
+        ]
     return out
 
 
@@ -167,7 +267,8 @@ def _even_below() -> list[Instance]:
 def _number_between() -> list[Instance]:
     return [
         Instance(f"Give a number between {a} and {a + w}.", tuple(str(x) for x in range(a, a + w + 1)))
-        for a in range(51) for w in range(2, 41)
+        for a in range(51)
+        for w in range(2, 41)
     ]
 
 
@@ -185,7 +286,8 @@ def _letter_except() -> list[Instance]:
 def _multiple_of() -> list[Instance]:
     return [
         Instance(f"Give a multiple of {m} below {n}.", tuple(str(x) for x in range(m, n, m)))
-        for m in range(2, 10) for n in range(3 * m, 101)
+        for m in range(2, 10)
+        for n in range(3 * m, 101)
     ]
 
 
@@ -303,8 +405,14 @@ def _family_samples(family: Family, quota: int, cfg: TestbedConfig, dataset: str
 
     def sample(inst: Instance, answer: str, split: str, i: int) -> Sample:
         return Sample.create(
-            dataset, inst.instruction, "", answer, f"testbed:{family.name}:{split}:{i}", split=split,  # type: ignore[arg-type]
-            family=family.name, intrinsic_uncertainty=intrinsic_uncertainty(len(inst.answers)),
+            dataset,
+            inst.instruction,
+            "",
+            answer,
+            f"testbed:{family.name}:{split}:{i}",
+            split=split,  # type: ignore[arg-type]
+            family=family.name,
+            intrinsic_uncertainty=intrinsic_uncertainty(len(inst.answers)),
             valid_answers=inst.answers,
         )
 

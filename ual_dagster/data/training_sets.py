@@ -67,7 +67,9 @@ def build_training_set(
     rows = [(d, s, float(scores[s])) for d, s in draw.pairs]
     # Content only (not the elicitor's name): a new prompt that gives the same scores leaves
     # the training set's version, and so every checkpoint, as it was.
-    fingerprint = stable_hash(CODE_VERSION, cfg.model_dump(mode="json"), sorted((d, s, round(u, 6)) for d, s, u in rows))
+    fingerprint = stable_hash(
+        CODE_VERSION, cfg.model_dump(mode="json"), sorted((d, s, round(u, 6)) for d, s, u in rows)
+    )
     frame = pd.DataFrame(
         {
             "scenario": scenario,
@@ -84,7 +86,9 @@ def build_training_set(
         con.execute("BEGIN TRANSACTION")
         con.execute("DELETE FROM training_sets WHERE scenario = ?", [scenario])
         con.register("frame", frame)
-        con.execute("INSERT INTO training_sets SELECT scenario, position, dataset, sample_id, uncertainty, elicitor, fingerprint FROM frame")
+        con.execute(
+            "INSERT INTO training_sets SELECT scenario, position, dataset, sample_id, uncertainty, elicitor, fingerprint FROM frame"
+        )
         con.unregister("frame")
         con.execute("COMMIT")
     per_dataset = frame.groupby("dataset").size().to_dict() if len(frame) else {}

@@ -13,9 +13,15 @@ from importlib import import_module
 # Imported on first use (PEP 562): the Dagster definitions need only the fingerprint at
 # load time, not the HTTP client and statistics stacks.
 _EXPORTS = {
-    "CheckOutcome": "checks", "coverage_check": "checks", "dataset_checks": "checks", "range_check": "checks",
+    "CheckOutcome": "checks",
+    "coverage_check": "checks",
+    "dataset_checks": "checks",
+    "range_check": "checks",
     "elicitor_fingerprint": "elicitor",
-    "ElicitationResult": "run", "current_scores": "run", "elicit_dataset": "run", "stale_samples": "run",
+    "ElicitationResult": "run",
+    "current_scores": "run",
+    "elicit_dataset": "run",
+    "stale_samples": "run",
 }
 __all__ = sorted(_EXPORTS)
 

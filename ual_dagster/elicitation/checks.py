@@ -67,7 +67,9 @@ def dataset_checks(
     coverage = coverage_check(len(rows), int(n_samples), cfg.min_coverage)
     if only is not None and n_samples == 0:  # no scenario or probe uses this data set: nothing to score
         coverage = CheckOutcome(
-            "uncertainty_coverage", True, "no rows of this data set are used by a scenario or an evaluation probe",
+            "uncertainty_coverage",
+            True,
+            "no rows of this data set are used by a scenario or an evaluation probe",
             {"coverage": 1.0, "scored": 0, "samples": 0, "min_coverage": cfg.min_coverage},
         )
     coverage.metadata.update({f"rows_{k}": v for k, v in counts.items()})

@@ -32,22 +32,75 @@ from dataclasses import dataclass
 from ual_dagster.elicitation.prompt import TaskText
 
 OPEN_VERBS = (
-    "write", "describe", "suggest", "give", "name", "list", "brainstorm", "create", "compose",
-    "generate", "propose", "imagine", "invent", "recommend", "design", "share", "tell", "come up with",
-    "think of", "provide", "explain", "discuss", "plan",
+    "write",
+    "describe",
+    "suggest",
+    "give",
+    "name",
+    "list",
+    "brainstorm",
+    "create",
+    "compose",
+    "generate",
+    "propose",
+    "imagine",
+    "invent",
+    "recommend",
+    "design",
+    "share",
+    "tell",
+    "come up with",
+    "think of",
+    "provide",
+    "explain",
+    "discuss",
+    "plan",
 )
-OPEN_NOUNS = ("story", "poem", "idea", "ideas", "tips", "ways", "slogan", "example", "examples", "essay", "title", "names")
+OPEN_NOUNS = (
+    "story",
+    "poem",
+    "idea",
+    "ideas",
+    "tips",
+    "ways",
+    "slogan",
+    "example",
+    "examples",
+    "essay",
+    "title",
+    "names",
+)
 INDEFINITE = re.compile(r"\b(an?|any|some|one of|several|few)\b")
 CLOSED_VERBS = (
-    "calculate", "compute", "solve", "sort", "reverse", "count", "convert", "spell", "evaluate",
-    "simplify", "add", "subtract", "multiply", "divide", "round", "alphabetize", "order", "find the",
+    "calculate",
+    "compute",
+    "solve",
+    "sort",
+    "reverse",
+    "count",
+    "convert",
+    "spell",
+    "evaluate",
+    "simplify",
+    "add",
+    "subtract",
+    "multiply",
+    "divide",
+    "round",
+    "alphabetize",
+    "order",
+    "find the",
 )
 CLOSED_QUESTIONS = re.compile(
     r"^(what|which|who|when|where)\b|\b(what is|what's|how many|how much|which is|comes (after|before|next)|is it true|true or false)\b"
 )
-TRANSFORMATION = re.compile(r"\b(in (capitals|capital letters|uppercase|lowercase)|translate|rewrite|paraphrase|backwards)\b")
+TRANSFORMATION = re.compile(
+    r"\b(in (capitals|capital letters|uppercase|lowercase)|translate|rewrite|paraphrase|backwards)\b"
+)
 GIVEN_MATERIAL = re.compile(r":\s*\S")
-OPEN_CONSTRAINT = re.compile(r"\b(other than|between|below|above|less than|greater than|more than|multiple of|such as|for example)\b")
+OPEN_CONSTRAINT = re.compile(
+    r"\b(other than|between|below|above|less than|greater than|more than|multiple of|such as|for example)\b"
+)
 ONLY_ONE = re.compile(r"\b(only|exactly|the answer|single|correct)\b")
 ARITHMETIC = re.compile(r"\d+\s*[-+*/×x÷^]\s*\d+")
 WORD = re.compile(r"\w+")
@@ -58,9 +111,9 @@ ANSWER_SD_FRACTION = 0.15
 
 @dataclass(frozen=True)
 class HeuristicEstimate:
-    score: float                 # continuous estimate on 0..scale_max
-    probabilities: list[float]   # over the integers 0..scale_max
-    cues: dict[str, float]       # each cue's contribution (why the score is what it is)
+    score: float  # continuous estimate on 0..scale_max
+    probabilities: list[float]  # over the integers 0..scale_max
+    cues: dict[str, float]  # each cue's contribution (why the score is what it is)
 
 
 def _has_word(text: str, phrase: str) -> bool:

@@ -51,7 +51,9 @@ def _message_text(body: dict) -> str:
     return ""
 
 
-def _answer(prompt: str, temperature: float, want_logprobs: bool, top_n: int, rng: random.Random) -> tuple[str, dict | None]:
+def _answer(
+    prompt: str, temperature: float, want_logprobs: bool, top_n: int, rng: random.Random
+) -> tuple[str, dict | None]:
     try:
         task = extract_task(prompt)
     except ValueError:
@@ -87,7 +89,10 @@ def create_app(model_name: str = MODEL_NAME, seed: int = 0) -> FastAPI:
 
     @app.get("/v1/models")
     async def models() -> dict:
-        return {"object": "list", "data": [{"id": model_name, "object": "model", "created": 0, "owned_by": "ual-dagster"}]}
+        return {
+            "object": "list",
+            "data": [{"id": model_name, "object": "model", "created": 0, "owned_by": "ual-dagster"}],
+        }
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> JSONResponse:

@@ -19,7 +19,9 @@ from collections.abc import Iterable, Sequence
 
 _NUMBER = r"(\d+(?:\.\d+)?)"
 _JSON_OBJECT = re.compile(r"\{[^{}]*\}")
-_KEYED = re.compile(r"(?:uncertainty|score|rating)[\s\"'*]*[:=]?[\s\"'*]*" + _NUMBER + r"(?:\s*(?:/|out of)\s*(\d+))?", re.I)
+_KEYED = re.compile(
+    r"(?:uncertainty|score|rating)[\s\"'*]*[:=]?[\s\"'*]*" + _NUMBER + r"(?:\s*(?:/|out of)\s*(\d+))?", re.I
+)
 _FRACTION = re.compile(_NUMBER + r"\s*(?:/|out of)\s*(\d+)", re.I)
 _PERCENT = re.compile(_NUMBER + r"\s*%")
 _BARE = re.compile(r"^\s*\**\s*" + _NUMBER + r"\s*\**\s*\.?\s*$")

@@ -100,9 +100,7 @@ def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _require_samples(con: duckdb.DuckDBPyConnection) -> None:
-    found = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'samples'"
-    ).fetchone()
+    found = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'samples'").fetchone()
     if not found or found[0] == 0:
         raise RuntimeError("table 'samples' does not exist: materialise instruction_sets (the data domain) first")
 

@@ -7,9 +7,17 @@ which reads only configuration helpers from here, does not import torch.
 from importlib import import_module
 
 _EXPORTS = {
-    "EvalResult": "checkpoint_eval", "evaluate_checkpoint": "checkpoint_eval", "evaluation_fingerprint": "checkpoint_eval",
-    "EvalData": "eval_data", "HeldoutItem": "eval_data", "datasets_needed": "eval_data", "load_eval_data": "eval_data",
-    "ScoreRow": "scores", "has_scores": "scores", "read_scores": "scores", "write_scores": "scores",
+    "EvalResult": "checkpoint_eval",
+    "evaluate_checkpoint": "checkpoint_eval",
+    "evaluation_fingerprint": "checkpoint_eval",
+    "EvalData": "eval_data",
+    "HeldoutItem": "eval_data",
+    "datasets_needed": "eval_data",
+    "load_eval_data": "eval_data",
+    "ScoreRow": "scores",
+    "has_scores": "scores",
+    "read_scores": "scores",
+    "write_scores": "scores",
 }
 __all__ = sorted(_EXPORTS)
 

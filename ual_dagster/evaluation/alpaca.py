@@ -99,8 +99,12 @@ class JudgeResult:
 
     def rows(self, extra_details: dict[str, Any] | None = None) -> list[ScoreRow]:
         details = {
-            "n_judged": self.n_judged, "n_unjudged": self.n_unjudged, "n_wins": self.n_wins,
-            "n_wins_base": self.n_wins_base, "n_draws": self.n_draws, **(extra_details or {}),
+            "n_judged": self.n_judged,
+            "n_unjudged": self.n_unjudged,
+            "n_wins": self.n_wins,
+            "n_wins_base": self.n_wins_base,
+            "n_draws": self.n_draws,
+            **(extra_details or {}),
         }
         # alpaca_eval's discrete_win_rate is not kept: with a judge that answers win/draw/loss
         # (the testbed judge) it equals win_rate.
@@ -108,7 +112,10 @@ class JudgeResult:
         if self.length_controlled is not None or self.length_controlled_reason is not None:
             rows.append(
                 ScoreRow(
-                    BENCHMARK, "length_controlled_winrate", self.length_controlled, self.length_controlled_se,
+                    BENCHMARK,
+                    "length_controlled_winrate",
+                    self.length_controlled,
+                    self.length_controlled_se,
                     self.n_judged if self.length_controlled is not None else None,
                     {"not_computed": self.length_controlled_reason} if self.length_controlled_reason else {},
                 )
@@ -117,6 +124,7 @@ class JudgeResult:
 
 
 # -- instruction sets -----------------------------------------------------------------
+
 
 def _dedupe(items: list[AlpacaItem]) -> tuple[list[AlpacaItem], int]:
     """AlpacaEval merges outputs on the instruction text, so each may appear once."""
@@ -135,7 +143,11 @@ def load_reference_file(path: str | Path) -> list[dict[str, str]]:
     if not isinstance(rows, list):
         raise ValueError(f"alpaca_eval reference file {path}: expected a JSON list of {{instruction, output}}")
     for i, row in enumerate(rows):
-        if not isinstance(row, dict) or not isinstance(row.get("instruction"), str) or not isinstance(row.get("output"), str):
+        if (
+            not isinstance(row, dict)
+            or not isinstance(row.get("instruction"), str)
+            or not isinstance(row.get("output"), str)
+        ):
             raise ValueError(f"alpaca_eval reference file {path}: row {i} lacks string 'instruction' and 'output'")
     return rows
 
@@ -157,8 +169,15 @@ def build_eval_set(cfg: AlpacaEvalConfig, eval_data: EvalData, prompt_template: 
         for name in cfg.datasets:
             for it in eval_data.dataset(name):
                 text = f"{it.instruction}\n\n{it.input}" if it.input else it.instruction
-                items.append(AlpacaItem(text, render_prompt(it.instruction, it.input, prompt_template), it.output,
-                                        it.valid_answers or (it.output,), it.sample_id))
+                items.append(
+                    AlpacaItem(
+                        text,
+                        render_prompt(it.instruction, it.input, prompt_template),
+                        it.output,
+                        it.valid_answers or (it.output,),
+                        it.sample_id,
+                    )
+                )
     else:
         if cfg.instructions == "file":
             if not cfg.path:
@@ -168,7 +187,10 @@ def build_eval_set(cfg: AlpacaEvalConfig, eval_data: EvalData, prompt_template: 
             refs = load_reference_file(resolve_path(cfg.path))
         else:
             refs = load_hub_references(cfg)
-        items = [AlpacaItem(r["instruction"], render_prompt(r["instruction"], "", prompt_template), r["output"]) for r in refs]
+        items = [
+            AlpacaItem(r["instruction"], render_prompt(r["instruction"], "", prompt_template), r["output"])
+            for r in refs
+        ]
     items, n_dup = _dedupe(items)
     if cfg.limit is not None:
         items = items[: cfg.limit]
@@ -176,6 +198,7 @@ def build_eval_set(cfg: AlpacaEvalConfig, eval_data: EvalData, prompt_template: 
 
 
 # -- judging --------------------------------------------------------------------------
+
 
 def _judged_mask(pref: pd.Series) -> pd.Series:
     """A usable AlpacaEval preference: 0 (draw) or a value in [1, 2]."""
@@ -236,7 +259,7 @@ def _annotator_config(judge: JudgeConfig, out_dir: Path) -> str:
     if not src.is_file():
         src = Path(constants.EVALUATORS_CONFIG_DIR) / judge.annotator / "configs.yaml"
     raw = yaml.safe_load(src.read_text())
-    (name, body), = raw.items()
+    ((name, body),) = raw.items()
     body["completions_kwargs"]["model_name"] = judge.model
     body["completions_kwargs"].setdefault("price_per_token", 0)
     template = Path(body["prompt_template"])
@@ -271,19 +294,27 @@ def judge_outputs(
         respond = testbed_responder or TestbedJudge(valid_answers).respond
         with LoopbackServer(respond, model="ual-testbed-judge") as server:
             with temporary_client_config(server.api_key, server.base_url, judge.max_retries, judge.timeout_s) as cc:
-                return _evaluate(model_outputs, reference_outputs, str(TESTBED_ANNOTATOR), judge, cc, out_dir,
-                                 caching_path, log)
+                return _evaluate(
+                    model_outputs, reference_outputs, str(TESTBED_ANNOTATOR), judge, cc, out_dir, caching_path, log
+                )
     api_key = os.environ.get(judge.api_key_env)
     if not api_key:
         raise RuntimeError(f"judge {judge.annotator}: environment variable {judge.api_key_env} is not set")
     with temporary_client_config(api_key, judge.base_url, judge.max_retries, judge.timeout_s) as cc:
-        return _evaluate(model_outputs, reference_outputs, _annotator_config(judge, out_dir), judge, cc, out_dir,
-                         caching_path, log)
+        return _evaluate(
+            model_outputs, reference_outputs, _annotator_config(judge, out_dir), judge, cc, out_dir, caching_path, log
+        )
 
 
 def _evaluate(
-    model_outputs: Sequence[dict[str, str]], reference_outputs: Sequence[dict[str, str]], annotator: str,
-    judge: JudgeConfig, client_config: Path, out_dir: Path, caching_path: Path, log: Log,
+    model_outputs: Sequence[dict[str, str]],
+    reference_outputs: Sequence[dict[str, str]],
+    annotator: str,
+    judge: JudgeConfig,
+    client_config: Path,
+    out_dir: Path,
+    caching_path: Path,
+    log: Log,
 ) -> JudgeResult:
     from alpaca_eval import evaluate
 
@@ -318,8 +349,10 @@ def _evaluate(
     if judge.length_controlled:
         _add_length_controlled(result, annotations)
     if log:
-        log(f"alpaca_eval: win rate {result.win_rate:.2f} ± {result.standard_error} over {result.n_judged} judged, "
-            f"{result.n_unjudged} unjudged, {result.n_annotated} judge calls")
+        log(
+            f"alpaca_eval: win rate {result.win_rate:.2f} ± {result.standard_error} over {result.n_judged} judged, "
+            f"{result.n_unjudged} unjudged, {result.n_annotated} judge calls"
+        )
     return result
 
 
@@ -361,6 +394,7 @@ def _add_length_controlled(result: JudgeResult, annotations: Any) -> None:
 
 
 # -- a checkpoint end to end -------------------------------------------------------------
+
 
 @dataclass
 class AlpacaEvalResult:
@@ -405,8 +439,12 @@ def run_alpaca_eval(
     if not items:
         raise ValueError("alpaca_eval: the evaluation instruction set is empty")
     gen = cached_generate(handle, checkpoint_fp, [it.prompt for it in items], generation, work_dir / "generations", log)
-    judge_key = stable_hash(ALPACA_CODE_VERSION, gen.cache_key, cfg.model_dump(mode="json"),
-                            [(it.instruction, it.reference, it.valid_answers) for it in items])
+    judge_key = stable_hash(
+        ALPACA_CODE_VERSION,
+        gen.cache_key,
+        cfg.model_dump(mode="json"),
+        [(it.instruction, it.reference, it.valid_answers) for it in items],
+    )
     artifacts = ArtifactStore(work_dir)
     adir = artifacts.path("alpaca_eval", judge_key)
     if artifacts.is_finished("alpaca_eval", judge_key):
@@ -415,19 +453,26 @@ def run_alpaca_eval(
         items_out = win_rate_items(items, _cached_item_scores(adir, stored))
         return AlpacaEvalResult(rows, adir, True, stored["metadata"], items_out)
     adir = artifacts.open("alpaca_eval", judge_key)
-    model_outputs = [{"instruction": it.instruction, "output": out, "generator": generator_name}
-                     for it, out in zip(items, gen.outputs)]
+    model_outputs = [
+        {"instruction": it.instruction, "output": out, "generator": generator_name}
+        for it, out in zip(items, gen.outputs)
+    ]
     references = [{"instruction": it.instruction, "output": it.reference, "generator": "reference"} for it in items]
     valid = {it.instruction: list(it.valid_answers) for it in items} if cfg.judge.kind == "testbed" else None
     result = judge_outputs(model_outputs, references, cfg.judge, adir, valid_answers=valid, log=log)
     metadata = {
-        "alpaca_eval_items": len(items), "alpaca_eval_duplicate_instructions_dropped": n_dup,
-        "alpaca_eval_generation_cache_hit": gen.cache_hit, "alpaca_eval_judge_calls": result.n_annotated,
-        "alpaca_eval_unjudged": result.n_unjudged, "alpaca_eval_seconds": round(time.perf_counter() - t0, 3),
+        "alpaca_eval_items": len(items),
+        "alpaca_eval_duplicate_instructions_dropped": n_dup,
+        "alpaca_eval_generation_cache_hit": gen.cache_hit,
+        "alpaca_eval_judge_calls": result.n_annotated,
+        "alpaca_eval_unjudged": result.n_unjudged,
+        "alpaca_eval_seconds": round(time.perf_counter() - t0, 3),
     }
     rows = result.rows({"duplicate_instructions_dropped": n_dup})
-    (adir / "scores.json").write_text(json.dumps(
-        {"rows": [r.as_json() for r in rows], "metadata": metadata, "item_scores": result.item_scores}, indent=2
-    ))
+    (adir / "scores.json").write_text(
+        json.dumps(
+            {"rows": [r.as_json() for r in rows], "metadata": metadata, "item_scores": result.item_scores}, indent=2
+        )
+    )
     artifacts.finish("alpaca_eval", judge_key, {"checkpoint": checkpoint_fp, "judge": cfg.judge.kind})
     return AlpacaEvalResult(rows, adir, False, metadata, win_rate_items(items, result.item_scores))

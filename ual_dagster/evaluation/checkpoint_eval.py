@@ -64,15 +64,33 @@ def evaluate_checkpoint(
     metadata: dict[str, Any] = {"eval_fingerprint": fp, "checkpoint": checkpoint_fp}
     with CheckpointHandle(base_path, adapter_path, cfg.device, log) as handle:
         if cfg.lm_eval:
-            lm = run_lm_eval(handle, checkpoint_fp, cfg.lm_eval, eval_data, cfg.generation, work_dir,
-                             prompt_template, cfg.bootstrap_iters, log)
+            lm = run_lm_eval(
+                handle,
+                checkpoint_fp,
+                cfg.lm_eval,
+                eval_data,
+                cfg.generation,
+                work_dir,
+                prompt_template,
+                cfg.bootstrap_iters,
+                log,
+            )
             rows += lm.rows
             items += lm.items
             metadata["lm_eval_cached_tasks"] = [t.task for t in lm.tasks if t.cache_hit]
             metadata["lm_eval_samples"] = {t.task: str(t.artifact_dir / f"samples_{t.task}.jsonl") for t in lm.tasks}
         if cfg.alpaca_eval is not None:
-            ae = run_alpaca_eval(handle, checkpoint_fp, cfg.alpaca_eval, eval_data, cfg.generation, work_dir,
-                                 prompt_template, generator_name=checkpoint_fp, log=log)
+            ae = run_alpaca_eval(
+                handle,
+                checkpoint_fp,
+                cfg.alpaca_eval,
+                eval_data,
+                cfg.generation,
+                work_dir,
+                prompt_template,
+                generator_name=checkpoint_fp,
+                log=log,
+            )
             rows += ae.rows
             items += ae.items
             metadata.update(ae.metadata)
@@ -81,8 +99,9 @@ def evaluate_checkpoint(
         if cfg.answer_likelihood is not None:
             from ual_dagster.evaluation.answer_likelihood import run_answer_likelihood
 
-            lk = run_answer_likelihood(handle, checkpoint_fp, cfg.answer_likelihood, eval_data, work_dir,
-                                       prompt_template, log)
+            lk = run_answer_likelihood(
+                handle, checkpoint_fp, cfg.answer_likelihood, eval_data, work_dir, prompt_template, log
+            )
             rows += lk.rows
             items += lk.items
             metadata["answer_likelihood_cache_hit"] = lk.cache_hit

@@ -183,8 +183,9 @@ class ClusteringResult:
 
 
 def clustering_fingerprint(checkpoint_fp: str, cfg: ClusteringConfig, eval_data: EvalData, prompt_template: str) -> str:
-    return stable_hash(CLUSTERING_CODE_VERSION, checkpoint_fp, cfg.model_dump(mode="json"), eval_data.fingerprint,
-                       prompt_template)
+    return stable_hash(
+        CLUSTERING_CODE_VERSION, checkpoint_fp, cfg.model_dump(mode="json"), eval_data.fingerprint, prompt_template
+    )
 
 
 def cluster_checkpoint(
@@ -204,7 +205,9 @@ def cluster_checkpoint(
     out_dir = Path(out_dir)
     items = probe_items(eval_data, cfg.probe_samples, cfg.seed)
     with CheckpointHandle(base_path, adapter_path, device, log) as handle:
-        feats, ids = response_hidden_states(handle.get(), items, cfg.layers, prompt_template, log, label or checkpoint_fp)
+        feats, ids = response_hidden_states(
+            handle.get(), items, cfg.layers, prompt_template, log, label or checkpoint_fp
+        )
     rows: list[ScoreRow] = []
     plots: list[Path] = []
     for layer, hidden in feats.items():
@@ -216,8 +219,10 @@ def cluster_checkpoint(
         plots.append(plot_projection(hidden, ids, f"{name}: layer {layer} (PCA)", out_dir / f"pca_L{layer}.png"))
     fp = clustering_fingerprint(checkpoint_fp, cfg, eval_data, prompt_template)
     metadata = {
-        "probe_items": len(items), "response_tokens": int(len(ids)),
-        "scores": {r.metric: r.value for r in rows}, "plots": [str(p) for p in plots],
+        "probe_items": len(items),
+        "response_tokens": int(len(ids)),
+        "scores": {r.metric: r.value for r in rows},
+        "plots": [str(p) for p in plots],
         "seconds": round(time.perf_counter() - t0, 3),
     }
     if log:

@@ -83,7 +83,11 @@ def load_eval_data(store: DuckDBStore, datasets: Iterable[str], split: str = "he
     for dataset, sample_id, instruction, inp, output, valid in rows:
         items[dataset].append(
             HeldoutItem(
-                sample_id=str(sample_id), dataset=dataset, instruction=instruction, input=inp, output=output,
+                sample_id=str(sample_id),
+                dataset=dataset,
+                instruction=instruction,
+                input=inp,
+                output=output,
                 valid_answers=_parse_valid_answers(valid, sample_id, dataset),
             )
         )

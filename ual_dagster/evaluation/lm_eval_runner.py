@@ -63,7 +63,9 @@ def export_testbed_exact(eval_data: EvalData, dataset: str, prompt_template: str
         for it in items:
             answer = it.valid_answers[0] if len(it.valid_answers) == 1 else it.output
             prompt = render_prompt(it.instruction, it.input, prompt_template)
-            fh.write(json.dumps({"sample_id": it.sample_id, "prompt": prompt, "answer": answer}, ensure_ascii=False) + "\n")
+            fh.write(
+                json.dumps({"sample_id": it.sample_id, "prompt": prompt, "answer": answer}, ensure_ascii=False) + "\n"
+            )
     return len(items)
 
 
@@ -138,7 +140,9 @@ def fill_stderr_from_items(rows: Sequence[ScoreRow], items: Sequence[ItemScore])
         values = [i.value for i in items if i.metric == row.metric and i.value is not None]
         mean, se = mean_and_stderr(values)
         if row.stderr is None and se is not None and row.value is not None and abs(mean - row.value) <= 1e-9:
-            row = ScoreRow(row.benchmark, row.metric, row.value, se, row.n, {**row.details, "stderr": STDERR_FROM_ITEMS})
+            row = ScoreRow(
+                row.benchmark, row.metric, row.value, se, row.n, {**row.details, "stderr": STDERR_FROM_ITEMS}
+            )
         out.append(row)
     return out
 
@@ -216,9 +220,14 @@ def run_lm_eval(
         t0 = time.perf_counter()
         data_file = _prepare_data(task, eval_data, prompt_template, work_dir / "lm_eval_data")
         key = stable_hash(
-            LM_EVAL_CODE_VERSION, checkpoint_fp, task.model_dump(mode="json"),
-            _task_data_sha(task.name, data_file), generation.max_new_tokens, generation.batch_size,
-            bootstrap_iters, prompt_template,
+            LM_EVAL_CODE_VERSION,
+            checkpoint_fp,
+            task.model_dump(mode="json"),
+            _task_data_sha(task.name, data_file),
+            generation.max_new_tokens,
+            generation.batch_size,
+            bootstrap_iters,
+            prompt_template,
         )
         adir = artifacts.path("lm_eval", key)
         if artifacts.is_finished("lm_eval", key):
@@ -238,8 +247,15 @@ def run_lm_eval(
                 fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
         items = samples_to_items(task.name, _read_samples(adir / f"samples_{task.name}.jsonl"))
         (adir / RESULTS_FILE).write_text(
-            json.dumps({"rows": [r.as_json() for r in rows], "results": results["results"][task.name],
-                        "n-samples": results.get("n-samples", {}).get(task.name)}, indent=2, default=str)
+            json.dumps(
+                {
+                    "rows": [r.as_json() for r in rows],
+                    "results": results["results"][task.name],
+                    "n-samples": results.get("n-samples", {}).get(task.name),
+                },
+                indent=2,
+                default=str,
+            )
         )
         seconds = round(time.perf_counter() - t0, 3)
         artifacts.finish("lm_eval", key, {"task": task.name, "checkpoint": checkpoint_fp, "seconds": seconds})
@@ -258,8 +274,14 @@ def _task_data_sha(task: str, data_file: Path | None) -> str | None:
 
 
 def _simple_evaluate(
-    handle: CheckpointHandle, task: LmEvalTaskConfig, data_file: Path | None, generation: GenerationConfig,
-    adir: Path, bootstrap_iters: int, log: Log, prompt_template: str = "alpaca",
+    handle: CheckpointHandle,
+    task: LmEvalTaskConfig,
+    data_file: Path | None,
+    generation: GenerationConfig,
+    adir: Path,
+    bootstrap_iters: int,
+    log: Log,
+    prompt_template: str = "alpaca",
 ) -> dict[str, Any]:
     import lm_eval
     from lm_eval.models.huggingface import HFLM
@@ -287,7 +309,10 @@ def _simple_evaluate(
         bootstrap_iters=bootstrap_iters,
         gen_kwargs={"max_gen_toks": generation.max_new_tokens},
         log_samples=True,
-        random_seed=0, numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=0,
+        random_seed=0,
+        numpy_random_seed=0,
+        torch_random_seed=0,
+        fewshot_random_seed=0,
     )
     if results is None or task.name not in results.get("results", {}):
         raise RuntimeError(f"lm-eval returned no results for task {task.name!r}")

@@ -244,6 +244,8 @@ def cached_generate(
             fh.flush()
             progress.update(len(done))
     outputs = [done[i] for i in range(len(prompts))]
-    _atomic_write_json(final, {"checkpoint": checkpoint_fp, "generation": cfg.model_dump(mode="json"), "outputs": outputs})
+    _atomic_write_json(
+        final, {"checkpoint": checkpoint_fp, "generation": cfg.model_dump(mode="json"), "outputs": outputs}
+    )
     partial.unlink(missing_ok=True)
     return GenerationResult(outputs, key, False, final, round(time.perf_counter() - t0, 3))

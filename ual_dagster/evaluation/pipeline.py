@@ -297,7 +297,14 @@ def write_report(profile: Profile, store: DuckDBStore, artifacts: ArtifactStore,
     from ual_dagster.evaluation.report import REPORT_CODE_VERSION, comparison_report
 
     methods_cfg = {n: m.model_dump(mode="json") for n, m in profile.methods.items()}
-    fp = stable_hash(CODE_VERSION, REPORT_CODE_VERSION, "report", eval_scores_fp, methods_cfg, profile.experiment.model_dump(mode="json"))
+    fp = stable_hash(
+        CODE_VERSION,
+        REPORT_CODE_VERSION,
+        "report",
+        eval_scores_fp,
+        methods_cfg,
+        profile.experiment.model_dump(mode="json"),
+    )
     out = artifacts.path("report", fp)
     reused = artifacts.is_finished("report", fp)
     if not reused:

@@ -71,7 +71,9 @@ CREATE TABLE IF NOT EXISTS variant_checkpoints (
 def record_base_model(store: DuckDBStore, fingerprint: str, path: str, source: str) -> None:
     with store.connect() as con:
         con.execute(BASE_MODELS_DDL)
-        con.execute("INSERT OR REPLACE INTO base_models VALUES (?, ?, ?, current_timestamp)", [fingerprint, path, source])
+        con.execute(
+            "INSERT OR REPLACE INTO base_models VALUES (?, ?, ?, current_timestamp)", [fingerprint, path, source]
+        )
 
 
 def base_model_path(store: DuckDBStore, fingerprint: str) -> str:
@@ -107,13 +109,17 @@ def variant_checkpoints(store: DuckDBStore, scenario: str, method: str) -> dict[
             [scenario, method],
         ).fetchall()
     if not rows:
-        raise RuntimeError(f"no checkpoints recorded for {scenario}/{method}; materialise lora_{scenario}_{method} first")
+        raise RuntimeError(
+            f"no checkpoints recorded for {scenario}/{method}; materialise lora_{scenario}_{method} first"
+        )
     return {int(seed): fp for seed, fp in rows}
 
 
 def adapter_path(artifacts: ArtifactStore, checkpoint_fp: str) -> Path:
     if not artifacts.is_finished(KIND, checkpoint_fp):
-        raise RuntimeError(f"LoRA checkpoint {checkpoint_fp} is not finished under {artifacts.path(KIND, checkpoint_fp)}")
+        raise RuntimeError(
+            f"LoRA checkpoint {checkpoint_fp} is not finished under {artifacts.path(KIND, checkpoint_fp)}"
+        )
     return artifacts.path(KIND, checkpoint_fp) / ADAPTER_DIR
 
 
@@ -180,9 +186,7 @@ def plan_checkpoint(
         raise RuntimeError(f"training set {scenario!r} is empty; materialise training_set_{scenario} first")
     intrinsic = [None if pd.isna(x) else float(x) for x in rows["intrinsic_uncertainty"]]
     eps = method_epsilons(method, methods, rows["uncertainty"].tolist(), intrinsic, rows["sample_id"].tolist())
-    examples = [
-        TrainExample(r.instruction, r.input or "", r.output, e) for r, e in zip(rows.itertuples(), eps)
-    ]
+    examples = [TrainExample(r.instruction, r.input or "", r.output, e) for r, e in zip(rows.itertuples(), eps)]
     # The examples hash covers content (sample ids are content hashes), order and epsilon:
     # re-elicited scores change it for UAL only; SFT's epsilons are all zero.
     examples_hash = hash_rows((int(p), sid, round(e, 8)) for p, sid, e in zip(rows["position"], rows["sample_id"], eps))
@@ -208,7 +212,11 @@ def plan_checkpoint(
 
 
 def complete_checkpoint(
-    store: DuckDBStore, artifacts: ArtifactStore, plan: CheckpointPlan, result: TrainResult, seconds: float | None = None
+    store: DuckDBStore,
+    artifacts: ArtifactStore,
+    plan: CheckpointPlan,
+    result: TrainResult,
+    seconds: float | None = None,
 ) -> dict[str, Any]:
     """Write the curve to DuckDB, then the marker; return the asset metadata."""
     curve = pd.DataFrame(result.curve)

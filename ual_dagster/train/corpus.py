@@ -48,12 +48,15 @@ def corpus_config(profile: Profile) -> TestbedConfig:
     if not families:
         raise ValueError("every testbed family is excluded from the base model's corpus (in_base_corpus: false)")
     capacity = sum(max_samples(f, 0.0) for f in families)
-    return TestbedConfig(kind="both", families=families, n_samples=min(n, capacity), heldout_fraction=0.0,
-                         seed=CORPUS_SEED)
+    return TestbedConfig(
+        kind="both", families=families, n_samples=min(n, capacity), heldout_fraction=0.0, seed=CORPUS_SEED
+    )
 
 
 def pretraining_texts(profile: Profile) -> list[str]:
     template = profile.training.prompt_template
     samples = generate_testbed(corpus_config(profile), "pretraining_corpus")
     held = heldout_prompts(profile)
-    return [render_text(s.instruction, s.input, s.output, template) for s in samples if (s.instruction, s.input) not in held]
+    return [
+        render_text(s.instruction, s.input, s.output, template) for s in samples if (s.instruction, s.input) not in held
+    ]

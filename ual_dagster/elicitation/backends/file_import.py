@@ -69,8 +69,12 @@ def _score(path: Path, n: int, record: dict) -> float:
 
 
 def import_scores(
-    pending: list[SampleToScore], known_keys: dict[tuple[str, str, str], str], known_ids: set[str],
-    cfg: ElicitationConfig, committer: RowCommitter, log: Callable[[str], None],
+    pending: list[SampleToScore],
+    known_keys: dict[tuple[str, str, str], str],
+    known_ids: set[str],
+    cfg: ElicitationConfig,
+    committer: RowCommitter,
+    log: Callable[[str], None],
 ) -> dict:
     """Write ok rows for the pending samples the file scores; report what did not match.
 
@@ -107,11 +111,15 @@ def import_scores(
     for sample_id, (score, n) in scores.items():
         sample = pending_by_id.get(sample_id)
         if sample is not None:
-            committer.add(sample, Outcome(status="ok", uncertainty=score, raw_answer=f"{path.name} row {n}", attempts=1))
+            committer.add(
+                sample, Outcome(status="ok", uncertainty=score, raw_answer=f"{path.name} row {n}", attempts=1)
+            )
     committer.flush()
     missing = sum(1 for sid in pending_by_id if sid not in scores)
-    log(f"file import {path.name}: {n_rows} rows, {len(scores)} matched, {len(unmatched)} unmatched, "
-        f"{missing} pending samples not in the file")
+    log(
+        f"file import {path.name}: {n_rows} rows, {len(scores)} matched, {len(unmatched)} unmatched, "
+        f"{missing} pending samples not in the file"
+    )
     return {
         "file": str(path),
         "file_rows": n_rows,

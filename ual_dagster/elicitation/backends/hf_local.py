@@ -57,7 +57,9 @@ def model_input_text(tokenizer, prompt: str) -> tuple[str, bool]:
     return f"{prompt}\n{ANSWER_PREFIX}", True
 
 
-def expected_from_logits(last_logits, score_ids: dict[int, list[int]], scale_max: int) -> tuple[float, dict[int, float]]:
+def expected_from_logits(
+    last_logits, score_ids: dict[int, list[int]], scale_max: int
+) -> tuple[float, dict[int, float]]:
     """(u, renormalised score distribution) from one position's logits."""
     import torch
 
@@ -69,7 +71,10 @@ def expected_from_logits(last_logits, score_ids: dict[int, list[int]], scale_max
 
 
 def score_with_local_model(
-    pending: list[SampleToScore], cfg: ElicitationConfig, stats: RunStats, committer: RowCommitter,
+    pending: list[SampleToScore],
+    cfg: ElicitationConfig,
+    stats: RunStats,
+    committer: RowCommitter,
     log: Callable[[str], None],
 ) -> dict:
     import torch

@@ -226,7 +226,9 @@ class OpenAIElicitor:
             if retry > self.cfg.max_retries:
                 raise CallFailed(f"{tally.last_error} (gave up after {retry} attempts)")
             self.stats.count_retry(kind)
-            delay = waited if waited is not None else backoff_delay(retry, self.cfg.backoff_base_s, self.cfg.backoff_max_s)
+            delay = (
+                waited if waited is not None else backoff_delay(retry, self.cfg.backoff_base_s, self.cfg.backoff_max_s)
+            )
             await asyncio.sleep(delay)
 
     # -- one parsed score, with parse retries -------------------------------
@@ -246,7 +248,9 @@ class OpenAIElicitor:
         tallies = [_Tally() for _ in range(k)]
         with_logprobs = self.cfg.method == "logprobs"
         # return_exceptions: one sample's failure must not leave its siblings unaccounted for.
-        results = await asyncio.gather(*(self._one_score(prompt, t, with_logprobs) for t in tallies), return_exceptions=True)
+        results = await asyncio.gather(
+            *(self._one_score(prompt, t, with_logprobs) for t in tallies), return_exceptions=True
+        )
         raw = raw_answer([t.last_text for t in tallies])
         errors = [r for r in results if isinstance(r, BaseException)]
         for err in errors:
@@ -257,7 +261,9 @@ class OpenAIElicitor:
                 raise next(e for e in errors if isinstance(e, BudgetExhausted))
             # Paid-for partial work is kept, as a row the next run retries.
             status = "unparseable" if _last_text(tallies) is not None else "failed"
-            return self._finish(tallies, started, status, None, raw, f"run budget exhausted: {self.stats.budget_exhausted}")
+            return self._finish(
+                tallies, started, status, None, raw, f"run budget exhausted: {self.stats.budget_exhausted}"
+            )
         if errors:
             return self._finish(tallies, started, "failed", None, raw, str(errors[0]))
         if any(r is None for r in results):

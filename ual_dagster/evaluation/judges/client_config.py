@@ -17,9 +17,7 @@ import yaml
 
 
 @contextmanager
-def temporary_client_config(
-    api_key: str, base_url: str | None, max_retries: int, timeout_s: float
-) -> Iterator[Path]:
+def temporary_client_config(api_key: str, base_url: str | None, max_retries: int, timeout_s: float) -> Iterator[Path]:
     """A 0600 client-config YAML in a private temp dir, deleted when the block ends."""
     client: dict[str, object] = {"api_key": api_key, "max_retries": max_retries, "timeout": timeout_s}
     if base_url:

@@ -43,7 +43,9 @@ def build_app(respond: Respond, model: str, api_key: str, counter: dict[str, int
         try:
             text = respond(body.get("messages", []))
         except ReplyWithStatus as exc:
-            return JSONResponse(status_code=exc.status, content={"error": {"message": exc.message, "type": "server_error"}})
+            return JSONResponse(
+                status_code=exc.status, content={"error": {"message": exc.message, "type": "server_error"}}
+            )
         n_prompt = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
         n_out = len(text.split())
         return {
