@@ -112,7 +112,11 @@ def test_report_leads_with_paired_comparisons_and_states_what_excludes_zero(tmp_
     assert "## Elicitor validity" in text and "| m (openai, verbalized) | overall | 10 | 1.000 |" in text
     assert text.startswith("# UAL against its baselines: paired comparisons")
     summary = text.split("## Summary")[1].split("## mixed")[0]
-    assert "**mixed**: 2 of 3 differences exclude zero" in summary  # ual - sft and ual - ls_matched
+    # ual - sft and ual - ls_matched; with 3 contrasts and p >= 2/501 both survive Holm
+    assert (
+        "**mixed**: 2 of 3 differences have a 95% interval that excludes zero (2 seed(s)), 2 of them also after Holm"
+        in summary
+    )
     assert "**low_entropy**: none of the 3 differences" in summary
     assert "| valid_logprob | ual - sft | **+0.5 [+0.5, +0.5]** |" in text
     assert "paper" in text and "+10.62" in text and "not shown beside these scores" in text

@@ -32,7 +32,7 @@ from ual_dagster.fingerprint import stable_hash
 from ual_dagster.storage import DuckDBStore
 from ual_dagster.train.epsilon import epsilons_for
 
-REPORT_CODE_VERSION = "comparison-report-v2"
+REPORT_CODE_VERSION = "comparison-report-v3"
 CLUSTERING = "token_clustering"
 
 # The UAL paper (ACL 2024), mixed scenario, UAL minus SFT. The paper does not name the
@@ -116,28 +116,37 @@ def excludes_zero(row: Any) -> bool:
 
 
 def scenario_sentence(scenario: str, cmp: pd.DataFrame) -> str:
-    """One sentence: which differences of this scenario exclude zero, in which direction."""
+    """One sentence: which differences of this scenario exclude zero, in which direction, and
+    which of them survive Holm's adjustment (the intervals themselves are unadjusted)."""
     rows = cmp[cmp["scenario"] == scenario]
     if rows.empty:
         return f"**{scenario}**: no paired comparisons (per-item results missing)."
-    hits = [r for r in rows.itertuples() if excludes_zero(r)]
-    level = int(round(100 * float(rows["level"].iloc[0])))
+    level = float(rows["level"].iloc[0])
+    pct = int(round(100 * level))
     n_seeds = int(rows["n_seeds"].max())
+    hits = [r for r in rows.itertuples() if excludes_zero(r)]
     if not hits:
         return (
-            f"**{scenario}**: none of the {len(rows)} differences has a {level}% interval that excludes zero "
+            f"**{scenario}**: none of the {len(rows)} differences has a {pct}% interval that excludes zero "
             f"({n_seeds} seed(s))."
         )
-    parts = [
-        f"{r.method} {'>' if r.estimate > 0 else '<'} {r.baseline} on {r.benchmark} {r.metric} "
-        f"({_signed(r.estimate)} [{_signed(r.ci_low)}, {_signed(r.ci_high)}], Holm p {_p(r.p_adjusted)})"
-        for r in hits
-    ]
-    return (
-        f"**{scenario}**: {len(hits)} of {len(rows)} differences exclude zero at {level}% ({n_seeds} seed(s)): "
-        + "; ".join(parts)
-        + "."
+    held = [r for r in hits if r.p_adjusted < 1 - level]
+    loose = [r for r in hits if r.p_adjusted >= 1 - level]
+    sentence = (
+        f"**{scenario}**: {len(hits)} of {len(rows)} differences have a {pct}% interval that excludes zero "
+        f"({n_seeds} seed(s)), {len(held)} of them also after Holm's adjustment"
     )
+    if held:
+        sentence += ": " + "; ".join(
+            f"{r.method} {'>' if r.estimate > 0 else '<'} {r.baseline} on {r.benchmark} {r.metric} "
+            f"({_signed(r.estimate)} [{_signed(r.ci_low)}, {_signed(r.ci_high)}], Holm p {_p(r.p_adjusted)})"
+            for r in held
+        )
+    if loose:
+        sentence += "; not after adjustment: " + ", ".join(
+            f"{r.method} - {r.baseline} on {r.metric} (Holm p {_p(r.p_adjusted)})" for r in loose
+        )
+    return sentence + "."
 
 
 def plot_forest(cmp: pd.DataFrame, scenario: str, methods: Mapping[str, MethodConfig], path: Path) -> Path | None:
@@ -307,8 +316,9 @@ def comparison_report(store: DuckDBStore, out_dir: str | Path, profile: Profile)
         + f"; baselines {profile.baselines()}.",
         "",
         f"Each difference is method minus baseline on the same items with the same training seed, averaged over "
-        f"seeds; [{level}% CI] from a hierarchical bootstrap over seeds and items ({exp.bootstrap_iters} resamples); "
-        "p is two-sided and Holm-adjusted over all contrasts of the scenario.",
+        f"seeds; [{level}% CI] from a hierarchical bootstrap over seeds and items ({exp.bootstrap_iters} resamples), "
+        "not adjusted for multiplicity; p is two-sided and Holm-adjusted over all contrasts of the scenario (with "
+        f"{exp.bootstrap_iters} resamples the smallest unadjusted p is {2 / (exp.bootstrap_iters + 1):.4f}).",
         "",
         "## Summary",
         "",
