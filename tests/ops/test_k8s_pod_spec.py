@@ -22,7 +22,7 @@ def _cluster_training() -> TrainingConfig:
 
 def test_cluster_profile_loads_offline_and_trains_on_kubernetes():
     p = load_profile("cluster")
-    assert p.orchestration.executor == "multiprocess"
+    assert p.orchestration.executor == "k8s"  # a pod per step: evaluation steps get GPU pods too (docs/paper.md)
     assert p.training.launcher == "k8s" and p.training.distributed == "accelerate"
     assert p.training.k8s_gpus == 4 and p.training.k8s_state_pvc and p.training.k8s_image
     assert p.storage.state_dir == "/mnt/ual-state"

@@ -3,6 +3,7 @@
 import dagster as dg
 import yaml
 
+from assets.data import instruction_set_key
 from assets.definitions import build_definitions
 from ual_dagster.config import load_profile
 from ual_dagster.config.loader import BUNDLED_DIR
@@ -23,7 +24,7 @@ def _run(profile, monkeypatch):
     monkeypatch.delenv("UAL_TEST_NO_SUCH_KEY", raising=False)
     defs = build_definitions(profile)
     job = defs.resolve_implicit_global_asset_job_def()
-    keys = [dg.AssetKey(["preflight"]), dg.AssetKey(["instruction_sets", "testbed_exact"])]
+    keys = [dg.AssetKey(["preflight"]), instruction_set_key("testbed_exact")]
     with dg.DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(instance=instance, asset_selection=keys, raise_on_error=False)
         done = {e.asset_key for e in result.get_asset_materialization_events()}
@@ -35,10 +36,10 @@ def test_missing_key_stops_the_run_before_any_data_is_loaded(tmp_path, monkeypat
     profile = _profile(tmp_path, base_url="https://elicitor.invalid/v1", api_key_env="UAL_TEST_NO_SUCH_KEY")
     done, checks = _run(profile, monkeypatch)
     assert checks == {"preflight_passed": False}  # and no check of instruction_sets: it never ran
-    assert dg.AssetKey(["instruction_sets", "testbed_exact"]) not in done
+    assert instruction_set_key("testbed_exact") not in done
 
 
 def test_passing_preflight_lets_the_run_go_on(tmp_path, monkeypatch):
     done, checks = _run(_profile(tmp_path), monkeypatch)
     assert checks["preflight_passed"] is True
-    assert dg.AssetKey(["instruction_sets", "testbed_exact"]) in done
+    assert instruction_set_key("testbed_exact") in done
