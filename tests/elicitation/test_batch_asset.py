@@ -99,5 +99,5 @@ def test_tiny_profile_batch_mode_fills_the_same_rows_as_online(tmp_path):
             assert dict(server.ops) == ops_after and sum(server.answered.values()) == answered
 
     online_rows, batch_rows = table(online), table(batch)
-    assert len(online_rows) > 2000
+    assert len(online_rows) > 1000  # the tiny scenarios' selected rows and reserve (elicit_scope: used)
     assert batch_rows == online_rows

@@ -86,6 +86,7 @@ def write_profile(root: Path, base_url: str) -> Path:
         concurrency=CONCURRENCY,
         timeout_s=30.0,
         min_coverage=1.0,
+        elicit_scope="all",  # every sample is asked once: the call log says what was paid
     )
     data["orchestration"] = {"automation": False, "reelicit_schedule": False}
     path = root / "profile.yaml"

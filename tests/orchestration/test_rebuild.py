@@ -344,11 +344,16 @@ def test_e_a_new_elicitation_prompt_reelicits_and_cascades(pipeline, tmp_path):
 
 
 def _current_samples_by_dataset(pipeline: Pipeline) -> dict[str, int]:
+    from ual_dagster.elicitation.elicitor import elicitor_fingerprint
+
     cfg = load_profile(str(pipeline.profile_path)).elicitation
     with pipeline.paths.store().connect(read_only=True) as con:
         rows = con.execute(
-            "SELECT dataset, count(*) FROM samples WHERE split IN (SELECT unnest(?)) GROUP BY 1", [cfg.elicit_splits]
+            "SELECT dataset, count(*) FROM uncertainty WHERE elicitor = ? AND status = 'ok' GROUP BY 1",
+            [elicitor_fingerprint(cfg)],
         ).fetchall()
+        every_prompt = con.execute("SELECT count(*) FROM uncertainty").fetchone()[0]
+    assert sum(n for _, n in rows) < every_prompt  # three prompts' rows are stored: the count must choose
     return dict(rows)
 
 

@@ -43,7 +43,14 @@ def expected_asset_keys(ui: UIProfile) -> set[Key]:
         {(f"instructions_{d}",) for d in p.datasets}
         | {(f"uncertainty_{d}",) for d in p.datasets}
         | {(f"training_set_{s}",) for s in p.scenarios}
-        | {("base_model",), ("eval_sets",), ("token_clustering",), ("eval_scores",), ("comparison_report",)}
+        | {
+            ("preflight",),
+            ("base_model",),
+            ("eval_sets",),
+            ("token_clustering",),
+            ("eval_scores",),
+            ("comparison_report",),
+        }
         | {(f"lora_{v}",) for v in variants}
         | {(f"eval_{v}",) for v in variants}
     )
