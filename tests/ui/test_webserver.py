@@ -115,7 +115,7 @@ def test_served_asset_graph_matches_profile(dagster_ui: DagsterDevServer, ui_pro
     assert {(f"eval_{s}_{m}",) for s in p.scenarios for m in p.methods} <= _deps(nodes[("eval_scores",)])
     assert ("eval_scores",) in _deps(nodes[("comparison_report",)])
     # the groups read as the pipeline: each only feeds later ones (no back-edge in the group graph)
-    order = ["data", "elicitation", "training", "evaluation"]
+    order = ["preflight", "data", "elicitation", "training", "evaluation"]
     assert {n["groupName"] for n in nodes.values()} == set(order)
     assert all(order.index(a) < order.index(b) for a, b in _cross_group_edges(nodes)), _cross_group_edges(nodes)
 
