@@ -1,6 +1,6 @@
 """Conventions shared by every asset: keys, code versions, automation, results.
 
-Versions: an asset's code_version hashes its module's CODE_VERSION with the profile
+Versions: an asset's code_version hashes its step's version (ual_dagster/versions.py) with the profile
 slice it reads, so a config edit marks exactly the affected assets stale in the UI
 before anything runs. Its DataVersion is the fingerprint the library computed from
 that config and its inputs' fingerprints; the same fingerprint names the artifact or
@@ -13,6 +13,11 @@ from typing import Any
 
 import dagster as dg
 
+from assets.keys import key_str
+from assets.staleness import warn_if_upstream_stale
+from ual_dagster.config import ProfileError
+from ual_dagster.data.errors import DataSourceError
+from ual_dagster.figures import curve_markdown, histogram_markdown
 from ual_dagster.fingerprint import canonical_json, stable_hash
 from ual_dagster.storage import DuckDBStore
 
@@ -28,10 +33,6 @@ DATA_OR_CODE_CHANGED = (
     & ~AC.any_deps_in_progress()
     & ~AC.in_progress()
 ).with_label("data_or_code_changed")
-
-
-def key_str(key: dg.AssetKey) -> str:
-    return key.to_user_string()
 
 
 def code_version(module_version: str, *config: Any) -> str:
@@ -67,7 +68,6 @@ def finish(
     is also drawn (`<name>_plot`), and stale upstream assets outside the run are named
     (`stale_upstream`, plus a warning in the log).
     """
-    from assets.staleness import warn_if_upstream_stale
 
     if reused is None:
         reused = store.get_version(key_str(key)) == fingerprint
@@ -92,7 +92,6 @@ def plots_of(metadata: dict[str, Any]) -> dict[str, dg.MetadataValue]:
     A histogram is {bin label: count} (or a dict holding one under "histogram", as the
     trainer's eps statistics do); a loss curve is {step: loss}.
     """
-    from ual_dagster.figures import curve_markdown, histogram_markdown
 
     plots: dict[str, dg.MetadataValue] = {}
     for name, value in metadata.items():
@@ -129,8 +128,6 @@ def check(
 def one_line_failure() -> Iterator[None]:
     """Bad input and unusable state fail the asset with their one-line cause as the Dagster
     failure description (no stack trace of ours around it); bugs keep their traceback."""
-    from ual_dagster.config import ProfileError
-    from ual_dagster.data.errors import DataSourceError
 
     try:
         yield

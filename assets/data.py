@@ -1,27 +1,15 @@
-"""instructions_<dataset> and training_set_<scenario>, with their checks.
-
-Keys are one word each, named after the step, because the UI labels a graph node with the
-last part of its key only (`instruction_sets/x` and `uncertainty/x` would both read "x").
-"""
+"""instructions_<dataset> and training_set_<scenario>, with their checks."""
 
 import dagster as dg
 
-from assets.common import DATA_OR_CODE_CHANGED, check, code_version, finish, key_str, one_line_failure
-from assets.preflight import PREFLIGHT_KEY
+from assets.common import DATA_OR_CODE_CHANGED, check, code_version, finish, one_line_failure
+from assets.keys import PREFLIGHT_KEY, instruction_set_key, key_str, training_set_key, uncertainty_key
+from assets.resources import DuckDBStoreResource
+from ual_dagster import versions
 from ual_dagster.config import Profile
+from ual_dagster.data import build_instruction_set
 from ual_dagster.data import checks as data_checks
-from ual_dagster.data.loaders import CODE_VERSION as LOADER_CODE_VERSION
-from ual_dagster.data.training_sets import CODE_VERSION as TRAINING_SET_CODE_VERSION
-from ual_dagster.data.training_sets import build_training_set
-from ual_dagster.resources import DuckDBStoreResource
-
-
-def instruction_set_key(dataset: str) -> dg.AssetKey:
-    return dg.AssetKey(f"instructions_{dataset}")
-
-
-def training_set_key(scenario: str) -> dg.AssetKey:
-    return dg.AssetKey(f"training_set_{scenario}")
+from ual_dagster.train.training_sets import build_training_set
 
 
 def _instruction_set_asset(profile: Profile, dataset: str) -> dg.AssetsDefinition:
@@ -37,7 +25,7 @@ def _instruction_set_asset(profile: Profile, dataset: str) -> dg.AssetsDefinitio
         group_name="data",
         kinds={"duckdb"},
         deps=[PREFLIGHT_KEY],  # runs first; its version is constant, so it never makes this stale
-        code_version=code_version(LOADER_CODE_VERSION, cfg),
+        code_version=code_version(versions.LOADERS, cfg),
         automation_condition=DATA_OR_CODE_CHANGED,
         pool="duckdb",
         description=f"Samples of data set {dataset!r} ({cfg.source}, {cfg.entropy} entropy), normalised, "
@@ -45,7 +33,6 @@ def _instruction_set_asset(profile: Profile, dataset: str) -> dg.AssetsDefinitio
         check_specs=[dg.AssetCheckSpec(name, asset=key, blocking=name in blocking) for name in check_names],
     )
     def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource) -> dg.MaterializeResult:
-        from ual_dagster.data import build_instruction_set
 
         store = duckdb.store()
         with one_line_failure():  # e.g. a missing file, or a data set with (almost) every row rejected
@@ -70,8 +57,6 @@ def _instruction_set_asset(profile: Profile, dataset: str) -> dg.AssetsDefinitio
 
 
 def _training_set_asset(profile: Profile, scenario: str) -> dg.AssetsDefinition:
-    from assets.elicitation import uncertainty_key
-
     cfg = profile.scenarios[scenario]
     key = training_set_key(scenario)
     datasets = sorted(cfg.weights)
@@ -81,17 +66,15 @@ def _training_set_asset(profile: Profile, scenario: str) -> dg.AssetsDefinition:
         group_name="training",  # it reads elicited scores: in "data" the group graph would loop back
         kinds={"duckdb"},
         deps=[uncertainty_key(d) for d in datasets],
-        code_version=code_version(TRAINING_SET_CODE_VERSION, cfg),
+        code_version=code_version(versions.TRAINING_SETS, cfg),
         automation_condition=DATA_OR_CODE_CHANGED,
         pool="duckdb",
         description=f"Scenario {scenario!r}: a seeded selection of {cfg.size} train-split samples with an ok "
         f"uncertainty score, mixed from {datasets} (DuckDB table `training_sets`).",
     )
     def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource) -> dg.MaterializeResult:
-        from assets.elicitation import uncertainty_key as ukey
-
         store = duckdb.store()
-        upstream = {d: store.require_version(key_str(ukey(d))) for d in datasets}
+        upstream = {d: store.require_version(key_str(uncertainty_key(d))) for d in datasets}
         result = build_training_set(scenario, cfg, profile, store, upstream, log=context.log.info)
         return finish(store, key, result.fingerprint, result.metadata, config=cfg)
 

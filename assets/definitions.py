@@ -14,11 +14,11 @@ from assets.data import data_assets
 from assets.elicitation import reelicitation_schedule, uncertainty_assets
 from assets.evaluation import evaluation_assets
 from assets.preflight import preflight_asset
+from assets.resources import ArtifactStoreResource, DuckDBStoreResource
 from assets.runs import dead_run_sweep, sweep_dead_runs_at_load
 from assets.sensors import source_files_sensor, uncertainty_batches_sensor
 from assets.training import training_assets
 from ual_dagster.config import Profile, ProfileError, active_profile
-from ual_dagster.resources import ArtifactStoreResource, DuckDBStoreResource
 from ual_dagster.storage import StatePaths
 
 
@@ -52,11 +52,11 @@ def build_definitions(profile: Profile | None = None) -> dg.Definitions:
         executor = dg.multiprocess_executor.configured({"max_concurrent": profile.orchestration.max_concurrent})
     return dg.Definitions(
         assets=assets,
-        schedules=[reelicitation_schedule(profile, paths.store())],
+        schedules=[reelicitation_schedule(profile)],
         sensors=[
             automation,
             source_files_sensor(profile),
-            uncertainty_batches_sensor(profile, paths.store()),
+            uncertainty_batches_sensor(profile),
             dead_run_sweep,
         ],
         resources={

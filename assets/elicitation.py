@@ -2,27 +2,23 @@
 
 import dagster as dg
 
-from assets.common import DATA_OR_CODE_CHANGED, check, code_version, finish, key_str, one_line_failure
+from assets.common import DATA_OR_CODE_CHANGED, check, code_version, finish, one_line_failure
+from assets.keys import instruction_set_key, key_str, uncertainty_key
+from assets.resources import DuckDBStoreResource
+from ual_dagster import versions
 from ual_dagster.config import Profile
 from ual_dagster.data.selection import selection_config, targets_for_dataset
-from ual_dagster.resources import DuckDBStoreResource
-from ual_dagster.storage import DuckDBStore
+from ual_dagster.elicitation.checks import dataset_checks
+from ual_dagster.elicitation.elicitor import elicitor_fingerprint
+from ual_dagster.elicitation.scores import stale_samples
 
-ELICITATION_ASSET_VERSION = "uncertainty-asset-1"
 CHECKS = ("uncertainty_coverage", "uncertainty_range")
 
 
-def uncertainty_key(dataset: str) -> dg.AssetKey:
-    return dg.AssetKey(f"uncertainty_{dataset}")
-
-
 def _uncertainty_asset(profile: Profile, dataset: str) -> dg.AssetsDefinition:
-    from assets.data import instruction_set_key
-    from ual_dagster import elicitation
-
     cfg = profile.elicitation
     key = uncertainty_key(dataset)
-    elicitor = elicitation.elicitor_fingerprint(cfg)
+    elicitor = elicitor_fingerprint(cfg)
 
     @dg.asset(
         key=key,
@@ -31,7 +27,7 @@ def _uncertainty_asset(profile: Profile, dataset: str) -> dg.AssetsDefinition:
         deps=[instruction_set_key(dataset)],
         # the elicitor fingerprint covers backend, model, prompt text, method and parameters
         # ...and the selection: which rows the scenarios use (ual_dagster/data/selection.py)
-        code_version=code_version(ELICITATION_ASSET_VERSION, elicitor, selection_config(profile, dataset)),
+        code_version=code_version(versions.UNCERTAINTY_ASSET, elicitor, selection_config(profile, dataset)),
         automation_condition=DATA_OR_CODE_CHANGED,
         pool="duckdb",
         description=f"Uncertainty u in [0, 1] of the rows of {dataset!r} that the scenarios use, elicited by {elicitor} "
@@ -42,16 +38,18 @@ def _uncertainty_asset(profile: Profile, dataset: str) -> dg.AssetsDefinition:
     )
     def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource) -> dg.MaterializeResult:
         store = duckdb.store()
+        # the HTTP client stack loads only where elicitation runs, not with the definitions
         from ual_dagster.elicitation.batch import BatchStillRunning
+        from ual_dagster.elicitation.run import elicit_dataset
 
         with one_line_failure():  # e.g. a bad API key or URL (every call would fail alike)
             store.require_version(key_str(instruction_set_key(dataset)))
             targets = targets_for_dataset(profile, dataset, store)
             try:
-                result = elicitation.elicit_dataset(dataset, cfg, store, log=context.log.info, only=targets)
+                result = elicit_dataset(dataset, cfg, store, log=context.log.info, only=targets)
             except BatchStillRunning as exc:  # batch mode: a wait, not a fault; the uncertainty_batches sensor re-runs
                 raise dg.Failure(description=str(exc), allow_retries=False) from None
-        outcomes = elicitation.dataset_checks(store, dataset, cfg, only=targets)
+        outcomes = dataset_checks(store, dataset, cfg, only=targets)
         return finish(
             store,
             key,
@@ -69,10 +67,8 @@ def uncertainty_assets(profile: Profile) -> list[dg.AssetsDefinition]:
     return [_uncertainty_asset(profile, d) for d in profile.datasets]
 
 
-def reelicitation_schedule(profile: Profile, store: DuckDBStore) -> dg.ScheduleDefinition:
+def reelicitation_schedule(profile: Profile) -> dg.ScheduleDefinition:
     """Re-elicit, on the profile's cron, the data sets that have missing or stale rows, and only those."""
-    from ual_dagster import elicitation
-
     cfg = profile.elicitation
     targets = [uncertainty_key(d) for d in profile.datasets]
 
@@ -85,11 +81,12 @@ def reelicitation_schedule(profile: Profile, store: DuckDBStore) -> dg.ScheduleD
         else dg.DefaultScheduleStatus.STOPPED,
         description="Re-elicits missing or stale uncertainty rows (new prompt/model/method, or older than ttl_days).",
     )
-    def _schedule(context: dg.ScheduleEvaluationContext):
+    def _schedule(context: dg.ScheduleEvaluationContext, duckdb: DuckDBStoreResource):
+        store = duckdb.store()
         now = context.scheduled_execution_time
         requested = False
         for dataset in profile.datasets:
-            stale = elicitation.stale_samples(store, dataset, cfg, now, targets_for_dataset(profile, dataset, store))
+            stale = stale_samples(store, dataset, cfg, now, targets_for_dataset(profile, dataset, store))
             if stale:
                 requested = True
                 yield dg.RunRequest(

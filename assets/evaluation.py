@@ -2,21 +2,25 @@
 
 import dagster as dg
 
-from assets.common import DATA_OR_CODE_CHANGED, check, code_version, finish, key_str
-from assets.data import instruction_set_key
-from assets.training import BASE_MODEL_KEY, lora_key
+from assets.common import DATA_OR_CODE_CHANGED, check, code_version, finish
+from assets.keys import (
+    BASE_MODEL_KEY,
+    EVAL_SCORES_KEY,
+    EVAL_SETS_KEY,
+    REPORT_KEY,
+    TOKEN_CLUSTERING_KEY,
+    evaluation_key,
+    instruction_set_key,
+    key_str,
+    lora_key,
+)
+from assets.resources import ArtifactStoreResource, DuckDBStoreResource
+from ual_dagster import versions
 from ual_dagster.config import Profile
+from ual_dagster.evaluation import eval_sets, pipeline
+from ual_dagster.evaluation.eval_data import datasets_needed
 from ual_dagster.evaluation.k8s import evaluation_op_tags
-from ual_dagster.resources import ArtifactStoreResource, DuckDBStoreResource
-
-EVAL_SETS_KEY = dg.AssetKey(["eval_sets"])
-EVAL_SCORES_KEY = dg.AssetKey(["eval_scores"])
-TOKEN_CLUSTERING_KEY = dg.AssetKey(["token_clustering"])
-REPORT_KEY = dg.AssetKey(["comparison_report"])
-
-
-def evaluation_key(scenario: str, method: str) -> dg.AssetKey:
-    return dg.AssetKey(f"eval_{scenario}_{method}")
+from ual_dagster.figures import inline_markdown_images, markdown_image
 
 
 def _variants(profile: Profile) -> list[tuple[str, str]]:
@@ -24,8 +28,6 @@ def _variants(profile: Profile) -> list[tuple[str, str]]:
 
 
 def eval_sets_asset(profile: Profile) -> dg.AssetsDefinition:
-    from ual_dagster.evaluation import eval_sets
-    from ual_dagster.evaluation.eval_data import datasets_needed
 
     cfg = profile.evaluation
     # only the data sets whose held-out rows are read: editing another data set leaves it fresh
@@ -36,7 +38,7 @@ def eval_sets_asset(profile: Profile) -> dg.AssetsDefinition:
         group_name="evaluation",
         kinds={"duckdb"},
         deps=[instruction_set_key(d) for d in needed],
-        code_version=code_version(eval_sets.CODE_VERSION, needed),
+        code_version=code_version(versions.EVAL_SETS, needed),
         automation_condition=DATA_OR_CODE_CHANGED,
         description="The evaluation inputs (held-out items, benchmark files) exported once, named by their content "
         "hash, so that editing a training row leaves every evaluation fresh.",
@@ -52,7 +54,6 @@ def eval_sets_asset(profile: Profile) -> dg.AssetsDefinition:
 
 
 def _evaluation_asset(profile: Profile, scenario: str, method: str) -> dg.AssetsDefinition:
-    from ual_dagster.evaluation import pipeline
 
     cfg = profile.evaluation
     key = evaluation_key(scenario, method)
@@ -62,7 +63,7 @@ def _evaluation_asset(profile: Profile, scenario: str, method: str) -> dg.Assets
         group_name="evaluation",
         kinds={"pytorch", "duckdb"},
         deps=[lora_key(scenario, method), EVAL_SETS_KEY, BASE_MODEL_KEY],
-        code_version=code_version(pipeline.CODE_VERSION, cfg.model_dump(mode="json", exclude={"clustering"})),
+        code_version=code_version(versions.EVAL_PIPELINE, cfg.model_dump(mode="json", exclude={"clustering"})),
         automation_condition=DATA_OR_CODE_CHANGED,
         pool="train",
         op_tags=evaluation_op_tags(profile),
@@ -72,7 +73,7 @@ def _evaluation_asset(profile: Profile, scenario: str, method: str) -> dg.Assets
     def _asset(
         context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource, artifacts: ArtifactStoreResource
     ) -> dg.MaterializeResult:
-        from ual_dagster.train.checkpoints import variant_checkpoints
+        from ual_dagster.train.checkpoints import variant_checkpoints  # torch: only where a step runs
 
         store, arts = duckdb.store(), artifacts.store()
         store.require_version(key_str(lora_key(scenario, method)))
@@ -93,7 +94,6 @@ def _evaluation_asset(profile: Profile, scenario: str, method: str) -> dg.Assets
 
 
 def token_clustering_asset(profile: Profile) -> dg.AssetsDefinition:
-    from ual_dagster.evaluation import pipeline
 
     cfg = profile.evaluation.clustering
     variants = _variants(profile)
@@ -103,7 +103,7 @@ def token_clustering_asset(profile: Profile) -> dg.AssetsDefinition:
         group_name="evaluation",
         kinds={"pytorch", "duckdb"},
         deps=[lora_key(s, m) for s, m in variants] + [EVAL_SETS_KEY, BASE_MODEL_KEY],
-        code_version=code_version(pipeline.CODE_VERSION, cfg, profile.experiment.seeds[0]),
+        code_version=code_version(versions.EVAL_PIPELINE, cfg, profile.experiment.seeds[0]),
         automation_condition=DATA_OR_CODE_CHANGED,
         pool="train",
         op_tags=evaluation_op_tags(profile),
@@ -115,8 +115,7 @@ def token_clustering_asset(profile: Profile) -> dg.AssetsDefinition:
     def _asset(
         context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource, artifacts: ArtifactStoreResource
     ) -> dg.MaterializeResult:
-        from ual_dagster.figures import markdown_image
-        from ual_dagster.train.checkpoints import variant_checkpoints
+        from ual_dagster.train.checkpoints import variant_checkpoints  # torch: only where a step runs
 
         store, arts = duckdb.store(), artifacts.store()
         seed = profile.experiment.seeds[0]
@@ -153,7 +152,6 @@ def token_clustering_asset(profile: Profile) -> dg.AssetsDefinition:
 
 
 def eval_scores_asset(profile: Profile) -> dg.AssetsDefinition:
-    from ual_dagster.evaluation import pipeline
 
     variants = _variants(profile)
 
@@ -162,7 +160,7 @@ def eval_scores_asset(profile: Profile) -> dg.AssetsDefinition:
         group_name="evaluation",
         kinds={"duckdb"},
         deps=[evaluation_key(s, m) for s, m in variants] + [TOKEN_CLUSTERING_KEY],
-        code_version=code_version(pipeline.CODE_VERSION, profile.experiment, profile.baselines()),
+        code_version=code_version(versions.EVAL_PIPELINE, profile.experiment, profile.baselines()),
         automation_condition=DATA_OR_CODE_CHANGED,
         description="All scores of every scenario x method x seed in DuckDB `eval_scores` (scenario, method, seed, "
         "checkpoint, benchmark, metric, value, stderr, n), per-item results in `eval_items`, and the paired "
@@ -182,14 +180,13 @@ def eval_scores_asset(profile: Profile) -> dg.AssetsDefinition:
 
 
 def comparison_report_asset(profile: Profile) -> dg.AssetsDefinition:
-    from ual_dagster.evaluation import pipeline
 
     @dg.asset(
         key=REPORT_KEY,
         group_name="evaluation",
         kinds={"markdown"},
         deps=[EVAL_SCORES_KEY],
-        code_version=code_version(pipeline.CODE_VERSION),
+        code_version=code_version(versions.EVAL_PIPELINE),
         automation_condition=DATA_OR_CODE_CHANGED,
         description="UAL vs SFT vs LS per scenario and benchmark, with deltas and their uncertainty and the "
         "paper's reported gains for reference: Markdown + PNG plots.",
@@ -210,8 +207,6 @@ def report_metadata(markdown_path, markdown_text: str, plots: list) -> dict[str,
     """The report as Markdown whose images carry their PNGs (data: URIs: the UI cannot reach the
     state folder), plus any plot the Markdown does not show, each as its own image."""
     from pathlib import Path
-
-    from ual_dagster.figures import inline_markdown_images, markdown_image
 
     out: dict[str, dg.MetadataValue] = {}
     shown: list[Path] = []

@@ -7,24 +7,23 @@ passing preflight never makes anything downstream stale."""
 import dagster as dg
 
 from assets.common import DATA_OR_CODE_CHANGED, check, code_version
+from assets.keys import PREFLIGHT_KEY
+from ual_dagster import versions
 from ual_dagster.config import Profile
-
-PREFLIGHT_KEY = dg.AssetKey(["preflight"])
-PREFLIGHT_VERSION = "preflight-1"
+from ual_dagster.preflight import run_preflight
 
 
 def preflight_asset(profile: Profile) -> dg.AssetsDefinition:
     @dg.asset(
         key=PREFLIGHT_KEY,
         group_name="preflight",
-        code_version=code_version(PREFLIGHT_VERSION, profile.name),
+        code_version=code_version(versions.PREFLIGHT, profile.name),
         automation_condition=DATA_OR_CODE_CHANGED,
         description="API keys, endpoints and models, the judge, hub ids with the token, local files, GPU and disk "
         "(the checks of `python -m ual_dagster preflight`), one metadata line each.",
         check_specs=[dg.AssetCheckSpec("preflight_passed", asset=PREFLIGHT_KEY, blocking=True)],
     )
     def _asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        from ual_dagster.preflight import run_preflight
 
         checks = run_preflight(profile)
         for c in checks:
@@ -32,7 +31,7 @@ def preflight_asset(profile: Profile) -> dg.AssetsDefinition:
         lines = {c.name: c.detail for c in checks}
         missing = {c.name: c.detail for c in checks if not c.ok}
         return dg.MaterializeResult(
-            data_version=dg.DataVersion(PREFLIGHT_VERSION),
+            data_version=dg.DataVersion(versions.PREFLIGHT),
             # reused: it builds nothing, and its constant data version leaves everything downstream as it was
             metadata={"checks": dg.MetadataValue.json(lines), "missing": len(missing), "reused": True},
             check_results=[check("preflight_passed", PREFLIGHT_KEY, not missing, {"missing": missing or "none"})],

@@ -9,6 +9,8 @@ import os
 
 import dagster as dg
 
+from ual_dagster.storage.dead_runs import sweep_dead_runs
+
 _log = logging.getLogger("ual_dagster")
 
 
@@ -17,7 +19,6 @@ def sweep_dead_runs_at_load() -> None:
     before it creates its run, so no step of the new run waits for a dead run's slot."""
     if not os.environ.get("DAGSTER_HOME"):
         return  # an ephemeral instance (tests, no state): nothing persisted to sweep
-    from ual_dagster.storage.dead_runs import sweep_dead_runs
 
     try:
         with dg.DagsterInstance.get() as instance:
@@ -34,7 +35,6 @@ def sweep_dead_runs_at_load() -> None:
     "their duckdb/train pool slots, so they never block later or queued runs.",
 )
 def dead_run_sweep(context: dg.SensorEvaluationContext) -> dg.SkipReason:
-    from ual_dagster.storage.dead_runs import sweep_dead_runs
 
     swept = sweep_dead_runs(context.instance, log=context.log.warning)
     return dg.SkipReason(f"marked {len(swept)} dead run(s) failed" if swept else "no dead runs")

@@ -13,9 +13,10 @@ import json
 
 import dagster as dg
 
-from assets.data import instruction_set_key
-from ual_dagster import elicitation
+from assets.keys import instruction_set_key, uncertainty_key
+from assets.resources import DuckDBStoreResource
 from ual_dagster.config import Profile, resolve_path
+from ual_dagster.elicitation.elicitor import elicitor_fingerprint
 from ual_dagster.storage import DuckDBStore
 
 
@@ -63,7 +64,7 @@ def source_files_sensor(profile: Profile) -> dg.SensorDefinition:
     return _sensor
 
 
-def uncertainty_batches_sensor(profile: Profile, store: DuckDBStore) -> dg.SensorDefinition:
+def uncertainty_batches_sensor(profile: Profile) -> dg.SensorDefinition:
     """Requests uncertainty_<dataset> when one of its Batch API batches finishes (elicitation.mode: batch).
 
     The asset submits and waits at most batch_wait_s; this sensor does the rest of the
@@ -71,8 +72,6 @@ def uncertainty_batches_sensor(profile: Profile, store: DuckDBStore) -> dg.Senso
     per batch and terminal status (the run key), which collects the results. A submission
     a killed run left unsent is handed to a run at once.
     """
-    from assets.elicitation import uncertainty_key
-
     cfg = profile.elicitation
     batch_mode = cfg.backend == "openai" and cfg.mode == "batch"
 
@@ -85,13 +84,14 @@ def uncertainty_batches_sensor(profile: Profile, store: DuckDBStore) -> dg.Senso
         else dg.DefaultSensorStatus.STOPPED,
         description="Materialises an uncertainty asset when its OpenAI Batch API batch finishes.",
     )
-    def _sensor(context: dg.SensorEvaluationContext):
+    def _sensor(context: dg.SensorEvaluationContext, duckdb: DuckDBStoreResource):
         if not batch_mode:
             return dg.SkipReason("elicitation.mode is not 'batch'")
+        # the openai client loads only in batch mode
         from ual_dagster.elicitation.batch import TERMINAL, open_batches, poll_open_batches
 
         try:
-            found = open_batches(DuckDBStore(store.path, lock_wait_s=5.0), elicitation.elicitor_fingerprint(cfg))
+            found = open_batches(DuckDBStore(duckdb.database, lock_wait_s=5.0), elicitor_fingerprint(cfg))
         except Exception as exc:  # the database is busy with a writer: try at the next tick
             return dg.SkipReason(f"could not read open batches: {exc}")
         found = [b for b in found if b.dataset in profile.datasets]

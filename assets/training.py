@@ -6,23 +6,19 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.common import DATA_OR_CODE_CHANGED, code_version, finish, key_str
-from assets.data import training_set_key
-from assets.preflight import PREFLIGHT_KEY
+from assets.common import DATA_OR_CODE_CHANGED, code_version, finish
+from assets.keys import BASE_MODEL_KEY, PREFLIGHT_KEY, key_str, lora_key, training_set_key
+from assets.resources import ArtifactStoreResource, DuckDBStoreResource
+from ual_dagster import versions
 from ual_dagster.config import Profile
 from ual_dagster.config.training import MethodConfig, TrainingConfig
-from ual_dagster.resources import ArtifactStoreResource, DuckDBStoreResource
+from ual_dagster.fingerprint import stable_hash
+from ual_dagster.train import base_model as bm
+from ual_dagster.train.k8s import k8s_pod_spec, pod_command
 from ual_dagster.train.versioning import effective_training_config
-
-BASE_MODEL_KEY = dg.AssetKey(["base_model"])
-
-
-def lora_key(scenario: str, method: str) -> dg.AssetKey:
-    return dg.AssetKey(f"lora_{scenario}_{method}")
 
 
 def base_model_asset(profile: Profile) -> dg.AssetsDefinition:
-    from ual_dagster.train import base_model as bm
 
     cfg = profile.base_model
 
@@ -31,7 +27,7 @@ def base_model_asset(profile: Profile) -> dg.AssetsDefinition:
         group_name="training",
         kinds={"pytorch"},
         deps=[PREFLIGHT_KEY],  # the hub download is the first external need
-        code_version=code_version(bm.BASE_MODEL_CODE_VERSION, cfg),
+        code_version=code_version(versions.BASE_MODEL, cfg),
         automation_condition=DATA_OR_CODE_CHANGED,
         pool="train",
         description=(
@@ -42,6 +38,7 @@ def base_model_asset(profile: Profile) -> dg.AssetsDefinition:
     def _asset(
         context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource, artifacts: ArtifactStoreResource
     ) -> dg.MaterializeResult:
+        # torch and transformers load only where a step runs, never with the definitions
         from ual_dagster.train.checkpoints import record_base_model
         from ual_dagster.train.corpus import pretraining_texts
 
@@ -56,7 +53,6 @@ def base_model_asset(profile: Profile) -> dg.AssetsDefinition:
 
 
 def _lora_asset(profile: Profile, scenario: str, method: str) -> dg.AssetsDefinition:
-    from ual_dagster.train import versioning as train_fp
 
     method_cfg: MethodConfig = profile.methods[method]
     train_cfg = effective_training_config(profile.training, method_cfg)
@@ -70,7 +66,7 @@ def _lora_asset(profile: Profile, scenario: str, method: str) -> dg.AssetsDefini
         group_name="training",
         kinds={"pytorch", "peft"},
         deps=[training_set_key(scenario), BASE_MODEL_KEY],
-        code_version=code_version(train_fp.CODE_VERSION, train_cfg, method_cfg, matched, seeds),
+        code_version=code_version(versions.LORA, train_cfg, method_cfg, matched, seeds),
         automation_condition=DATA_OR_CODE_CHANGED,
         pool="train",
         description=f"LoRA adapters for scenario {scenario!r} trained with method {method!r} "
@@ -80,8 +76,7 @@ def _lora_asset(profile: Profile, scenario: str, method: str) -> dg.AssetsDefini
     def _asset(
         context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource, artifacts: ArtifactStoreResource
     ) -> dg.MaterializeResult:
-        from ual_dagster.fingerprint import stable_hash
-        from ual_dagster.train import checkpoints
+        from ual_dagster.train import checkpoints  # torch: only where a step runs
 
         store, arts = duckdb.store(), artifacts.store()
         base_fp = store.require_version(key_str(BASE_MODEL_KEY))
@@ -151,8 +146,6 @@ def _launch(context: dg.AssetExecutionContext, plan, train_cfg: TrainingConfig):
         )
     else:
         from dagster_k8s import PipesK8sClient
-
-        from ual_dagster.train.k8s import k8s_pod_spec, pod_command
 
         PipesK8sClient().run(
             context=context,

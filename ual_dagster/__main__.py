@@ -18,6 +18,8 @@ import sys
 
 from ual_dagster.config import load_profile
 from ual_dagster.config.loader import profile_problems
+from ual_dagster.plan import format_plan, plan
+from ual_dagster.preflight import format_checks, run_preflight
 from ual_dagster.storage import StatePaths
 
 
@@ -66,13 +68,9 @@ def _main(argv: list[str]) -> int:
     elif cmd == "plan":
         import json
 
-        from ual_dagster.plan import format_plan, plan
-
         result = plan(profile)
         print(json.dumps(result, indent=2) if "--json" in flags else format_plan(result))
     elif cmd == "preflight":
-        from ual_dagster.preflight import format_checks, run_preflight
-
         checks = run_preflight(profile)
         print(format_checks(checks))
         return 0 if all(c.ok for c in checks) else 1

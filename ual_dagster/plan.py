@@ -16,8 +16,10 @@ from typing import Any
 
 from ual_dagster.config import Profile
 from ual_dagster.data.scenarios import scenario_shares
-from ual_dagster.data.selection import window_size
+from ual_dagster.data.selection import elicitation_targets, window_size
 from ual_dagster.elicitation.cost import calls_per_row, estimate_cost_usd, estimate_tokens
+from ual_dagster.elicitation.elicitor import elicitor_fingerprint
+from ual_dagster.elicitation.prompt import load_template
 from ual_dagster.storage import DuckDBStore, StatePaths
 
 # instruction + input + response of a typical Alpaca / MetaMathQA row, in characters
@@ -91,8 +93,6 @@ def _used_and_window(profile: Profile, dataset: str, train_known: int | None) ->
 
 
 def dataset_plan(profile: Profile, dataset: str, store: DuckDBStore | None) -> DatasetPlan:
-    from ual_dagster.data.selection import elicitation_targets
-    from ual_dagster.elicitation.elicitor import elicitor_fingerprint
 
     cfg = profile.elicitation
     known = _known_rows(store, dataset)
@@ -117,7 +117,6 @@ def dataset_plan(profile: Profile, dataset: str, store: DuckDBStore | None) -> D
 
 
 def plan(profile: Profile) -> dict[str, Any]:
-    from ual_dagster.elicitation.prompt import load_template
 
     cfg = profile.elicitation
     paths = StatePaths.for_profile(profile)

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from ual_dagster.config import Profile, resolve_path
+from ual_dagster.config.elicitation import OPENAI_DEFAULT_URL
+from ual_dagster.config.paths import template_path
 
 TIMEOUT_S = 5.0
-OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
 LOCAL_HEURISTIC_URL = "local-heuristic"
 
 # OpenAI models that answer no more (or soon will not), with a replacement.
@@ -198,8 +199,6 @@ def run_preflight(
     cuda: Callable[[], bool] = _cuda_available,
     free_gb: Callable[[Path], float] = _free_gb,
 ) -> list[Check]:
-    from ual_dagster.elicitation.prompt import template_path
-
     checks: list[Check] = []
     el = profile.elicitation
     # elicitation endpoint

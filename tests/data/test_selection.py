@@ -11,9 +11,9 @@ from ual_dagster.config import Profile, load_profile
 from ual_dagster.config.data import ScenarioConfig
 from ual_dagster.data import build_instruction_set, draw_scenario
 from ual_dagster.data.selection import elicitation_targets, take_scored, targets_for_dataset
-from ual_dagster.data.training_sets import build_training_set, read_training_set
 from ual_dagster.elicitation import elicit_dataset
 from ual_dagster.storage import DuckDBStore
+from ual_dagster.train.training_sets import build_training_set, read_training_set
 
 ROOT = Path(__file__).resolve().parents[2]
 

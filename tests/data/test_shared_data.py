@@ -5,8 +5,7 @@ import unicodedata
 
 import pytest
 
-from ual_dagster.config import load_profile, resolve_path
-from ual_dagster.config.loader import PROJECT_ROOT
+from ual_dagster.config import PROJECT_ROOT, load_profile, resolve_path
 from ual_dagster.data import build_instruction_set, read_rejects
 from ual_dagster.storage import DuckDBStore
 

@@ -226,6 +226,7 @@ def test_sensor_requests_a_run_for_a_finished_batch_and_for_a_submission_a_kill_
     import dagster as dg
     import yaml
 
+    from assets.resources import DuckDBStoreResource
     from assets.sensors import uncertainty_batches_sensor
     from ual_dagster.config import load_profile
     from ual_dagster.elicitation.batch import ensure_tables
@@ -240,8 +241,10 @@ def test_sensor_requests_a_run_for_a_finished_batch_and_for_a_submission_a_kill_
         )
         profile = load_profile(str(path))
         store = StatePaths.for_profile(profile).store()
-        sensor = uncertainty_batches_sensor(profile, store)
-        context = dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral())
+        sensor = uncertainty_batches_sensor(profile)
+        context = dg.build_sensor_context(
+            instance=dg.DagsterInstance.ephemeral(), resources={"duckdb": DuckDBStoreResource(database=str(store.path))}
+        )
         assert sensor.evaluate_tick(context).skip_message == "no open batches"  # no database yet
 
         client = openai.OpenAI(base_url=url, api_key="sk-test")

@@ -51,11 +51,12 @@ def test_operational_parameters_do_not_change_it():
 
 
 def test_prompt_text_enters_the_fingerprint(monkeypatch, tmp_path):
+    import ual_dagster.config.paths as paths
     import ual_dagster.elicitation.prompt as prompt
 
     base = fp()
     (tmp_path / "uncertainty_v1.txt").write_text(load_template("uncertainty_v1") + "\nBe careful.\n")
-    monkeypatch.setattr(prompt, "PROMPTS_DIR", tmp_path)
+    monkeypatch.setattr(paths, "PROMPTS_DIR", tmp_path)
     prompt.load_template.cache_clear()
     try:
         assert fp() != base

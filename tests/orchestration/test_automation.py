@@ -76,8 +76,8 @@ def test_reelicitation_schedule_requests_only_datasets_with_missing_rows(tmp_pat
     with dg.DagsterInstance.ephemeral() as instance:
         ctx = dg.build_schedule_context(
             instance=instance,
-            repository_def=defs.get_repository_def(),
             scheduled_execution_time=datetime.now(timezone.utc),
+            resources={"duckdb": defs.resources["duckdb"]},  # the schedule reads the location's DuckDB resource
         )
         requests = schedule.evaluate_tick(ctx).run_requests
     assert [r.asset_selection for r in requests] == [[dg.AssetKey("uncertainty_testbed_open")]]
@@ -86,8 +86,8 @@ def test_reelicitation_schedule_requests_only_datasets_with_missing_rows(tmp_pat
     with dg.DagsterInstance.ephemeral() as instance:
         ctx = dg.build_schedule_context(
             instance=instance,
-            repository_def=defs.get_repository_def(),
             scheduled_execution_time=datetime.now(timezone.utc),
+            resources={"duckdb": defs.resources["duckdb"]},  # the schedule reads the location's DuckDB resource
         )
         data = schedule.evaluate_tick(ctx)
     assert not data.run_requests and data.skip_message

@@ -3,8 +3,8 @@
 import dagster as dg
 import yaml
 
-from assets.data import instruction_set_key
 from assets.definitions import build_definitions
+from assets.keys import instruction_set_key
 from ual_dagster.config import load_profile
 from ual_dagster.config.loader import BUNDLED_DIR
 

@@ -2,13 +2,12 @@
 
 from ual_dagster.config.loader import (
     PROFILE_ENV,
-    PROJECT_ROOT,
     ProfileError,
     active_profile,
     bundled_profiles,
     load_profile,
-    resolve_path,
 )
+from ual_dagster.config.paths import PROJECT_ROOT, resolve_path
 from ual_dagster.config.profile import Profile
 
 __all__ = [

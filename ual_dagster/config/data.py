@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from ual_dagster.config.base import StrictModel
+from ual_dagster.testbed_families import family_quotas, select_families
 
 FileFormat = Literal[
     "auto",
@@ -32,7 +33,7 @@ class TestbedConfig(StrictModel):
     n_samples: int = Field(2000, ge=1, le=1_000_000)
     heldout_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     families: list[str] | None = Field(
-        None, description="family names to include (None = all of `kind`); see ual_dagster.data.testbed.FAMILIES"
+        None, description="family names to include (None = all of `kind`); see ual_dagster.testbed_families.FAMILIES"
     )
     seed: int = 0
     answers_per_prompt: int | None = Field(
@@ -50,11 +51,6 @@ class TestbedConfig(StrictModel):
 
     @model_validator(mode="after")
     def _families_can_supply(self) -> "TestbedConfig":
-        from ual_dagster.data.testbed import (  # lazy: that module imports this one
-            family_quotas,
-            select_families,
-        )
-
         # Raises ValueError naming unknown or wrong-kind families, or an n_samples larger than
         # the selected families' distinct instances allow: a config error, caught at load time.
         family_quotas(select_families(self), self.n_samples, self.heldout_fraction, self.answers_per_prompt)

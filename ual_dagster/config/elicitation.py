@@ -8,6 +8,9 @@ from pydantic import Field, model_validator
 
 from ual_dagster.config.base import StrictModel
 
+# What `base_url: null` means for the openai backend (and for the judge).
+OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
+
 
 class ElicitationConfig(StrictModel):
     backend: Literal["openai", "hf_local", "file", "oracle"]

@@ -14,12 +14,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from ual_dagster.config.paths import PROMPTS_DIR, resolve_path, template_path
 from ual_dagster.config.profile import Profile
 
 PROFILE_ENV = "UAL_PROFILE"
 DEFAULT_PROFILE = "tiny"
 BUNDLED_DIR = Path(__file__).parent / "profiles"
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class ProfileError(ValueError):
@@ -108,8 +108,6 @@ def profile_problems(profile: Profile) -> list[str]:
     """One line per file the profile names that does not exist (data, prompts, score files,
     judge configs, local models). Loading does not require them (a data file may appear
     later, and its asset then fails naming it); `python -m ual_dagster validate` does."""
-    from ual_dagster.elicitation.prompt import template_path
-
     problems: list[str] = []
 
     def need(key: str, what: str, path: Path, kind: str = "file") -> None:
@@ -197,8 +195,6 @@ def load_profile(name_or_path: str | None = None) -> Profile:
 def _require_prompt(profile: Profile, path: Path) -> None:
     """The prompt text is part of the elicitor fingerprint, which the asset graph needs when
     it is built: a missing template is a profile error, not a traceback at code-location load."""
-    from ual_dagster.elicitation.prompt import PROMPTS_DIR, template_path
-
     template = template_path(profile.elicitation.prompt)
     if not template.is_file():
         bundled = sorted(p.stem for p in PROMPTS_DIR.glob("*.txt"))
@@ -216,9 +212,3 @@ def _cached(spec: str) -> Profile:
 def active_profile() -> Profile:
     """The profile named by UAL_PROFILE (cached per value of the variable)."""
     return _cached(os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE)
-
-
-def resolve_path(path: str | os.PathLike[str]) -> Path:
-    """Resolve a path from a profile: absolute, or relative to the project root."""
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else (PROJECT_ROOT / p).resolve()

@@ -25,7 +25,6 @@ from ual_dagster.data.source import SourceRows
 
 # Bumped when loading, normalisation or testbed generation changes the rows a data set yields
 # (the instruction_sets asset hashes it into its Dagster code version).
-CODE_VERSION = "loaders-2"  # 2: Dolly/MetaMathQA/ShareGPT, GSM8K final-answer marker
 
 _EXPLICIT: dict[str, tuple[str, Schema | None]] = {
     "alpaca_json": ("json_array", "alpaca"),

@@ -23,6 +23,7 @@ from collections.abc import Collection, Mapping, Sequence
 
 from ual_dagster.config.data import ScenarioConfig
 from ual_dagster.data.scenarios import ScenarioDraw, scenario_shares
+from ual_dagster.data.store import sample_ids_by_split
 from ual_dagster.fingerprint import stable_hash
 
 SELECTION_VERSION = "selection-1"
@@ -89,7 +90,6 @@ def take_scored(cfg: ScenarioConfig, train_ids: Mapping[str, Sequence[str]], sco
 def targets_for_dataset(profile, dataset: str, store) -> list[str] | None:
     """The ids `uncertainty_<dataset>` elicits under the profile, or None for every row of
     `elicit_splits` (scope 'all'). Reads only the `samples` table."""
-    from ual_dagster.data.store import sample_ids_by_split
 
     cfg = profile.elicitation
     if cfg.elicit_scope == "all":

@@ -19,9 +19,9 @@ _EXPORTS = {
     "range_check": "checks",
     "elicitor_fingerprint": "elicitor",
     "ElicitationResult": "run",
-    "current_scores": "run",
+    "current_scores": "scores",
     "elicit_dataset": "run",
-    "stale_samples": "run",
+    "stale_samples": "scores",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -45,7 +45,7 @@ from datetime import datetime
 import openai
 import pyarrow as pa
 
-from ual_dagster.config.elicitation import ElicitationConfig
+from ual_dagster.config.elicitation import OPENAI_DEFAULT_URL, ElicitationConfig
 from ual_dagster.elicitation.backends.openai_api import (
     NO_SCORE,
     OpenAIElicitor,
@@ -743,8 +743,6 @@ def has_open_batches(store: DuckDBStore, dataset: str, elicitor: str) -> bool:
 
 def poll_open_batches(cfg: ElicitationConfig, found: list[OpenBatch]) -> list[tuple[OpenBatch, str, int, int]]:
     """(batch, server status or 'preparing', requests done, total) for the sensor; reads only."""
-    from ual_dagster.elicitation.run import OPENAI_DEFAULT_URL
-
     base_url = cfg.base_url or OPENAI_DEFAULT_URL
     client = make_client(cfg, base_url, resolve_api_key(cfg, base_url))
     out = []

@@ -13,14 +13,14 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from ual_dagster import versions
 from ual_dagster.config import resolve_path
 from ual_dagster.config.elicitation import ElicitationConfig
 from ual_dagster.elicitation.prompt import prompt_version
 from ual_dagster.fingerprint import stable_hash
+from ual_dagster.models import is_packaged, model_signature
 
 # Bump when the code's reading of answers changes (parsing, expectation, dispersion).
-ELICITATION_CODE_VERSION = "elicitation-v1"
-ORACLE_VERSION = "intrinsic-v1"
 
 
 def _label(text: str) -> str:
@@ -39,7 +39,6 @@ def _model_signature(model: str) -> object:
     """What identifies a model's weights, cheaply: a `packaged:` model's package version and file
     hash (no conversion needed); a local folder's config text and file names/sizes (no weight
     hashing); otherwise the hub id itself (its revision is part of the id)."""
-    from ual_dagster.models import is_packaged, model_signature
 
     if is_packaged(model):
         return model_signature(model)
@@ -70,20 +69,20 @@ def elicitor_fingerprint(cfg: ElicitationConfig) -> str:
         params = _answer_params(cfg)
         if cfg.base_url == "local-model":  # the name alone does not say which weights the bundled server loads
             params["weights"] = _model_signature(cfg.model)
-        digest = stable_hash(ELICITATION_CODE_VERSION, "openai", cfg.model, cfg.method, params, length=8)
+        digest = stable_hash(versions.ELICITATION, "openai", cfg.model, cfg.method, params, length=8)
         return f"openai:{_label(cfg.model)}:{cfg.prompt}:{cfg.method}:{digest}"
     if cfg.backend == "hf_local":
         assert cfg.hf_model is not None
         signature = _model_signature(cfg.hf_model)
-        digest = stable_hash(ELICITATION_CODE_VERSION, "hf_local", signature, _answer_params(cfg), length=8)
+        digest = stable_hash(versions.ELICITATION, "hf_local", signature, _answer_params(cfg), length=8)
         return f"hf_local:{_label(Path(cfg.hf_model).name)}:{cfg.prompt}:expected_score:{digest}"
     if cfg.backend == "file":
         assert cfg.file_path is not None
         path = resolve_path(cfg.file_path)
         if not path.is_file():
             raise FileNotFoundError(f"score file {path} does not exist (elicitation.file_path)")
-        digest = stable_hash(ELICITATION_CODE_VERSION, "file", file_digest(path), length=8)
+        digest = stable_hash(versions.ELICITATION, "file", file_digest(path), length=8)
         return f"file:{_label(path.stem)}:import:{digest}"
     if cfg.backend == "oracle":
-        return f"oracle:intrinsic:{ORACLE_VERSION}:{stable_hash(ELICITATION_CODE_VERSION, 'oracle', length=8)}"
+        return f"oracle:intrinsic:{versions.ORACLE}:{stable_hash(versions.ELICITATION, 'oracle', length=8)}"
     raise ValueError(f"unknown elicitation backend {cfg.backend!r}")

@@ -29,10 +29,12 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from ual_dagster.config import resolve_path
 from ual_dagster.config.elicitation import ElicitationConfig
 from ual_dagster.elicitation.heuristic import estimate_open_endedness
 from ual_dagster.elicitation.prompt import extract_task
 from ual_dagster.loopback import serve_in_thread
+from ual_dagster.models import is_packaged, resolve_model_dir
 
 MODEL_NAME = "heuristic-v1"
 LOCAL_HEURISTIC_URL = "local-heuristic"
@@ -139,8 +141,6 @@ def local_heuristic_server(seed: int = 0) -> Iterator[str]:
 
 def local_model_dir(model: str) -> Path:
     """The folder `base_url: local-model` serves: a packaged model (converted on first use) or a local folder."""
-    from ual_dagster.config import resolve_path
-    from ual_dagster.models import is_packaged, resolve_model_dir
 
     if is_packaged(model):
         return resolve_model_dir(model)

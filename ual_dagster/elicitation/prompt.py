@@ -11,12 +11,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from string import Template
 
+from ual_dagster.config import paths
+from ual_dagster.config.paths import template_path
 from ual_dagster.fingerprint import stable_hash
-
-PROMPTS_DIR = Path(__file__).parent / "prompts"
 
 # What a model is expected to write before the score; hf_local appends it to the
 # assistant turn so that the very next token is the score.
@@ -25,20 +24,11 @@ ANSWER_PREFIX = '{"uncertainty": '
 _SECTION = re.compile(r"^### (Instruction|Input|Example response|Answer format)\n", re.MULTILINE)
 
 
-def template_path(name: str) -> Path:
-    """A bundled template by stem (`uncertainty_v1`), or a .txt file of the user's by path."""
-    if name.endswith(".txt") or "/" in name:
-        from ual_dagster.config import resolve_path
-
-        return resolve_path(name)
-    return PROMPTS_DIR / f"{name}.txt"
-
-
 @lru_cache(maxsize=16)
 def load_template(name: str) -> str:
     path = template_path(name)
     if not path.is_file():
-        available = sorted(p.stem for p in PROMPTS_DIR.glob("*.txt"))
+        available = sorted(p.stem for p in paths.PROMPTS_DIR.glob("*.txt"))
         raise FileNotFoundError(f"prompt template {name!r} not found at {path}; available: {available}")
     return path.read_text(encoding="utf-8")
 

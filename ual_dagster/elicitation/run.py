@@ -22,11 +22,17 @@ from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from ual_dagster.config.elicitation import ElicitationConfig
+from ual_dagster.config.elicitation import OPENAI_DEFAULT_URL, ElicitationConfig
+from ual_dagster.elicitation.backends.file_import import (
+    content_key,
+    import_scores,
+)
+from ual_dagster.elicitation.backends.hf_local import score_with_local_model
 from ual_dagster.elicitation.backends.openai_api import OpenAIElicitor, resolve_api_key
 from ual_dagster.elicitation.backends.oracle import oracle_outcome
+from ual_dagster.elicitation.batch import elicit_in_batches, has_open_batches
 from ual_dagster.elicitation.budget import BudgetExhausted, RunBudget
 from ual_dagster.elicitation.checks import coverage_check, range_check
 from ual_dagster.elicitation.commit import RowCommitter, journal_path, replay_journal
@@ -34,6 +40,7 @@ from ual_dagster.elicitation.elicitor import elicitor_fingerprint
 from ual_dagster.elicitation.local_server import BUNDLED_URLS, bundled_server
 from ual_dagster.elicitation.metrics import histogram, percentile, spearman
 from ual_dagster.elicitation.outcome import RunStats
+from ual_dagster.elicitation.scores import scores_fingerprint, stale_cutoff
 from ual_dagster.elicitation.table import (
     SampleToScore,
     dataset_sample_contents,
@@ -41,15 +48,10 @@ from ual_dagster.elicitation.table import (
     previous_elicitor_scores,
     scored_samples,
     status_counts,
-    to_naive_utc,
     utc_now,
 )
-from ual_dagster.fingerprint import hash_rows
 from ual_dagster.storage import DuckDBStore
 from ual_dagster.storage.locks import held_lock
-
-OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
-SCORE_ROUNDING = 6
 
 Log = Callable[[str], None]
 
@@ -59,37 +61,6 @@ class ElicitationResult:
     fingerprint: str  # the DataVersion
     elicitor: str
     metadata: dict
-
-
-def stale_cutoff(cfg: ElicitationConfig, now: datetime, stale_before: datetime | None) -> datetime | None:
-    """ok rows created before this are re-elicited (latest of stale_before and now - ttl_days)."""
-    candidates = []
-    if stale_before is not None:
-        candidates.append(to_naive_utc(stale_before))
-    if cfg.ttl_days is not None:
-        candidates.append(to_naive_utc(now) - timedelta(days=cfg.ttl_days))
-    return max(candidates) if candidates else None
-
-
-def stale_samples(
-    store: DuckDBStore, dataset: str, cfg: ElicitationConfig, now: datetime, only: Collection[str] | None = None
-) -> list[str]:
-    """Sample ids needing (re-)elicitation: missing, failed/unparseable, only scored by another
-    elicitor, or scored longer than ttl_days before `now`. For the re-elicitation schedule."""
-    cutoff = stale_cutoff(cfg, now, None)
-    pending, _ = pending_samples(store, dataset, elicitor_fingerprint(cfg), cfg.elicit_splits, cutoff, only)
-    return [s.sample_id for s in pending]
-
-
-def current_scores(store: DuckDBStore, dataset: str, cfg: ElicitationConfig) -> dict[str, float]:
-    """sample_id -> u for every sample of the dataset (any split) with an ok score under cfg's elicitor."""
-    with store.connect() as con:
-        rows = scored_samples(con, dataset, elicitor_fingerprint(cfg))
-    return {sample_id: float(u) for sample_id, u, _, _ in rows}
-
-
-def scores_fingerprint(scores: dict[str, float]) -> str:
-    return hash_rows([sid, round(u, SCORE_ROUNDING)] for sid, u in scores.items())
 
 
 @contextmanager
@@ -144,8 +115,6 @@ def _elicit(
 ) -> dict:
     """Run the configured backend over `pending`; returns backend-specific metadata."""
     if cfg.backend == "openai" and cfg.mode == "batch":
-        from ual_dagster.elicitation.batch import elicit_in_batches
-
         return elicit_in_batches(pending, cfg, cfg.base_url or OPENAI_DEFAULT_URL, stats, committer, log)
     if cfg.backend == "openai":
         with _endpoint(cfg) as base_url:
@@ -159,17 +128,10 @@ def _elicit(
                 committer.flush()
         return {}
     if cfg.backend == "file":
-        from ual_dagster.elicitation.backends.file_import import (
-            content_key,
-            import_scores,
-        )
-
         contents = dataset_sample_contents(committer.store, committer.dataset)
         known_keys = {content_key(i, x, o): sid for sid, i, x, o in contents}
         return import_scores(pending, known_keys, {c[0] for c in contents}, cfg, committer, log)
     if cfg.backend == "hf_local":
-        from ual_dagster.elicitation.backends.hf_local import score_with_local_model
-
         return score_with_local_model(pending, cfg, stats, committer, log)
     raise ValueError(f"unknown elicitation backend {cfg.backend!r}")
 
@@ -184,8 +146,6 @@ def _open_batches(store: DuckDBStore, dataset: str, cfg: ElicitationConfig, elic
     """Batch mode: submissions still to collect, even when no row is pending (elicitation/batch.py)."""
     if cfg.backend != "openai" or cfg.mode != "batch":
         return False
-    from ual_dagster.elicitation.batch import has_open_batches
-
     return has_open_batches(store, dataset, elicitor)
 
 

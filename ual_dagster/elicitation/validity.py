@@ -24,6 +24,7 @@ import math
 import pandas as pd
 
 from ual_dagster.storage import DuckDBStore
+from ual_dagster.testbed_families import FAMILIES
 
 COLUMNS = ["elicitor", "elicitor_name", "scope", "n", "spearman", "spearman_p", "auc", "note"]
 SCOPES = ("overall", "single_answer", "many_answers")
@@ -43,7 +44,6 @@ def elicitor_name(elicitor: str) -> str:
 
 
 def _kind(family: str | None, intrinsic: float) -> str:
-    from ual_dagster.data.testbed import FAMILIES
 
     if family in FAMILIES:
         return FAMILIES[family].kind

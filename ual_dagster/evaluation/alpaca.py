@@ -24,6 +24,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from ual_dagster import versions
+from ual_dagster.config import resolve_path
 from ual_dagster.config.evaluation import (
     AlpacaEvalConfig,
     GenerationConfig,
@@ -39,7 +41,6 @@ from ual_dagster.evaluation.scores import ItemScore, ScoreRow, clean_number
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.storage import ArtifactStore
 
-ALPACA_CODE_VERSION = "alpaca-eval-v1"
 BENCHMARK = "alpaca_eval"
 JUDGE_CONFIGS_DIR = Path(__file__).parent / "judge_configs"
 TESTBED_ANNOTATOR = JUDGE_CONFIGS_DIR / "testbed_judge" / "configs.yaml"
@@ -182,7 +183,6 @@ def build_eval_set(cfg: AlpacaEvalConfig, eval_data: EvalData, prompt_template: 
         if cfg.instructions == "file":
             if not cfg.path:
                 raise ValueError("alpaca_eval.instructions 'file' needs alpaca_eval.path")
-            from ual_dagster.config import resolve_path
 
             refs = load_reference_file(resolve_path(cfg.path))
         else:
@@ -440,7 +440,7 @@ def run_alpaca_eval(
         raise ValueError("alpaca_eval: the evaluation instruction set is empty")
     gen = cached_generate(handle, checkpoint_fp, [it.prompt for it in items], generation, work_dir / "generations", log)
     judge_key = stable_hash(
-        ALPACA_CODE_VERSION,
+        versions.ALPACA_EVAL,
         gen.cache_key,
         cfg.model_dump(mode="json"),
         [(it.instruction, it.reference, it.valid_answers) for it in items],

@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 
+from ual_dagster import versions
 from ual_dagster.config.evaluation import AnswerLikelihoodConfig
 from ual_dagster.evaluation.eval_data import EvalData, HeldoutItem
 from ual_dagster.evaluation.models import CheckpointHandle, LoadedCheckpoint, Log
@@ -43,7 +44,6 @@ from ual_dagster.evaluation.scores import ItemScore, ScoreRow, item_mean_row
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.storage import ArtifactStore
 
-LIKELIHOOD_CODE_VERSION = "answer-likelihood-v1"
 BENCHMARK = "testbed_likelihood"
 LOG_P_ANSWER = "log_p_answer"
 LOG_P_VALID_SET = "log_p_valid_set"
@@ -161,7 +161,7 @@ def run_answer_likelihood(
     items = selected_items(cfg, eval_data)
     prompts = [render_prompt(it.instruction, it.input, prompt_template) for it in items]
     key = stable_hash(
-        LIKELIHOOD_CODE_VERSION,
+        versions.ANSWER_LIKELIHOOD,
         checkpoint_fp,
         cfg.model_dump(mode="json", exclude={"batch_size"}),
         [(it.sample_id, p, answers_of(it)) for it, p in zip(items, prompts)],

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ual_dagster import versions
 from ual_dagster.config.evaluation import EvaluationConfig
 from ual_dagster.evaluation.alpaca import run_alpaca_eval
 from ual_dagster.evaluation.eval_data import EvalData
@@ -16,7 +17,6 @@ from ual_dagster.evaluation.scores import ItemScore, ScoreRow
 from ual_dagster.fingerprint import stable_hash
 
 # v2: per-item results, testbed_likelihood, exact match stderr from items, no discrete_win_rate
-EVALUATION_CODE_VERSION = "evaluate-checkpoint-v2"
 
 
 @dataclass
@@ -38,7 +38,7 @@ def evaluation_fingerprint(checkpoint_fp: str, cfg: EvaluationConfig, eval_data:
     """hash(code version, checkpoint, evaluation config, evaluation data); names the eval_scores rows."""
     # The clustering section is read by token_clustering, not here.
     cfg_slice = cfg.model_dump(mode="json", exclude={"clustering"})
-    return stable_hash(EVALUATION_CODE_VERSION, checkpoint_fp, cfg_slice, eval_data.fingerprint, prompt_template)
+    return stable_hash(versions.EVALUATION, checkpoint_fp, cfg_slice, eval_data.fingerprint, prompt_template)
 
 
 def evaluate_checkpoint(

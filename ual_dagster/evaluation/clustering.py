@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ual_dagster import versions
 from ual_dagster.config.evaluation import ClusteringConfig
 from ual_dagster.evaluation.eval_data import EvalData, HeldoutItem
 from ual_dagster.evaluation.models import CheckpointHandle, LoadedCheckpoint, Log
@@ -33,7 +34,6 @@ from ual_dagster.fingerprint import stable_hash
 from ual_dagster.progress import Progress
 from ual_dagster.storage import DuckDBStore
 
-CLUSTERING_CODE_VERSION = "token-clustering-v1"
 BENCHMARK = "token_clustering"
 CACHE_DDL = """
 CREATE TABLE IF NOT EXISTS token_clustering (
@@ -184,7 +184,7 @@ class ClusteringResult:
 
 def clustering_fingerprint(checkpoint_fp: str, cfg: ClusteringConfig, eval_data: EvalData, prompt_template: str) -> str:
     return stable_hash(
-        CLUSTERING_CODE_VERSION, checkpoint_fp, cfg.model_dump(mode="json"), eval_data.fingerprint, prompt_template
+        versions.CLUSTERING, checkpoint_fp, cfg.model_dump(mode="json"), eval_data.fingerprint, prompt_template
     )
 
 

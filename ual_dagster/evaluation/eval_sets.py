@@ -10,12 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ual_dagster import versions
 from ual_dagster.config import Profile
 from ual_dagster.evaluation.eval_data import EvalData, datasets_needed, load_eval_data
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.storage import ArtifactStore, DuckDBStore
-
-CODE_VERSION = "eval-sets-1"
 
 
 @dataclass
@@ -37,7 +36,7 @@ def build_eval_sets(
     data = profile_eval_data(profile, store)
     for name in data.items:
         data.dataset(name)  # raises, naming the dataset, when it has no held-out rows
-    fp = stable_hash(CODE_VERSION, data.fingerprint)
+    fp = stable_hash(versions.EVAL_SETS, data.fingerprint)
     counts = {name: len(items) for name, items in data.items.items()}
     if log:
         log(f"eval sets {fp}: held-out items per dataset {counts}")

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ual_dagster import versions
+from ual_dagster.config import resolve_path
 from ual_dagster.config.evaluation import GenerationConfig, LmEvalTaskConfig
 from ual_dagster.evaluation.eval_data import EvalData
 from ual_dagster.evaluation.models import CheckpointHandle, Log
@@ -27,7 +29,6 @@ from ual_dagster.fingerprint import stable_hash
 from ual_dagster.jsonl import iter_json_objects
 from ual_dagster.storage import ArtifactStore
 
-LM_EVAL_CODE_VERSION = "lm-eval-runner-v1"
 TASKS_DIR = Path(__file__).parent / "tasks"
 DATA_PLACEHOLDER = "__UAL_DATA_FILE__"
 RESULTS_FILE = "results.json"
@@ -180,7 +181,6 @@ def _prepare_data(task: LmEvalTaskConfig, eval_data: EvalData, prompt_template: 
     if task.name == "gsm8k_local":
         if not task.data_path:
             raise ValueError("lm_eval task gsm8k_local needs 'data_path' (a JSONL of {question, answer})")
-        from ual_dagster.config import resolve_path
 
         path = resolve_path(task.data_path)
         validate_gsm8k_jsonl(path)
@@ -188,7 +188,6 @@ def _prepare_data(task: LmEvalTaskConfig, eval_data: EvalData, prompt_template: 
     if task.name in UPSTREAM_INCLUDE_TASKS:
         if not task.data_path:
             return None  # upstream's hub data set
-        from ual_dagster.config import resolve_path
 
         path = resolve_path(task.data_path)
         validate_gsm8k_jsonl(path)
@@ -220,7 +219,7 @@ def run_lm_eval(
         t0 = time.perf_counter()
         data_file = _prepare_data(task, eval_data, prompt_template, work_dir / "lm_eval_data")
         key = stable_hash(
-            LM_EVAL_CODE_VERSION,
+            versions.LM_EVAL,
             checkpoint_fp,
             task.model_dump(mode="json"),
             _task_data_sha(task.name, data_file),

@@ -21,12 +21,11 @@ from typing import Any
 
 import torch
 
+from ual_dagster import versions
 from ual_dagster.config.evaluation import GenerationConfig
 from ual_dagster.evaluation.prompts import prompt_token_ids
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.progress import Progress
-
-GENERATION_CODE_VERSION = "generate-v1"
 
 Log = Callable[[str], None] | None
 
@@ -187,7 +186,7 @@ class GenerationResult:
 
 
 def generation_cache_key(checkpoint_fp: str, cfg: GenerationConfig, prompts: Sequence[str]) -> str:
-    return stable_hash(GENERATION_CODE_VERSION, checkpoint_fp, cfg.model_dump(mode="json"), list(prompts))
+    return stable_hash(versions.GENERATION, checkpoint_fp, cfg.model_dump(mode="json"), list(prompts))
 
 
 def _atomic_write_json(path: Path, value: Any) -> None:

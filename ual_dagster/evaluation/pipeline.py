@@ -10,11 +10,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ual_dagster import versions
 from ual_dagster.config import Profile
+from ual_dagster.evaluation.comparisons import compute_comparisons, write_comparisons
+from ual_dagster.evaluation.eval_data import load_eval_data
+from ual_dagster.evaluation.eval_sets import profile_eval_data
+from ual_dagster.evaluation.report import comparison_report
+from ual_dagster.evaluation.scores import current_rows, has_scores, read_items, read_scores, write_scores
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.storage import ArtifactStore, DuckDBStore
+from ual_dagster.train.versioning import effective_training_config
 
-CODE_VERSION = "eval-pipeline-1"
 CLUSTERING = "token_clustering"
 Log = Callable[[str], None] | None
 
@@ -29,7 +35,6 @@ class StepResult:
 
 
 def _template(profile: Profile, method: str) -> str:
-    from ual_dagster.train.versioning import effective_training_config
 
     return effective_training_config(profile.training, profile.methods[method]).prompt_template
 
@@ -73,7 +78,7 @@ def evaluate_variant(
         )
         fps[seed] = res.fingerprint
         per_seed[str(seed)] = {"eval_fingerprint": res.fingerprint, "reused": res.reused, **res.metadata}
-    fingerprint = stable_hash(CODE_VERSION, "evaluations", sorted(fps.items()))
+    fingerprint = stable_hash(versions.EVAL_PIPELINE, "evaluations", sorted(fps.items()))
     meta = {
         "seeds": sorted(checkpoints),
         "evaluated": sum(not v["reused"] for v in per_seed.values()),
@@ -99,8 +104,6 @@ def _evaluate_seed(
         evaluate_checkpoint,
         evaluation_fingerprint,
     )
-    from ual_dagster.evaluation.eval_sets import profile_eval_data
-    from ual_dagster.evaluation.scores import has_scores, read_scores, write_scores
     from ual_dagster.train.checkpoints import adapter_path, base_model_path
 
     cfg = profile.evaluation
@@ -148,8 +151,6 @@ def probe_data(profile: Profile, store: DuckDBStore):
     """The probe set of token_clustering: the evaluation's held-out rows, or, when the
     evaluation reads none locally (the paper profile takes gsm8k and AlpacaEval from the
     hub), the train split of the profile's data sets (a seeded sample is drawn from it)."""
-    from ual_dagster.evaluation.eval_data import load_eval_data
-    from ual_dagster.evaluation.eval_sets import profile_eval_data
 
     data = profile_eval_data(profile, store)
     if data.all_items():
@@ -183,7 +184,6 @@ def cluster_checkpoints(
         load_clustering,
         save_clustering,
     )
-    from ual_dagster.evaluation.scores import has_scores, write_scores
     from ual_dagster.train.checkpoints import adapter_path, base_model_path
 
     cfg = profile.evaluation.clustering
@@ -234,7 +234,7 @@ def cluster_checkpoints(
         plot = artifacts.path("clustering", cfp) / "pca_L-1.png"
         if plot.exists():
             plots[label] = str(plot)
-    fp = stable_hash(CODE_VERSION, CLUSTERING, seed, fps, sorted(transient))
+    fp = stable_hash(versions.EVAL_PIPELINE, CLUSTERING, seed, fps, sorted(transient))
     meta = {
         "checkpoints_computed": computed,
         "seed": seed,
@@ -246,25 +246,14 @@ def cluster_checkpoints(
     return StepResult(fp, meta, reused=computed == 0 and not transient)
 
 
-def current_rows(profile: Profile, frame):
-    """The rows of eval_scores / eval_items that belong to the profile's variants and seeds."""
-    return frame[
-        frame["scenario"].isin(list(profile.scenarios))
-        & frame["method"].isin(list(profile.methods))
-        & frame["seed"].isin(list(profile.experiment.seeds))
-    ]
-
-
 def roll_up_scores(profile: Profile, store: DuckDBStore, upstream: Sequence[str]) -> StepResult:
     """One view over every variant and seed of the profile, and the paired `comparisons`
     computed from their per-item results; its version is that of its inputs and of the
     experiment settings the comparisons use."""
-    from ual_dagster.evaluation.comparisons import compute_comparisons, write_comparisons
-    from ual_dagster.evaluation.scores import read_items, read_scores
 
     exp = profile.experiment
     fingerprint = stable_hash(
-        CODE_VERSION, "eval_scores", list(upstream), exp.model_dump(mode="json"), profile.baselines()
+        versions.EVAL_PIPELINE, "eval_scores", list(upstream), exp.model_dump(mode="json"), profile.baselines()
     )
     current = current_rows(profile, read_scores(store))
     table = current.pivot_table(index=["benchmark", "metric"], columns=["scenario", "method"], values="value")
@@ -294,12 +283,11 @@ def roll_up_scores(profile: Profile, store: DuckDBStore, upstream: Sequence[str]
 
 
 def write_report(profile: Profile, store: DuckDBStore, artifacts: ArtifactStore, eval_scores_fp: str) -> StepResult:
-    from ual_dagster.evaluation.report import REPORT_CODE_VERSION, comparison_report
 
     methods_cfg = {n: m.model_dump(mode="json") for n, m in profile.methods.items()}
     fp = stable_hash(
-        CODE_VERSION,
-        REPORT_CODE_VERSION,
+        versions.EVAL_PIPELINE,
+        versions.REPORT,
         "report",
         eval_scores_fp,
         methods_cfg,

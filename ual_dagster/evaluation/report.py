@@ -24,15 +24,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ual_dagster import versions
 from ual_dagster.config import Profile
 from ual_dagster.config.training import MethodConfig
+from ual_dagster.elicitation.elicitor import elicitor_fingerprint
+from ual_dagster.elicitation.validity import elicitor_validity, format_validity
 from ual_dagster.evaluation.comparisons import read_comparisons
-from ual_dagster.evaluation.scores import read_scores
+from ual_dagster.evaluation.scores import current_rows, read_scores
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.storage import DuckDBStore
 from ual_dagster.train.epsilon import epsilons_for
 
-REPORT_CODE_VERSION = "comparison-report-v3"
 CLUSTERING = "token_clustering"
 
 # The UAL paper (ACL 2024), mixed scenario, UAL minus SFT. The paper does not name the
@@ -294,8 +296,6 @@ def _clustering_section(scores: pd.DataFrame, methods: Mapping[str, MethodConfig
 
 
 def comparison_report(store: DuckDBStore, out_dir: str | Path, profile: Profile) -> ReportResult:
-    from ual_dagster.elicitation.elicitor import elicitor_fingerprint
-    from ual_dagster.evaluation.pipeline import current_rows
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -390,7 +390,7 @@ def comparison_report(store: DuckDBStore, out_dir: str | Path, profile: Profile)
     md = out_dir / "report.md"
     md.write_text("\n".join(lines) + "\n", encoding="utf-8")
     fp = stable_hash(
-        REPORT_CODE_VERSION,
+        versions.REPORT,
         scores.drop(columns=["created_at"]).to_json(orient="records"),
         cmp.to_json(orient="records"),
         {n: m.model_dump(mode="json") for n, m in methods.items()},
@@ -413,7 +413,6 @@ def comparison_report(store: DuckDBStore, out_dir: str | Path, profile: Profile)
 
 def _validity_section(store: DuckDBStore, profile: Profile) -> list[str]:
     """Each elicitor with rows on these data sets against the known intrinsic uncertainty."""
-    from ual_dagster.elicitation.validity import elicitor_validity, format_validity
 
     if not (_table_exists(store, "uncertainty") and _table_exists(store, "samples")):
         return []

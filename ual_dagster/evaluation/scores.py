@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from ual_dagster.config import Profile
 from ual_dagster.storage import DuckDBStore
 
 EVAL_SCORES_DDL = """
@@ -250,3 +251,12 @@ def has_scores(
     with store.connect() as con:
         _ensure(con)
         return con.execute(sql, params).fetchone()[0] > 0
+
+
+def current_rows(profile: Profile, frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of eval_scores / eval_items that belong to the profile's variants and seeds."""
+    return frame[
+        frame["scenario"].isin(list(profile.scenarios))
+        & frame["method"].isin(list(profile.methods))
+        & frame["seed"].isin(list(profile.experiment.seeds))
+    ]

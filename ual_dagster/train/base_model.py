@@ -15,13 +15,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ual_dagster import versions
 from ual_dagster.config.training import BaseModelConfig, TinyModelConfig
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.progress import Progress
 from ual_dagster.storage.artifacts import ArtifactStore
 
 # Bump when the tokenizer, architecture or pre-training code changes what is built.
-BASE_MODEL_CODE_VERSION = "base_model-1"
 ARTIFACT_KIND = "base_model"
 SPECIAL_TOKENS = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
 # Files whose names and sizes identify a local model directory.
@@ -52,7 +52,7 @@ def build_base_model(
 ) -> BaseModelResult:
     log = log or (lambda _msg: None)
     if cfg.source == "hub":
-        fp = stable_hash(BASE_MODEL_CODE_VERSION, "hub", cfg.hub_id, cfg.revision)
+        fp = stable_hash(versions.BASE_MODEL, "hub", cfg.hub_id, cfg.revision)
         meta = {"source": "hub", "hub_id": cfg.hub_id, "revision": cfg.revision or "unpinned"}
         return BaseModelResult(fp, cfg.hub_id, meta)
     if cfg.source == "local":
@@ -61,7 +61,7 @@ def build_base_model(
     if not corpus:
         raise ValueError("base_model source 'build_tiny' needs non-empty pre-training texts")
     tiny = cfg.tiny or TinyModelConfig()
-    fp = stable_hash(BASE_MODEL_CODE_VERSION, tiny.model_dump(mode="json"), texts_hash(corpus))
+    fp = stable_hash(versions.BASE_MODEL, tiny.model_dump(mode="json"), texts_hash(corpus))
     out = artifacts.path(ARTIFACT_KIND, fp)
     if artifacts.is_finished(ARTIFACT_KIND, fp):
         log(f"base model {fp} already built at {out}; reusing it")
@@ -78,7 +78,7 @@ def _resolve_local(cfg: BaseModelConfig) -> BaseModelResult:
         raise FileNotFoundError(f"base_model.path {root}: no config.json (not a transformers model directory)")
     files = sorted({p for pattern in LOCAL_MODEL_FILES for p in root.glob(pattern)})
     listing = [(p.name, p.stat().st_size) for p in files]
-    fp = stable_hash(BASE_MODEL_CODE_VERSION, "local", listing)
+    fp = stable_hash(versions.BASE_MODEL, "local", listing)
     return BaseModelResult(fp, str(root), {"source": "local", "path": str(root), "files": len(listing)})
 
 

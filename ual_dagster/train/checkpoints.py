@@ -18,12 +18,12 @@ from typing import Any
 import pandas as pd
 
 from ual_dagster.config.training import MethodConfig, TrainingConfig
-from ual_dagster.data.training_sets import read_training_set
 from ual_dagster.fingerprint import hash_rows
 from ual_dagster.storage import ArtifactStore, DuckDBStore
 from ual_dagster.train.epsilon import method_epsilons
 from ual_dagster.train.examples import TrainExample
 from ual_dagster.train.trainer import ADAPTER_DIR, RESULT_FILE, TrainResult
+from ual_dagster.train.training_sets import read_training_set
 from ual_dagster.train.versioning import checkpoint_fingerprint
 
 KIND = "lora"

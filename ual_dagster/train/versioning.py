@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ual_dagster import versions
 from ual_dagster.config.training import MethodConfig, TrainingConfig
 from ual_dagster.fingerprint import stable_hash
 
@@ -23,7 +24,6 @@ def result_affecting_config(cfg: TrainingConfig) -> dict:
 
 
 # Bump when a change to the trainer, loss or prompt rendering changes what is trained.
-CODE_VERSION = "lora-train-1"
 
 
 def effective_training_config(cfg: TrainingConfig, method: MethodConfig) -> TrainingConfig:
@@ -41,4 +41,4 @@ def checkpoint_fingerprint(base_fp: str, examples_hash: str, cfg: TrainingConfig
     settings, checkpoint interval) are left out: changing them retrains nothing.
     """
     result_fields = result_affecting_config(effective_training_config(cfg, method))
-    return stable_hash(CODE_VERSION, base_fp, examples_hash, result_fields, method.model_dump(mode="json"))
+    return stable_hash(versions.LORA, base_fp, examples_hash, result_fields, method.model_dump(mode="json"))

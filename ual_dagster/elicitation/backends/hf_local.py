@@ -22,11 +22,11 @@ from ual_dagster.elicitation.commit import RowCommitter
 from ual_dagster.elicitation.outcome import Outcome, RunStats
 from ual_dagster.elicitation.prompt import ANSWER_PREFIX, render_prompt
 from ual_dagster.elicitation.table import SampleToScore
+from ual_dagster.models import is_packaged, resolve_model_dir
 
 
 def model_source(hf_model: str) -> str:
     """What from_pretrained loads: a packaged model's converted folder, a local path, or a hub id."""
-    from ual_dagster.models import is_packaged, resolve_model_dir
 
     if is_packaged(hf_model):
         return str(resolve_model_dir(hf_model))

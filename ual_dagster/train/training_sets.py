@@ -15,14 +15,15 @@ from typing import Any
 
 import pandas as pd
 
+from ual_dagster import versions
 from ual_dagster.config import Profile
 from ual_dagster.config.data import ScenarioConfig
 from ual_dagster.data.selection import take_scored
 from ual_dagster.data.store import train_sample_ids
+from ual_dagster.elicitation.elicitor import elicitor_fingerprint
+from ual_dagster.elicitation.scores import current_scores
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.storage import DuckDBStore
-
-CODE_VERSION = "training_sets-1"
 
 DDL = """
 CREATE TABLE IF NOT EXISTS training_sets (
@@ -52,8 +53,6 @@ def build_training_set(
     upstream: Mapping[str, str],
     log: Callable[[str], None] | None = None,
 ) -> TrainingSetResult:
-    from ual_dagster.elicitation import current_scores, elicitor_fingerprint
-
     elicitor = elicitor_fingerprint(profile.elicitation)
     scores: dict[str, float] = {}
     unscored: dict[str, int] = {}
@@ -68,7 +67,7 @@ def build_training_set(
     # Content only (not the elicitor's name): a new prompt that gives the same scores leaves
     # the training set's version, and so every checkpoint, as it was.
     fingerprint = stable_hash(
-        CODE_VERSION, cfg.model_dump(mode="json"), sorted((d, s, round(u, 6)) for d, s, u in rows)
+        versions.TRAINING_SETS, cfg.model_dump(mode="json"), sorted((d, s, round(u, 6)) for d, s, u in rows)
     )
     frame = pd.DataFrame(
         {
