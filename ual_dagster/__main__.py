@@ -50,12 +50,12 @@ def _main(argv: list[str]) -> int:
     elif cmd == "validate":
         problems = profile_problems(profile)
         if problems:
-            source = getattr(profile, "_source_path", "?")
+            source = profile.source_path or "?"
             print(f"error: profile {source} names {len(problems)} missing file(s):", file=sys.stderr)
             for line in problems:
                 print(f"  - {line}", file=sys.stderr)
             return 2
-        print(f"profile {profile.name!r} is valid ({getattr(profile, '_source_path', '?')})")
+        print(f"profile {profile.name!r} is valid ({profile.source_path or '?'})")
         print(f"  datasets:  {', '.join(profile.datasets)}")
         print(f"  scenarios: {', '.join(profile.scenarios)}")
         print(f"  methods:   {', '.join(profile.methods)}")

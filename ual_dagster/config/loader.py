@@ -190,7 +190,7 @@ def load_profile(name_or_path: str | None = None) -> Profile:
     except ValidationError as exc:
         raise ProfileError(format_validation_error(path, exc)) from None
     _require_prompt(profile, path)
-    object.__setattr__(profile, "_source_path", path)
+    profile._source_path = path  # a private attribute: not a profile field, allowed on a frozen model
     return profile
 
 

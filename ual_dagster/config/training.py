@@ -34,14 +34,20 @@ class BaseModelConfig(StrictModel):
     path: str | None = None
     tiny: TinyModelConfig | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_tiny(cls, data: object) -> object:
+        """source build_tiny without a `tiny` section builds the default tiny model."""
+        if isinstance(data, dict) and data.get("source") == "build_tiny" and data.get("tiny") is None:
+            return {**data, "tiny": {}}
+        return data
+
     @model_validator(mode="after")
     def _fields(self) -> "BaseModelConfig":
         if self.source == "hub" and not self.hub_id:
             raise ValueError("source 'hub' needs 'hub_id'")
         if self.source == "local" and not self.path:
             raise ValueError("source 'local' needs 'path'")
-        if self.source == "build_tiny" and self.tiny is None:
-            object.__setattr__(self, "tiny", TinyModelConfig())
         return self
 
 
