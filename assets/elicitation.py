@@ -4,6 +4,7 @@ import dagster as dg
 
 from assets.common import DATA_OR_CODE_CHANGED, check, code_version, finish, key_str, one_line_failure
 from ual_dagster.config import Profile
+from ual_dagster.config.elicitation import OpenAIElicitation
 from ual_dagster.data.selection import selection_config, targets_for_dataset
 from ual_dagster.resources import DuckDBStoreResource
 from ual_dagster.storage import DuckDBStore
@@ -27,7 +28,7 @@ def _uncertainty_asset(profile: Profile, dataset: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=key,
         group_name="elicitation",
-        kinds={"duckdb", "openai"} if cfg.backend == "openai" else {"duckdb"},
+        kinds={"duckdb", "openai"} if isinstance(cfg, OpenAIElicitation) else {"duckdb"},
         deps=[instruction_set_key(dataset)],
         # the elicitor fingerprint covers backend, model, prompt text, method and parameters
         # ...and the selection: which rows the scenarios use (ual_dagster/data/selection.py)

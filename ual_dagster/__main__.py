@@ -17,8 +17,26 @@ import os
 import sys
 
 from ual_dagster.config import load_profile
+from ual_dagster.config.elicitation import (
+    ElicitationConfig,
+    FileElicitation,
+    HFLocalElicitation,
+    OpenAIElicitation,
+)
 from ual_dagster.config.loader import profile_problems
 from ual_dagster.storage import StatePaths
+
+
+def elicitor_summary(cfg: ElicitationConfig) -> str:
+    """'backend / what answers / how', for the validate summary."""
+    match cfg:
+        case OpenAIElicitation():
+            return f"openai / {cfg.model} / {cfg.method}"
+        case HFLocalElicitation():
+            return f"hf_local / {cfg.hf_model} / expected_score"
+        case FileElicitation():
+            return f"file / {cfg.file_path}"
+    return cfg.backend
 
 
 def main(argv: list[str]) -> int:
@@ -59,9 +77,7 @@ def _main(argv: list[str]) -> int:
         print(f"  datasets:  {', '.join(profile.datasets)}")
         print(f"  scenarios: {', '.join(profile.scenarios)}")
         print(f"  methods:   {', '.join(profile.methods)}")
-        print(
-            f"  elicitor:  {profile.elicitation.backend} / {profile.elicitation.model or '-'} / {profile.elicitation.method}"
-        )
+        print(f"  elicitor:  {elicitor_summary(profile.elicitation)}")
         print(f"  base:      {profile.base_model.source} {profile.base_model.hub_id or ''}")
     elif cmd == "plan":
         import json
