@@ -130,9 +130,11 @@ def plan(profile: Profile) -> dict[str, Any]:
     asks_a_model = isinstance(cfg, OpenAIElicitation | HFLocalElicitation)
     calls = sum(p.to_elicit - p.cached for p in per) * k if asks_a_model else 0
     prompt_tokens = sum((p.to_elicit - p.cached) * estimate_tokens(int(template_chars + p.row_chars)) for p in per) * k
-    completion_tokens = calls * cfg.max_tokens if billed else 0
-    cost = estimate_cost_usd(prompt_tokens, completion_tokens, cfg) if billed else 0.0
-    cost_batch = estimate_cost_usd(prompt_tokens, completion_tokens, cfg, batch=True) if billed else 0.0
+    completion_tokens, cost, cost_batch = 0, 0.0, 0.0
+    if isinstance(cfg, OpenAIElicitation):  # only the openai backend has token limits and prices
+        completion_tokens = calls * cfg.max_tokens
+        cost = estimate_cost_usd(prompt_tokens, completion_tokens, cfg)
+        cost_batch = estimate_cost_usd(prompt_tokens, completion_tokens, cfg, batch=True)
     # each (scenario, method) variant is trained and evaluated once per seed
     n_variants = len(profile.scenarios) * len(profile.methods) * len(profile.experiment.seeds)
     return {

@@ -264,14 +264,19 @@ def _metadata(
     scores = [float(r[1]) for r in rows]
     with_intrinsic = [(float(r[1]), float(r[2])) for r in rows if r[2] is not None]
     pairs = [(old_scores[r[0]], float(r[1])) for r in rows if r[0] in old_scores]
-    openai = isinstance(cfg, OpenAIElicitation)  # the backend with a method, prices and token counts
-    cost = estimate_cost_usd(stats.prompt_tokens, stats.completion_tokens, cfg) if openai else 0.0
+    # only the openai backend has a method, prices and token counts
+    cost = (
+        estimate_cost_usd(stats.prompt_tokens, stats.completion_tokens, cfg)
+        if isinstance(cfg, OpenAIElicitation)
+        else 0.0
+    )
+    method = cfg.method if isinstance(cfg, OpenAIElicitation) else None
     coverage = coverage_check(len(rows), total, cfg.min_coverage)
     metadata = {
         "dataset": dataset,
         "elicitor": elicitor,
         "backend": cfg.backend,
-        "method": cfg.method if openai else None,
+        "method": method,
         "samples": total,
         "cache_hits": total - n_pending,
         "to_elicit": n_pending,
@@ -298,7 +303,7 @@ def _metadata(
         "drift_spearman": _round(spearman([o for o, _ in pairs], [n for _, n in pairs])) if pairs else None,
         "drift_pairs": len(pairs),
     }
-    if openai and cfg.method == "logprobs":
+    if method == "logprobs":
         metadata["logprobs_fallbacks"] = stats.logprobs_fallbacks
     return metadata
 
