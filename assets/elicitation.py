@@ -7,6 +7,7 @@ from assets.keys import instruction_set_key, key_str, uncertainty_key
 from assets.resources import DuckDBStoreResource
 from ual_dagster import versions
 from ual_dagster.config import Profile
+from ual_dagster.config.elicitation import OpenAIElicitation
 from ual_dagster.data.selection import selection_config, targets_for_dataset
 from ual_dagster.elicitation.checks import dataset_checks
 from ual_dagster.elicitation.elicitor import elicitor_fingerprint
@@ -23,7 +24,7 @@ def _uncertainty_asset(profile: Profile, dataset: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=key,
         group_name="elicitation",
-        kinds={"duckdb", "openai"} if cfg.backend == "openai" else {"duckdb"},
+        kinds={"duckdb", "openai"} if isinstance(cfg, OpenAIElicitation) else {"duckdb"},
         deps=[instruction_set_key(dataset)],
         # the elicitor fingerprint covers backend, model, prompt text, method and parameters
         # ...and the selection: which rows the scenarios use (ual_dagster/data/selection.py)

@@ -16,6 +16,7 @@ import dagster as dg
 from assets.keys import instruction_set_key, uncertainty_key
 from assets.resources import DuckDBStoreResource
 from ual_dagster.config import Profile, resolve_path
+from ual_dagster.config.elicitation import OpenAIElicitation
 from ual_dagster.elicitation.elicitor import elicitor_fingerprint
 from ual_dagster.storage import DuckDBStore
 
@@ -73,12 +74,13 @@ def uncertainty_batches_sensor(profile: Profile) -> dg.SensorDefinition:
     a killed run left unsent is handed to a run at once.
     """
     cfg = profile.elicitation
-    batch_mode = cfg.backend == "openai" and cfg.mode == "batch"
+    batch_mode = isinstance(cfg, OpenAIElicitation) and cfg.mode == "batch"
+    poll_s = cfg.batch_poll_interval_s if isinstance(cfg, OpenAIElicitation) else 30
 
     @dg.sensor(
         name="uncertainty_batches",
         target=[uncertainty_key(d) for d in profile.datasets],
-        minimum_interval_seconds=int(max(30, cfg.batch_poll_interval_s)),
+        minimum_interval_seconds=int(max(30, poll_s)),
         default_status=dg.DefaultSensorStatus.RUNNING
         if profile.orchestration.automation and batch_mode
         else dg.DefaultSensorStatus.STOPPED,

@@ -11,11 +11,12 @@ from assets.keys import BASE_MODEL_KEY, PREFLIGHT_KEY, key_str, lora_key, traini
 from assets.resources import ArtifactStoreResource, DuckDBStoreResource
 from ual_dagster import versions
 from ual_dagster.config import Profile
-from ual_dagster.config.training import MethodConfig, TrainingConfig
+from ual_dagster.config.training import InProcessLauncher, K8sLauncher, Launcher, MethodConfig, SubprocessLauncher
 from ual_dagster.fingerprint import stable_hash
+from ual_dagster.storage import StatePaths
 from ual_dagster.train import base_model as bm
 from ual_dagster.train.k8s import k8s_pod_spec, pod_command
-from ual_dagster.train.versioning import effective_training_config
+from ual_dagster.train.versioning import effective_training_config, result_config
 
 
 def base_model_asset(profile: Profile) -> dg.AssetsDefinition:
@@ -60,18 +61,22 @@ def _lora_asset(profile: Profile, scenario: str, method: str) -> dg.AssetsDefini
     # a matched LS control reads the UAL method it matches: its config is part of this variant's
     matched = profile.methods[method_cfg.match] if method_cfg.match else None
     key = lora_key(scenario, method)
+    # launcher k8s: the pod mounts the state folder of the profile these definitions are built from
+    pod_spec = training_pod_spec(profile, train_cfg.launcher)
 
     @dg.asset(
         key=key,
         group_name="training",
         kinds={"pytorch", "peft"},
         deps=[training_set_key(scenario), BASE_MODEL_KEY],
-        code_version=code_version(versions.LORA, train_cfg, method_cfg, matched, seeds),
+        # the fields that change the weights (as in the checkpoint fingerprint): not the launcher
+        code_version=code_version(versions.LORA, result_config(train_cfg), method_cfg, matched, seeds),
         automation_condition=DATA_OR_CODE_CHANGED,
         pool="train",
         description=f"LoRA adapters for scenario {scenario!r} trained with method {method!r} "
         f"({method_cfg.kind}), one per seed {seeds}; each directory is named by the fingerprint of its inputs "
         "(seed included), reused when unchanged, resumed from its last checkpoint after a crash.",
+        metadata={"training_pod": dg.MetadataValue.json(pod_spec)} if pod_spec else None,
     )
     def _asset(
         context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource, artifacts: ArtifactStoreResource
@@ -101,7 +106,7 @@ def _lora_asset(profile: Profile, scenario: str, method: str) -> dg.AssetsDefini
                 per_seed[str(seed)] = {"checkpoint": plan.fingerprint, "reused": True, **plan.reuse_metadata()}
                 continue
             started = time.perf_counter()
-            result = _launch(context, plan, plan.train_cfg)
+            result = _launch(context, plan, plan.train_cfg.launcher, pod_spec)
             seconds = round(time.perf_counter() - started, 2)
             meta = checkpoints.complete_checkpoint(store, arts, plan, result, seconds=seconds)
             per_seed[str(seed)] = {"checkpoint": plan.fingerprint, "reused": False, **meta}
@@ -126,7 +131,14 @@ def _lora_asset(profile: Profile, scenario: str, method: str) -> dg.AssetsDefini
     return _asset
 
 
-def _launch(context: dg.AssetExecutionContext, plan, train_cfg: TrainingConfig):
+def training_pod_spec(profile: Profile, launcher: Launcher) -> dict | None:
+    """The pod a k8s launcher trains in, mounting `profile`'s state folder; None for local launchers."""
+    if not isinstance(launcher, K8sLauncher):
+        return None
+    return k8s_pod_spec(launcher, StatePaths.for_profile(profile).state_dir)
+
+
+def _launch(context: dg.AssetExecutionContext, plan, launcher: Launcher, pod_spec: dict | None):
     """Run the training where the profile says: in this process, a local subprocess, or Kubernetes.
 
     The subprocess and Kubernetes paths go through Dagster Pipes and run the same
@@ -134,14 +146,14 @@ def _launch(context: dg.AssetExecutionContext, plan, train_cfg: TrainingConfig):
     """
     from ual_dagster.train.run import TrainResult, run_training, training_command
 
-    if train_cfg.launcher == "in_process":
+    if isinstance(launcher, InProcessLauncher):
         return run_training(plan.spec, log=context.log.info)
     spec_path = plan.write_spec()
     extras = {"spec_path": str(spec_path)}
-    if train_cfg.launcher == "subprocess":
+    if isinstance(launcher, SubprocessLauncher):
         dg.PipesSubprocessClient().run(
             context=context,
-            command=training_command(spec_path, num_processes=_local_processes(train_cfg)),
+            command=training_command(spec_path, num_processes=_local_processes(launcher)),
             extras=extras,
         )
     else:
@@ -149,17 +161,17 @@ def _launch(context: dg.AssetExecutionContext, plan, train_cfg: TrainingConfig):
 
         PipesK8sClient().run(
             context=context,
-            command=pod_command(train_cfg),
-            namespace=train_cfg.k8s_namespace,
-            base_pod_spec=k8s_pod_spec(train_cfg),
+            command=pod_command(launcher),
+            namespace=launcher.namespace,
+            base_pod_spec=pod_spec,
             extras=extras,
         )
     return TrainResult.from_json(json.loads(Path(plan.result_path).read_text()))
 
 
-def _local_processes(train_cfg: TrainingConfig) -> int:
+def _local_processes(launcher: SubprocessLauncher) -> int:
     """One process per local GPU under accelerate; a single process otherwise."""
-    if train_cfg.distributed != "accelerate":
+    if launcher.distributed != "accelerate":
         return 1
     import torch
 

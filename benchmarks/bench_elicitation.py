@@ -107,7 +107,7 @@ def write_samples(store, dataset: str, n: int) -> list[str]:
 
 
 def throughput(latency_s: float, concurrency: int, workdir: Path) -> None:
-    from ual_dagster.config.elicitation import ElicitationConfig
+    from ual_dagster.config.elicitation import OpenAIElicitation
     from ual_dagster.elicitation import elicit_dataset
     from ual_dagster.storage import DuckDBStore
 
@@ -127,7 +127,7 @@ def throughput(latency_s: float, concurrency: int, workdir: Path) -> None:
         n = int(ideal * 8)  # about 8 s of work at the ideal rate
         store = DuckDBStore(workdir / f"tp_{concurrency}.duckdb")
         write_samples(store, "tp", n)
-        cfg = ElicitationConfig(
+        cfg = OpenAIElicitation(
             backend="openai",
             model="bench",
             base_url=f"http://127.0.0.1:{port}/v1",
@@ -151,7 +151,7 @@ def throughput(latency_s: float, concurrency: int, workdir: Path) -> None:
 
 
 def cached_rerun(n: int, workdir: Path) -> None:
-    from ual_dagster.config.elicitation import ElicitationConfig
+    from ual_dagster.config.elicitation import OpenAIElicitation
     from ual_dagster.elicitation import elicit_dataset
     from ual_dagster.elicitation.elicitor import elicitor_fingerprint
     from ual_dagster.elicitation.table import UncertaintyRow, utc_now, write_rows
@@ -160,7 +160,7 @@ def cached_rerun(n: int, workdir: Path) -> None:
     store = DuckDBStore(workdir / "cached.duckdb")
     ids = write_samples(store, "cached", n)
     # The port is never contacted: everything is cached.
-    cfg = ElicitationConfig(backend="openai", model="bench", base_url="http://127.0.0.1:9/v1")
+    cfg = OpenAIElicitation(backend="openai", model="bench", base_url="http://127.0.0.1:9/v1")
     elicitor, now = elicitor_fingerprint(cfg), utc_now()
     write_rows(
         store,

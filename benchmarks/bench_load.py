@@ -22,8 +22,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
 
-from ual_dagster.config import load_profile  # noqa: E402
-from ual_dagster.config import PROJECT_ROOT  # noqa: E402
+from ual_dagster.config import (
+    PROJECT_ROOT,  # noqa: E402
+    load_profile,  # noqa: E402
+)
 from ual_dagster.data import build_instruction_set, read_samples  # noqa: E402
 from ual_dagster.data.store import SAMPLES_DDL, replace_dataset  # noqa: E402
 from ual_dagster.storage import DuckDBStore  # noqa: E402

@@ -136,3 +136,34 @@ def test_shared_data_example_extends_tiny():
     p = load_profile(str(BUNDLED_DIR.parents[2] / "examples" / "profiles" / "shared_data.yaml"))
     assert set(p.datasets) == {"testbed_exact", "testbed_open", "alpaca", "gsm8k"}
     assert p.base_model == load_profile("tiny").base_model
+
+
+def test_a_key_of_another_elicitation_backend_is_rejected_naming_it(tmp_path):
+    data = tiny_dict()
+    data["elicitation"] = {"backend": "hf_local", "hf_model": "packaged:smollm2", "concurrency": 8}
+    with pytest.raises(ProfileError) as err:
+        load_profile(str(write(tmp_path, data)))
+    message = str(err.value)
+    assert "key 'elicitation.concurrency': not a key of backend 'hf_local'" in message
+    assert "hf_batch_size" in message.split("allowed here:")[1]
+    data["elicitation"] = {"backend": "openai"}
+    with pytest.raises(ProfileError, match=r"key 'elicitation.model': required but missing \(for backend 'openai'\)"):
+        load_profile(str(write(tmp_path, data)))
+    data["elicitation"] = {"model": "m"}
+    with pytest.raises(ProfileError, match="key 'elicitation.backend': required but missing"):
+        load_profile(str(write(tmp_path, data)))
+    data["elicitation"] = {"backend": "gpt", "model": "m"}
+    with pytest.raises(ProfileError, match="key 'elicitation.backend': 'gpt' is not one of 'openai', 'hf_local'"):
+        load_profile(str(write(tmp_path, data)))
+
+
+def test_extends_with_another_backend_inherits_only_the_shared_keys(tmp_path):
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: tiny\nname: child\nelicitation: {backend: oracle, min_coverage: 0.5}\n")
+    p = load_profile(str(child))
+    assert p.elicitation.backend == "oracle" and p.elicitation.min_coverage == 0.5
+    assert p.elicitation.prompt == load_profile("tiny").elicitation.prompt
+    # the same openai key written in the child itself is an error
+    child.write_text("extends: tiny\nname: child\nelicitation: {backend: oracle, model: heuristic-v1}\n")
+    with pytest.raises(ProfileError, match="key 'elicitation.model': not a key of backend 'oracle'"):
+        load_profile(str(child))

@@ -42,3 +42,43 @@ def test_lineage_of_the_tiny_profile():
     # its corpus is generated, not read; preflight (external needs) runs before it
     assert parents("base_model") == {"preflight"}
     assert parents("instructions_testbed_open") == {"preflight"}
+
+
+def _code_version(defs: dg.Definitions, key: str) -> str:
+    asset_key = dg.AssetKey.from_user_string(key)
+    return defs.resolve_assets_def(asset_key).code_versions_by_key[asset_key]
+
+
+def test_code_versions_change_with_the_result_not_with_how_it_is_computed(tmp_path):
+    """The lora asset's code version and the checkpoint fingerprint hash the same fields
+    (ual_dagster.train.versioning.result_config); the uncertainty asset's code version and the
+    elicitor fingerprint both leave out throughput settings. A pod size or a concurrency
+    therefore marks nothing stale, a learning rate or an elicitor model does."""
+    from ual_dagster.elicitation import elicitor_fingerprint
+    from ual_dagster.train.versioning import checkpoint_fingerprint
+
+    def variant(name: str, **sections) -> tuple:
+        path = tmp_path / f"{name}.yaml"
+        lines = ["extends: cluster", f"name: {name}"] + [f"{k}: {v}" for k, v in sections.items()]
+        path.write_text("\n".join(lines) + "\n")
+        profile = load_profile(str(path))
+        defs = build_definitions(profile)
+        fp = checkpoint_fingerprint("base", "examples", profile.training, profile.methods["ual"])
+        return (
+            (_code_version(defs, "lora_mixed_ual"), fp),
+            (_code_version(defs, "uncertainty_alpaca"), elicitor_fingerprint(profile.elicitation)),
+        )
+
+    base_train, base_elicit = variant("base")
+    pod = "{launcher: {kind: k8s, image: other:2, state_pvc: ual-state, gpus: 4, distributed: accelerate, memory: 1Ti}}"
+    assert variant("pod", training=pod) == (base_train, base_elicit)
+    assert variant("interval", training="{save_every_steps: 7}")[0] == base_train
+    assert variant("concurrency", elicitation="{concurrency: 4, timeout_s: 5, max_retries: 1, batch_commit: 8}") == (
+        base_train,
+        base_elicit,
+    )
+
+    lr_train, _ = variant("lr", training="{learning_rate: 0.001}")
+    assert lr_train[0] != base_train[0] and lr_train[1] != base_train[1]
+    _, model_elicit = variant("model", elicitation="{model: gpt-4o-mini}")
+    assert model_elicit[0] != base_elicit[0] and model_elicit[1] != base_elicit[1]

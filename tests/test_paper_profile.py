@@ -97,7 +97,7 @@ def test_cluster_evaluation_steps_run_in_gpu_pods():
             tags = node.assets_def.op.tags
             spec = json.loads(tags["dagster-k8s/config"])
             assert spec["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == "1", key
-            assert spec["container_config"]["image"] == profile.training.k8s_image
+            assert spec["container_config"]["image"] == profile.training.launcher.image
     assert type(defs.executor).__name__ == "ExecutorDefinition" and defs.executor.name == "k8s"
 
 

@@ -17,10 +17,28 @@ import os
 import sys
 
 from ual_dagster.config import load_profile
+from ual_dagster.config.elicitation import (
+    ElicitationConfig,
+    FileElicitation,
+    HFLocalElicitation,
+    OpenAIElicitation,
+)
 from ual_dagster.config.loader import profile_problems
 from ual_dagster.plan import format_plan, plan
 from ual_dagster.preflight import format_checks, run_preflight
 from ual_dagster.storage import StatePaths
+
+
+def elicitor_summary(cfg: ElicitationConfig) -> str:
+    """'backend / what answers / how', for the validate summary."""
+    match cfg:
+        case OpenAIElicitation():
+            return f"openai / {cfg.model} / {cfg.method}"
+        case HFLocalElicitation():
+            return f"hf_local / {cfg.hf_model} / expected_score"
+        case FileElicitation():
+            return f"file / {cfg.file_path}"
+    return cfg.backend
 
 
 def main(argv: list[str]) -> int:
@@ -52,18 +70,16 @@ def _main(argv: list[str]) -> int:
     elif cmd == "validate":
         problems = profile_problems(profile)
         if problems:
-            source = getattr(profile, "_source_path", "?")
+            source = profile.source_path or "?"
             print(f"error: profile {source} names {len(problems)} missing file(s):", file=sys.stderr)
             for line in problems:
                 print(f"  - {line}", file=sys.stderr)
             return 2
-        print(f"profile {profile.name!r} is valid ({getattr(profile, '_source_path', '?')})")
+        print(f"profile {profile.name!r} is valid ({profile.source_path or '?'})")
         print(f"  datasets:  {', '.join(profile.datasets)}")
         print(f"  scenarios: {', '.join(profile.scenarios)}")
         print(f"  methods:   {', '.join(profile.methods)}")
-        print(
-            f"  elicitor:  {profile.elicitation.backend} / {profile.elicitation.model or '-'} / {profile.elicitation.method}"
-        )
+        print(f"  elicitor:  {elicitor_summary(profile.elicitation)}")
         print(f"  base:      {profile.base_model.source} {profile.base_model.hub_id or ''}")
     elif cmd == "plan":
         import json

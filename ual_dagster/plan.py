@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ual_dagster.config import Profile
+from ual_dagster.config.elicitation import HFLocalElicitation, OpenAIElicitation
 from ual_dagster.data.scenarios import scenario_shares
 from ual_dagster.data.selection import elicitation_targets, window_size
 from ual_dagster.elicitation.cost import calls_per_row, estimate_cost_usd, estimate_tokens
@@ -123,11 +124,16 @@ def plan(profile: Profile) -> dict[str, Any]:
     store = paths.store() if paths.duckdb.exists() else None
     per = [dataset_plan(profile, d, store) for d in profile.datasets]
     k = calls_per_row(cfg)
-    billed = cfg.backend == "openai"
+    billed = isinstance(cfg, OpenAIElicitation)
     template_chars = len(load_template(cfg.prompt)) if billed else 0
-    calls = sum(p.to_elicit - p.cached for p in per) * k if cfg.backend in {"openai", "hf_local"} else 0
+    asks_a_model = isinstance(cfg, OpenAIElicitation | HFLocalElicitation)
+    calls = sum(p.to_elicit - p.cached for p in per) * k if asks_a_model else 0
     prompt_tokens = sum((p.to_elicit - p.cached) * estimate_tokens(int(template_chars + p.row_chars)) for p in per) * k
-    completion_tokens = calls * cfg.max_tokens
+    completion_tokens, cost, cost_batch = 0, 0.0, 0.0
+    if isinstance(cfg, OpenAIElicitation):  # only the openai backend has token limits and prices
+        completion_tokens = calls * cfg.max_tokens
+        cost = estimate_cost_usd(prompt_tokens, completion_tokens, cfg)
+        cost_batch = estimate_cost_usd(prompt_tokens, completion_tokens, cfg, batch=True)
     # each (scenario, method) variant is trained and evaluated once per seed
     n_variants = len(profile.scenarios) * len(profile.methods) * len(profile.experiment.seeds)
     return {
@@ -136,10 +142,8 @@ def plan(profile: Profile) -> dict[str, Any]:
         "cached": sum(p.cached for p in per),
         "rows_to_elicit": sum(p.to_elicit for p in per),
         "rows_used": sum(p.rows_used for p in per),
-        "estimated_cost_usd": round(estimate_cost_usd(prompt_tokens, completion_tokens, cfg), 2) if billed else 0.0,
-        "estimated_cost_usd_batch": round(estimate_cost_usd(prompt_tokens, completion_tokens, cfg, batch=True), 2)
-        if billed
-        else 0.0,
+        "estimated_cost_usd": round(cost, 2),
+        "estimated_cost_usd_batch": round(cost_batch, 2),
         "estimated_prompt_tokens": prompt_tokens if billed else 0,
         "estimated_completion_tokens_max": completion_tokens if billed else 0,
         "training_rows": sum(s.size for s in profile.scenarios.values()),

@@ -255,7 +255,7 @@ def run_preflight(
     # GPU where this process runs on cuda
     if profile.evaluation.device == "cuda" and profile.evaluation.launcher == "local":
         checks.append(_gpu_check("GPU for evaluation (evaluation.device: cuda)", cuda))
-    if profile.training.launcher in ("in_process", "subprocess") and profile.training.precision == "bf16":
+    if profile.training.launcher.kind in ("in_process", "subprocess") and profile.training.precision == "bf16":
         checks.append(_gpu_check("GPU for training (precision: bf16)", cuda))
     # disk
     need = DISK_GB_HUB_MODEL if bm.source == "hub" else DISK_GB_LOCAL_MODEL

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from tests.elicitation.fault_server import FaultMix, FaultServer
-from ual_dagster.config.elicitation import ElicitationConfig
+from ual_dagster.config.elicitation import OpenAIElicitation
 from ual_dagster.loopback import serve_in_thread
 from ual_dagster.storage import DuckDBStore
 
@@ -21,7 +21,7 @@ def fault_server():
         yield server, f"{root}/v1"
 
 
-def openai_cfg(base_url: str, **overrides) -> ElicitationConfig:
+def openai_cfg(base_url: str, **overrides) -> OpenAIElicitation:
     """Fast-retrying openai-backend config for the fault server."""
     values = dict(
         backend="openai",
@@ -39,4 +39,4 @@ def openai_cfg(base_url: str, **overrides) -> ElicitationConfig:
         commit_min_interval_s=0.1,
     )
     values.update(overrides)
-    return ElicitationConfig(**values)
+    return OpenAIElicitation(**values)

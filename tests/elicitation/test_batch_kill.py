@@ -22,11 +22,11 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CHILD = textwrap.dedent(
     """
     import sys
-    from ual_dagster.config.elicitation import ElicitationConfig
+    from ual_dagster.config.elicitation import parse_elicitation
     from ual_dagster.elicitation import elicit_dataset
     from ual_dagster.storage import DuckDBStore
 
-    cfg = ElicitationConfig.model_validate_json(sys.argv[2])
+    cfg = parse_elicitation(sys.argv[2])
     elicit_dataset("killme", cfg, DuckDBStore(sys.argv[1]), log=lambda m: print(m, flush=True))
     """
 )

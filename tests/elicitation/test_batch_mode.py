@@ -7,12 +7,13 @@ from contextlib import contextmanager
 
 import openai
 import pytest
+from pydantic import ValidationError
 
 from tests.elicitation.batch_server import BatchServer, marker_answerer
 from tests.elicitation.conftest import openai_cfg
 from tests.elicitation.fault_server import SCORE_OF
 from tests.elicitation.samples_table import numbered_samples, write_samples
-from ual_dagster.config.elicitation import ElicitationConfig
+from ual_dagster.config.elicitation import OpenAIElicitation, parse_elicitation
 from ual_dagster.elicitation import elicit_dataset
 from ual_dagster.elicitation.batch import BatchElicitation, BatchStillRunning
 from ual_dagster.elicitation.cost import BATCH_PRICE_FACTOR
@@ -29,7 +30,7 @@ def serving(server: BatchServer):
         yield f"{root}/v1"
 
 
-def batch_cfg(url: str, **overrides) -> ElicitationConfig:
+def batch_cfg(url: str, **overrides) -> OpenAIElicitation:
     values = dict(mode="batch", batch_poll_interval_s=0.01, batch_wait_s=30.0)
     values.update(overrides)
     return openai_cfg(url, **values)
@@ -176,15 +177,15 @@ def test_a_batch_that_fails_validation_is_submitted_again(store):
 
 
 def test_batch_mode_config_errors():
-    with pytest.raises(ValueError, match="mode 'batch' needs backend 'openai'"):
-        ElicitationConfig(backend="oracle", mode="batch")
+    with pytest.raises(ValidationError, match=r"oracle\.mode\n  Extra inputs are not permitted"):
+        parse_elicitation({"backend": "oracle", "mode": "batch"})  # batch is a key of the openai backend only
     with pytest.raises(ValueError, match="local-heuristic"):
-        ElicitationConfig(backend="openai", model="m", base_url="local-heuristic", mode="batch")
-    assert ElicitationConfig(backend="openai", model="m").mode == "online"
+        OpenAIElicitation(backend="openai", model="m", base_url="local-heuristic", mode="batch")
+    assert OpenAIElicitation(backend="openai", model="m").mode == "online"
 
 
 def test_mode_does_not_change_the_elicitor_so_rows_are_shared_between_modes():
-    online = ElicitationConfig(backend="openai", model="m", base_url="http://127.0.0.1:1/v1")
+    online = OpenAIElicitation(backend="openai", model="m", base_url="http://127.0.0.1:1/v1")
     batch = online.model_copy(update={"mode": "batch", "batch_wait_s": 0.0, "batch_retry": "online"})
     assert elicitor_fingerprint(batch) == elicitor_fingerprint(online)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import re
 
-from ual_dagster.config.elicitation import ElicitationConfig
+from ual_dagster.config.elicitation import OpenAIElicitation
 from ual_dagster.elicitation import elicitor_fingerprint
 from ual_dagster.elicitation.prompt import extract_task, load_template, render_prompt
 
@@ -10,7 +10,7 @@ BASE = dict(backend="openai", model="gpt-4o", base_url="https://api.openai.com/v
 
 
 def fp(**overrides) -> str:
-    return elicitor_fingerprint(ElicitationConfig(**{**BASE, **overrides}))
+    return elicitor_fingerprint(OpenAIElicitation(**{**BASE, **overrides}))
 
 
 def test_fingerprint_is_readable():

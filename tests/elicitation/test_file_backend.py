@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.elicitation.samples_table import Sample, write_samples
-from ual_dagster.config.elicitation import ElicitationConfig
+from ual_dagster.config.elicitation import FileElicitation
 from ual_dagster.elicitation import current_scores, elicit_dataset
 from ual_dagster.elicitation.backends.file_import import ScoreFileError
 
@@ -19,8 +19,8 @@ SAMPLES = [
 ]
 
 
-def cfg(path) -> ElicitationConfig:
-    return ElicitationConfig(backend="file", file_path=str(path))
+def cfg(path) -> FileElicitation:
+    return FileElicitation(backend="file", file_path=str(path))
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])

@@ -8,7 +8,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from tests.elicitation.samples_table import Sample, write_samples
-from ual_dagster.config.elicitation import ElicitationConfig
+from ual_dagster.config.elicitation import HFLocalElicitation
 from ual_dagster.elicitation import current_scores, elicit_dataset
 from ual_dagster.elicitation.backends.hf_local import model_input_text
 from ual_dagster.elicitation.prompt import ANSWER_PREFIX, render_prompt
@@ -43,7 +43,7 @@ def build_tiny_model(directory) -> None:
 def test_score_is_the_expected_value_of_the_models_score_token_distribution(store, tmp_path):
     build_tiny_model(tmp_path / "tiny")
     write_samples(store, "hf", SAMPLES)
-    cfg = ElicitationConfig(backend="hf_local", hf_model=str(tmp_path / "tiny"), hf_batch_size=4)
+    cfg = HFLocalElicitation(backend="hf_local", hf_model=str(tmp_path / "tiny"), hf_batch_size=4)
     result = elicit_dataset("hf", cfg, store)
     scores = current_scores(store, "hf", cfg)
     assert result.metadata["rows_by_status"]["ok"] == len(SAMPLES)

@@ -28,12 +28,12 @@ CHILD = textwrap.dedent(
     """
     import sys
     import ual_dagster.elicitation.commit as commit
-    from ual_dagster.config.elicitation import ElicitationConfig
+    from ual_dagster.config.elicitation import parse_elicitation
     from ual_dagster.elicitation import elicit_dataset
     from ual_dagster.storage import DuckDBStore
 
     commit.PROGRESS_LOG_INTERVAL_S = 0.0  # report every commit, so the parent knows what was committed
-    cfg = ElicitationConfig.model_validate_json(sys.argv[2])
+    cfg = parse_elicitation(sys.argv[2])
     elicit_dataset("killme", cfg, DuckDBStore(sys.argv[1]), log=lambda m: print(m, flush=True))
     """
 )

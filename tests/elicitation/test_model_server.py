@@ -12,7 +12,7 @@ from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 from tests.elicitation.samples_table import Sample, write_samples
 from tests.elicitation.test_hf_local import build_tiny_model
-from ual_dagster.config.elicitation import ElicitationConfig
+from ual_dagster.config.elicitation import OpenAIElicitation
 from ual_dagster.elicitation import current_scores, elicit_dataset, elicitor_fingerprint
 from ual_dagster.elicitation.local_server import local_model_dir
 from ual_dagster.elicitation.model_server import CausalLMService, create_model_app
@@ -97,7 +97,7 @@ def test_openai_backend_with_answer_prefill_reads_the_score_position(tiny_dir, s
     """With answer_prefill the server continues '{"uncertainty": ', so the first token is read as the score."""
     samples = [Sample(p, "", "apple") for p in PROMPTS]
     write_samples(store, "srv", samples)
-    cfg = ElicitationConfig(
+    cfg = OpenAIElicitation(
         backend="openai",
         base_url="local-model",
         model=str(tiny_dir),
@@ -137,14 +137,14 @@ def test_openai_backend_with_answer_prefill_reads_the_score_position(tiny_dir, s
 
 def test_local_model_fingerprint_follows_the_weights(tiny_dir, tmp_path):
     base = dict(backend="openai", base_url="local-model", method="logprobs")
-    first = elicitor_fingerprint(ElicitationConfig(model=str(tiny_dir), **base))
-    assert first != elicitor_fingerprint(ElicitationConfig(model=str(tiny_dir), answer_prefill=True, **base))
+    first = elicitor_fingerprint(OpenAIElicitation(model=str(tiny_dir), **base))
+    assert first != elicitor_fingerprint(OpenAIElicitation(model=str(tiny_dir), answer_prefill=True, **base))
     other = tmp_path / "other"
     build_tiny_model(other)
     (other / "config.json").write_text(
         (other / "config.json").read_text().replace('"hidden_size": 32', '"hidden_size": 64')
     )
-    assert elicitor_fingerprint(ElicitationConfig(model=str(other), **base)) != first
+    assert elicitor_fingerprint(OpenAIElicitation(model=str(other), **base)) != first
     with pytest.raises(FileNotFoundError, match="neither"):
         local_model_dir(str(tmp_path / "missing"))
     with pytest.raises(ValueError, match="unknown packaged model"):

@@ -4,7 +4,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from tests.elicitation.samples_table import Sample, write_samples
-from ual_dagster.config.elicitation import ElicitationConfig
+from ual_dagster.config.elicitation import OracleElicitation
 from ual_dagster.elicitation import coverage_check, current_scores, elicit_dataset, range_check
 from ual_dagster.elicitation.metrics import histogram, percentile, spearman
 
@@ -13,7 +13,7 @@ def test_oracle_copies_intrinsic_and_fails_rows_without_it(store):
     samples = [Sample(f"task {i}", output="x", intrinsic_uncertainty=i / 10) for i in range(5)]
     samples.append(Sample("an alpaca row", output="y"))
     write_samples(store, "tb", samples)
-    cfg = ElicitationConfig(backend="oracle", min_coverage=0.8)
+    cfg = OracleElicitation(min_coverage=0.8)
     result = elicit_dataset("tb", cfg, store)
 
     assert current_scores(store, "tb", cfg) == {s.sample_id: s.intrinsic_uncertainty for s in samples[:5]}
@@ -35,13 +35,13 @@ def test_only_configured_splits_are_elicited(store):
             Sample("b", output="2", split="heldout", intrinsic_uncertainty=0.2),
         ],
     )
-    result = elicit_dataset("sp", ElicitationConfig(backend="oracle"), store)
+    result = elicit_dataset("sp", OracleElicitation(), store)
     assert result.metadata["samples"] == 1
 
 
 def test_fingerprint_is_a_function_of_the_scores(store):
     write_samples(store, "v", [Sample(f"t{i}", output="o", intrinsic_uncertainty=0.5) for i in range(3)])
-    cfg = ElicitationConfig(backend="oracle")
+    cfg = OracleElicitation()
     first = elicit_dataset("v", cfg, store).fingerprint
     assert elicit_dataset("v", cfg, store).fingerprint == first
     write_samples(store, "v", [Sample(f"t{i}", output="o", intrinsic_uncertainty=0.5) for i in range(4)])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.elicitation.samples_table import Sample, write_samples
-from ual_dagster.config.elicitation import ElicitationConfig
+from ual_dagster.config.elicitation import parse_elicitation
 from ual_dagster.elicitation import current_scores, elicit_dataset, elicitor_fingerprint
 from ual_dagster.models import smollm2
 
@@ -40,9 +40,9 @@ def converted():
 
 def test_fingerprint_follows_the_packaged_weights(monkeypatch):
     monkeypatch.setattr(smollm2, "smollm2_signature", lambda: {"gguf_sha256": "a"})
-    first = [elicitor_fingerprint(ElicitationConfig(**c)) for c in (HF_LOCAL, HTTP)]
+    first = [elicitor_fingerprint(parse_elicitation(c)) for c in (HF_LOCAL, HTTP)]
     monkeypatch.setattr(smollm2, "smollm2_signature", lambda: {"gguf_sha256": "b"})
-    second = [elicitor_fingerprint(ElicitationConfig(**c)) for c in (HF_LOCAL, HTTP)]
+    second = [elicitor_fingerprint(parse_elicitation(c)) for c in (HF_LOCAL, HTTP)]
     assert first[0] != second[0] and first[1] != second[1]
     assert first[0].startswith("hf_local:packaged_smollm2:uncertainty_v1:expected_score:")
 
@@ -50,7 +50,7 @@ def test_fingerprint_follows_the_packaged_weights(monkeypatch):
 @pytest.mark.slow
 def test_in_process_and_http_scores_agree(converted, store):
     write_samples(store, "smol", SAMPLES)
-    local_cfg, http_cfg = ElicitationConfig(**HF_LOCAL), ElicitationConfig(**HTTP)
+    local_cfg, http_cfg = parse_elicitation(HF_LOCAL), parse_elicitation(HTTP)
     local = elicit_dataset("smol", local_cfg, store)
     assert local.metadata["rows_by_status"]["ok"] == 3
     http = elicit_dataset("smol", http_cfg, store)

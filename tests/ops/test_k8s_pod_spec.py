@@ -12,30 +12,33 @@ from dagster_k8s.pipes import build_pod_body
 
 from ual_dagster.config import ProfileError, load_profile
 from ual_dagster.config.loader import resolve_profile_path
-from ual_dagster.config.training import TrainingConfig
+from ual_dagster.config.training import InProcessLauncher, K8sLauncher, SubprocessLauncher, TrainingConfig
 from ual_dagster.train.k8s import ENTRY_MODULE, k8s_pod_spec, pod_command
 
 
-def _cluster_training() -> TrainingConfig:
-    return load_profile("cluster").training
+def _cluster_launcher() -> K8sLauncher:
+    launcher = load_profile("cluster").training.launcher
+    assert isinstance(launcher, K8sLauncher)
+    return launcher
 
 
 def test_cluster_profile_loads_offline_and_trains_on_kubernetes():
     p = load_profile("cluster")
     assert p.orchestration.executor == "k8s"  # a pod per step: evaluation steps get GPU pods too (docs/paper.md)
-    assert p.training.launcher == "k8s" and p.training.distributed == "accelerate"
-    assert p.training.k8s_gpus == 4 and p.training.k8s_state_pvc and p.training.k8s_image
+    launcher = p.training.launcher
+    assert isinstance(launcher, K8sLauncher) and launcher.distributed == "accelerate"
+    assert launcher.gpus == 4 and launcher.state_pvc == "ual-state" and launcher.image
     assert p.storage.state_dir == "/mnt/ual-state"
     # The paper profile's optimiser step: 32 samples, here spread over 4 GPUs.
     paper = load_profile("paper").training
-    assert p.training.batch_size * p.training.grad_accum * p.training.k8s_gpus == paper.batch_size * paper.grad_accum
+    assert p.training.batch_size * p.training.grad_accum * launcher.gpus == paper.batch_size * paper.grad_accum
 
 
 def test_pod_spec_passes_dagster_k8s_and_requests_gpus_and_shared_state():
-    cfg = _cluster_training()
+    cfg = _cluster_launcher()
     pod = build_pod_body(
         pod_name="train-abc",
-        image=None,  # the spec carries training.k8s_image
+        image=None,  # the spec carries training.launcher.image
         command=pod_command(cfg),
         env_vars={"DAGSTER_PIPES_CONTEXT": "ctx", "DAGSTER_PIPES_MESSAGES": "msgs"},
         base_pod_meta=None,
@@ -43,7 +46,7 @@ def test_pod_spec_passes_dagster_k8s_and_requests_gpus_and_shared_state():
     )
     spec = pod.spec
     (container,) = spec.containers
-    assert container.image == cfg.k8s_image
+    assert container.image == cfg.image
     assert container.command == [
         "accelerate",
         "launch",
@@ -76,32 +79,68 @@ def test_pod_spec_passes_dagster_k8s_and_requests_gpus_and_shared_state():
 
 
 def test_single_gpu_and_cpu_pods():
-    base = _cluster_training().model_dump()
-    one = TrainingConfig.model_validate({**base, "k8s_gpus": 1, "distributed": "none"})
+    base = _cluster_launcher()
+    one = base.model_copy(update={"gpus": 1, "distributed": "none"})
     assert pod_command(one) == ["python", "-m", ENTRY_MODULE]
-    accel_one = TrainingConfig.model_validate({**base, "k8s_gpus": 1, "accelerate_config": "/opt/ual/acc.yaml"})
+    accel_one = base.model_copy(update={"gpus": 1, "accelerate_config": "/opt/ual/acc.yaml"})
     assert "--multi_gpu" not in pod_command(accel_one)
     assert pod_command(accel_one)[-4:] == ["--config_file", "/opt/ual/acc.yaml", "-m", ENTRY_MODULE]
 
-    cpu = TrainingConfig.model_validate({**base, "k8s_gpus": 0, "distributed": "none", "k8s_secret": None})
+    cpu = base.model_copy(update={"gpus": 0, "distributed": "none", "secret": None})
     spec = k8s_pod_spec(cpu, "/mnt/ual-state")
     assert "nvidia.com/gpu" not in spec["containers"][0]["resources"]["limits"]
     assert "tolerations" not in spec and "envFrom" not in spec["containers"][0]
 
 
-def test_state_dir_defaults_to_the_active_profiles(monkeypatch):
-    monkeypatch.setenv("UAL_PROFILE", "cluster")
-    spec = k8s_pod_spec(_cluster_training())
-    assert spec["containers"][0]["volumeMounts"][0]["mountPath"] == "/mnt/ual-state"
+def test_launcher_shorthand_and_kinds():
+    assert TrainingConfig(launcher="in_process").launcher == InProcessLauncher()
+    assert TrainingConfig(launcher="subprocess").launcher == SubprocessLauncher(distributed="none")
+    assert TrainingConfig().launcher == InProcessLauncher()
+    accel = TrainingConfig.model_validate({"launcher": {"kind": "subprocess", "distributed": "accelerate"}})
+    assert accel.launcher == SubprocessLauncher(distributed="accelerate")
+    # a dump round-trips (the training spec travels as JSON to the Pipes entry point)
+    cluster = load_profile("cluster").training
+    assert TrainingConfig.model_validate_json(cluster.model_dump_json()) == cluster
 
 
 def test_k8s_launcher_without_image_or_volume_is_a_clear_error(tmp_path):
-    with pytest.raises(ValueError, match="k8s_state_pvc"):
-        TrainingConfig(launcher="k8s", k8s_image="img:1")
     bad = tmp_path / "bad.yaml"
-    text = resolve_profile_path("cluster").read_text().replace("  k8s_state_pvc: ual-state\n", "")
+    text = resolve_profile_path("cluster").read_text().replace("    state_pvc: ual-state\n", "")
     bad.write_text(text)
-    with pytest.raises(ProfileError, match="k8s_state_pvc"):
+    with pytest.raises(
+        ProfileError, match=r"key 'training.launcher.state_pvc': required but missing \(for kind 'k8s'\)"
+    ):
+        load_profile(str(bad))
+    bad.write_text("extends: tiny\nname: b\ntraining: {launcher: k8s}\n")
+    with pytest.raises(ProfileError, match="key 'training.launcher.image': required but missing"):
+        load_profile(str(bad))
+    bad.write_text("extends: tiny\nname: b\ntraining: {launcher: {kind: subprocess, gpus: 2}}\n")
+    with pytest.raises(ProfileError, match="key 'training.launcher.gpus': not a key of kind 'subprocess'"):
         load_profile(str(bad))
     with pytest.raises(ValueError, match="absolute"):
-        k8s_pod_spec(_cluster_training(), "relative/state")
+        k8s_pod_spec(_cluster_launcher(), "relative/state")
+
+
+def test_the_old_flat_k8s_keys_say_where_they_moved(tmp_path):
+    bad = tmp_path / "old.yaml"
+    bad.write_text("extends: tiny\nname: old\ntraining: {launcher: in_process, k8s_image: img, k8s_gpus: 2}\n")
+    with pytest.raises(ProfileError, match=r"k8s_image, k8s_gpus moved into training.launcher: .*image: \.\.\., gpus"):
+        load_profile(str(bad))
+
+
+def test_the_pod_mounts_the_state_dir_of_the_profile_the_definitions_were_built_from(tmp_path, monkeypatch):
+    """build_definitions(profile) with an explicit profile: UAL_PROFILE (another profile) plays no part."""
+    from assets.definitions import build_definitions
+    from assets.training import lora_key
+
+    state = tmp_path / "explicit-state"
+    explicit = tmp_path / "explicit.yaml"
+    explicit.write_text(f"extends: cluster\nname: explicit\nstorage: {{state_dir: {state}}}\n")
+    monkeypatch.setenv("UAL_PROFILE", "cluster")  # its state_dir is /mnt/ual-state
+    profile = load_profile(str(explicit))
+    defs = build_definitions(profile)
+    key = lora_key("mixed", "ual")
+    pod = defs.resolve_assets_def(key).metadata_by_key[key]["training_pod"].data
+    (container,) = pod["containers"]
+    assert {m["name"]: m["mountPath"] for m in container["volumeMounts"]}["ual-state"] == str(state)
+    assert {e["name"]: e["value"] for e in container["env"]}["HF_HOME"] == str(state / "hf_home")

@@ -5,7 +5,7 @@ import json
 import dagster as dg
 import pytest
 
-from ual_dagster.config.training import LoraConfig, MethodConfig, TrainingConfig
+from ual_dagster.config.training import K8sLauncher, LoraConfig, MethodConfig, SubprocessLauncher, TrainingConfig
 from ual_dagster.train.run import TrainSpec, read_examples, training_command, write_examples
 from ual_dagster.train.trainer import RESULT_FILE
 from ual_dagster.train.versioning import checkpoint_fingerprint
@@ -53,8 +53,13 @@ def test_checkpoint_fingerprint_tracks_what_changes_weights():
     overridden = MethodConfig(kind="sft", training={"learning_rate": 1e-3})
     assert checkpoint_fingerprint("b1", "e1", CFG, overridden) != base
     # Where it runs and how often it checkpoints do not change the weights.
-    same = CFG.model_copy(update={"launcher": "subprocess", "save_every_steps": 7, "k8s_namespace": "gpu"})
+    same = CFG.model_copy(update={"launcher": SubprocessLauncher(), "save_every_steps": 7})
     assert checkpoint_fingerprint("b1", "e1", same, sft) == base
+    pod = K8sLauncher(image="img:1", state_pvc="pvc", gpus=4, namespace="gpu", memory="1Ti")
+    assert checkpoint_fingerprint("b1", "e1", CFG.model_copy(update={"launcher": pod}), sft) == base
+    # ...but four data-parallel processes make a four times larger global batch
+    accelerate = pod.model_copy(update={"distributed": "accelerate"})
+    assert checkpoint_fingerprint("b1", "e1", CFG.model_copy(update={"launcher": accelerate}), sft) != base
 
 
 def test_training_command_uses_accelerate_for_several_processes(tmp_path):

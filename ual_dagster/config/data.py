@@ -88,6 +88,14 @@ class DatasetConfig(StrictModel):
         "(a data set with no kept row always fails)",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_testbed(cls, data: object) -> object:
+        """source testbed without a `testbed` section generates the default testbed."""
+        if isinstance(data, dict) and data.get("source") == "testbed" and data.get("testbed") is None:
+            return {**data, "testbed": {}}
+        return data
+
     @model_validator(mode="after")
     def _source_fields(self) -> "DatasetConfig":
         if self.source == "file" and not self.path:
@@ -102,8 +110,6 @@ class DatasetConfig(StrictModel):
                     f"'columns' maps instruction, input (optional) and output to column names; "
                     f"unknown keys {unknown}, missing keys {missing}"
                 )
-        if self.source == "testbed" and self.testbed is None:
-            object.__setattr__(self, "testbed", TestbedConfig())
         return self
 
 

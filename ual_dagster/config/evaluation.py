@@ -86,7 +86,9 @@ class ClusteringConfig(StrictModel):
 class EvaluationPodConfig(StrictModel):
     """launcher k8s: the pod each evaluation step runs in (dagster_k8s.k8s_job_executor step pod)."""
 
-    image: str | None = Field(None, description="a CUDA image with the project; None: training.k8s_image")
+    image: str | None = Field(
+        None, description="a CUDA image with the project; None: training.launcher.image (launcher k8s)"
+    )
     gpus: int = Field(1, ge=1)
     cpu: str = "8"
     memory: str = Field("64Gi", description="a 7B model in bf16 plus generation batches; the run worker's 16Gi cannot")

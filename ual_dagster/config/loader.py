@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
+from ual_dagster.config.elicitation import FileElicitation, HFLocalElicitation
 from ual_dagster.config.paths import PROMPTS_DIR, resolve_path, template_path
 from ual_dagster.config.profile import Profile
 
@@ -57,33 +59,75 @@ def _unwrap_model(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
     return None, False
 
 
-def _owner(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The section model at location `loc` (to list the keys allowed there)."""
-    current: type[BaseModel] | None = model
+def _tagged_members(field: FieldInfo) -> dict[str, type[BaseModel]]:
+    """tag -> class of a discriminated-union field (elicitation by backend, launcher by kind); {} otherwise."""
+    tag = field.discriminator
+    if not isinstance(tag, str):
+        return {}
+    members: dict[str, type[BaseModel]] = {}
+    for arg in get_args(field.annotation):
+        if isinstance(arg, type) and issubclass(arg, BaseModel) and tag in arg.model_fields:
+            for value in get_args(arg.model_fields[tag].annotation):
+                members[str(value)] = arg
+    return members
+
+
+def _walk(loc: tuple[Any, ...]) -> tuple[list[str], type[BaseModel] | None, list[str]]:
+    """(the key path as a user writes it, the section model at its end, the tags chosen on the way).
+
+    A discriminated union puts the chosen tag into pydantic's location
+    (`elicitation.hf_local.model`); the user's YAML has no such level, so it is left out
+    of the key and named instead ("backend 'hf_local'").
+    """
+    current: type[BaseModel] | None = Profile
+    keys: list[str] = []
+    tags: list[str] = []
     parts = list(loc)
-    while parts and current is not None:
-        field = current.model_fields.get(str(parts.pop(0)))
+    while parts:
+        part = str(parts.pop(0))
+        keys.append(part)
+        field = current.model_fields.get(part) if current is not None else None
         if field is None:
-            return None
+            current = None
+            continue
+        members = _tagged_members(field)
+        if members:
+            current = None
+            if parts and str(parts[0]) in members:
+                tag = str(parts.pop(0))
+                current = members[tag]
+                tags.append(f"{field.discriminator} {tag!r}")
+            continue
         current, keyed = _unwrap_model(field.annotation)
         if keyed and parts:
-            parts.pop(0)  # the user's own name, e.g. datasets.<name>
-    return current
+            keys.append(str(parts.pop(0)))  # the user's own name, e.g. datasets.<name>
+    return keys, current, tags
 
 
 def format_validation_error(path: Path, err: ValidationError) -> str:
     lines = [f"invalid profile {path}:"]
     for e in err.errors():
         loc = tuple(e["loc"])
-        key = ".".join(str(p) for p in loc) or "<top level>"
+        keys, _, tags = _walk(loc)
+        key = ".".join(keys) or "<top level>"
+        for_tag = f" (for {', '.join(tags)})" if tags else ""
         if e["type"] == "extra_forbidden":
-            owner = _owner(Profile, loc[:-1])
+            _, owner, _ = _walk(loc[:-1])
             allowed = sorted(owner.model_fields) if owner else []
-            lines.append(f"  - key '{key}': unknown key; allowed here: {', '.join(allowed)}")
+            what = f"not a key of {tags[-1]}" if tags else "unknown key"
+            lines.append(f"  - key '{key}': {what}; allowed here: {', '.join(allowed)}")
         elif e["type"] == "missing":
-            lines.append(f"  - key '{key}': required but missing")
+            lines.append(f"  - key '{key}': required but missing{for_tag}")
+        elif e["type"] in ("union_tag_not_found", "union_tag_invalid"):
+            tag = str(e.get("ctx", {}).get("discriminator", "")).strip("'")
+            tag_key = ".".join([*keys, tag])
+            if e["type"] == "union_tag_not_found":
+                lines.append(f"  - key '{tag_key}': required but missing")
+            else:
+                ctx = e.get("ctx", {})
+                lines.append(f"  - key '{tag_key}': {ctx.get('tag')!r} is not one of {ctx.get('expected_tags')}")
         else:
-            lines.append(f"  - key '{key}': {e['msg']}{_got(e.get('input'), loc)}")
+            lines.append(f"  - key '{key}': {e['msg']}{for_tag}{_got(e.get('input'), loc)}")
     return "\n".join(lines)
 
 
@@ -122,9 +166,9 @@ def profile_problems(profile: Profile) -> list[str]:
             need(f"datasets.{name}.hub_id", "local data set directory", resolve_path(ds.hub_id), "dir")
     el = profile.elicitation
     need("elicitation.prompt", "prompt template", template_path(el.prompt))
-    if el.backend == "file" and el.file_path:
+    if isinstance(el, FileElicitation):
         need("elicitation.file_path", "score file", resolve_path(el.file_path))
-    if el.backend == "hf_local" and el.hf_model and _looks_local(el.hf_model):
+    if isinstance(el, HFLocalElicitation) and _looks_local(el.hf_model):
         need("elicitation.hf_model", "local model", resolve_path(el.hf_model), "dir")
     if profile.base_model.source == "local" and profile.base_model.path:
         need("base_model.path", "local base model", resolve_path(profile.base_model.path), "dir")
@@ -160,6 +204,33 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _without_other_tag_keys(model: type[BaseModel], parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """`parent`, minus its keys that belong to a tag the child switches away from.
+
+    A child that sets another `elicitation.backend` (or `training.launcher.kind`) than the
+    profile it extends inherits only the keys the new backend also has: tiny's `model` and
+    `concurrency` are not hf_local keys, so `extends: tiny` with `backend: hf_local` does not
+    fail on them, while the same keys written in the child itself still do.
+    """
+    out = dict(parent)
+    for name, value in child.items():
+        field = model.model_fields.get(name)
+        old = parent.get(name)
+        if field is None or not isinstance(value, dict) or not isinstance(old, dict):
+            continue
+        members = _tagged_members(field)
+        if members:
+            tag = str(field.discriminator)
+            switched_to = members.get(str(value.get(tag)))
+            if switched_to is not None and value.get(tag) != old.get(tag):
+                out[name] = {k: v for k, v in old.items() if k in switched_to.model_fields}
+            continue
+        section, keyed = _unwrap_model(field.annotation)
+        if section is not None and not keyed:
+            out[name] = _without_other_tag_keys(section, old, value)
+    return out
+
+
 def _read_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """The file's mapping, deep-merged over the profile it `extends` (a bundled name or a path
     relative to the file), so an example profile states only what differs from `tiny`."""
@@ -177,7 +248,8 @@ def _read_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any
             f"profile {path}: key 'extends' names {parent!r}, neither a bundled profile {bundled_profiles()} "
             f"nor a file (looked for {parent_path})"
         )
-    return _deep_merge(_read_with_extends(parent_path, seen + (path,)), raw)
+    inherited = _read_with_extends(parent_path, seen + (path,))
+    return _deep_merge(_without_other_tag_keys(Profile, inherited, raw), raw)
 
 
 def load_profile(name_or_path: str | None = None) -> Profile:
@@ -188,7 +260,7 @@ def load_profile(name_or_path: str | None = None) -> Profile:
     except ValidationError as exc:
         raise ProfileError(format_validation_error(path, exc)) from None
     _require_prompt(profile, path)
-    object.__setattr__(profile, "_source_path", path)
+    profile._source_path = path  # a private attribute: not a profile field, allowed on a frozen model
     return profile
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from ual_dagster.config.base import StrictModel
 from ual_dagster.config.data import DataChecksConfig, DatasetConfig, ScenarioConfig
@@ -46,6 +47,12 @@ class Profile(StrictModel):
     methods: dict[str, MethodConfig]
     evaluation: EvaluationConfig = EvaluationConfig()
     experiment: ExperimentConfig = ExperimentConfig()
+    # the YAML file it was loaded from (set by load_profile; None for a profile built in code)
+    _source_path: Path | None = PrivateAttr(None)
+
+    @property
+    def source_path(self) -> Path | None:
+        return self._source_path
 
     @model_validator(mode="after")
     def _cross_refs(self) -> "Profile":

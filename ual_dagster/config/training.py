@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ual_dagster.config.base import StrictModel
 
@@ -34,14 +34,20 @@ class BaseModelConfig(StrictModel):
     path: str | None = None
     tiny: TinyModelConfig | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_tiny(cls, data: object) -> object:
+        """source build_tiny without a `tiny` section builds the default tiny model."""
+        if isinstance(data, dict) and data.get("source") == "build_tiny" and data.get("tiny") is None:
+            return {**data, "tiny": {}}
+        return data
+
     @model_validator(mode="after")
     def _fields(self) -> "BaseModelConfig":
         if self.source == "hub" and not self.hub_id:
             raise ValueError("source 'hub' needs 'hub_id'")
         if self.source == "local" and not self.path:
             raise ValueError("source 'local' needs 'path'")
-        if self.source == "build_tiny" and self.tiny is None:
-            object.__setattr__(self, "tiny", TinyModelConfig())
         return self
 
 
@@ -52,13 +58,65 @@ class LoraConfig(StrictModel):
     target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj"]
 
 
+class InProcessLauncher(StrictModel):
+    """Train inside the Dagster step's own process."""
+
+    kind: Literal["in_process"] = "in_process"
+
+
+class SubprocessLauncher(StrictModel):
+    """Train in a local child process through Dagster Pipes (PipesSubprocessClient)."""
+
+    kind: Literal["subprocess"] = "subprocess"
+    distributed: Literal["none", "accelerate"] = Field(
+        "none", description="accelerate: start with `accelerate launch`, one process per local GPU"
+    )
+
+
+class K8sLauncher(StrictModel):
+    """Train in a Kubernetes pod through Dagster Pipes (PipesK8sClient); ual_dagster.train.k8s builds the pod."""
+
+    kind: Literal["k8s"] = "k8s"
+    image: str = Field(min_length=1, description="the training image (built from docker/Dockerfile.cuda)")
+    state_pvc: str = Field(
+        min_length=1,
+        description="ReadWriteMany PersistentVolumeClaim holding storage.state_dir, mounted at that same path",
+    )
+    namespace: str = "default"
+    gpus: int = Field(1, ge=0)
+    distributed: Literal["none", "accelerate"] = Field(
+        "none", description="accelerate: start with `accelerate launch`, one process per GPU of the pod"
+    )
+    accelerate_config: str | None = Field(
+        None, description="`accelerate launch --config_file` (a path inside the training container); None = flags only"
+    )
+    secret: str | None = Field(
+        None, description="name of a Kubernetes Secret exposed as env vars in the pod (e.g. HF_TOKEN); never values"
+    )
+    cpu: str = Field("8", description="CPU request of the training pod (Kubernetes quantity)")
+    memory: str = Field("64Gi", description="memory request and limit of the training pod")
+    shm: str = Field("16Gi", description="size of /dev/shm; NCCL and DataLoader workers outgrow the 64Mi default")
+    node_selector: dict[str, str] = Field({}, description="e.g. {nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3}")
+    service_account: str | None = None
+
+
+Launcher = Annotated[InProcessLauncher | SubprocessLauncher | K8sLauncher, Field(discriminator="kind")]
+
+# Keys that moved from `training` into `training.launcher` (old name -> new name), for the error message.
+_MOVED_TO_LAUNCHER = {
+    **{f"k8s_{k}": k for k in K8sLauncher.model_fields if k != "kind"},
+    "distributed": "distributed",
+    "accelerate_config": "accelerate_config",
+}
+
+
 class TrainingConfig(StrictModel):
     lora: LoraConfig = LoraConfig()
     learning_rate: float = Field(2e-4, gt=0)
     lr_scheduler: Literal["linear", "cosine", "constant"] = "cosine"
     warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0)
     epochs: float = Field(1.0, gt=0)
-    batch_size: int = Field(8, ge=1)
+    batch_size: int = Field(8, ge=1, description="per process (the global batch grows with the process count)")
     grad_accum: int = Field(1, ge=1)
     max_length: int = Field(256, ge=8)
     prompt_template: Literal["alpaca", "plain"] = "alpaca"
@@ -82,35 +140,31 @@ class TrainingConfig(StrictModel):
     min_free_disk_gb: float | None = Field(
         None, ge=0, description="preflight: free disk the state folder needs (None: 40 for a hub model, else 1)"
     )
-    launcher: Literal["in_process", "subprocess", "k8s"] = "in_process"
-    k8s_image: str | None = None
-    k8s_namespace: str = "default"
-    k8s_gpus: int = Field(1, ge=0)
-    # Where and how training processes start (docs/deployment.md); the k8s_* fields
-    # shape the pod that ual_dagster.train.k8s.k8s_pod_spec builds for PipesK8sClient.
-    distributed: Literal["none", "accelerate"] = Field(
-        "none", description="accelerate: start with `accelerate launch`, one process per GPU (k8s_gpus on Kubernetes)"
+    launcher: Launcher = Field(
+        InProcessLauncher(),
+        description="where training processes start (docs/deployment.md): {kind: in_process}, "
+        "{kind: subprocess, distributed}, {kind: k8s, image, state_pvc, gpus, ...}; "
+        "the strings in_process / subprocess are short for the first two",
     )
-    accelerate_config: str | None = Field(
-        None, description="`accelerate launch --config_file` (a path inside the training container); None = flags only"
-    )
-    k8s_state_pvc: str | None = Field(
-        None, description="ReadWriteMany PersistentVolumeClaim holding storage.state_dir, mounted at that same path"
-    )
-    k8s_secret: str | None = Field(
-        None, description="name of a Kubernetes Secret exposed as env vars in the pod (e.g. HF_TOKEN); never values"
-    )
-    k8s_cpu: str = Field("8", description="CPU request of the training pod (Kubernetes quantity)")
-    k8s_memory: str = Field("64Gi", description="memory request and limit of the training pod")
-    k8s_shm: str = Field("16Gi", description="size of /dev/shm; NCCL and DataLoader workers outgrow the 64Mi default")
-    k8s_node_selector: dict[str, str] = Field({}, description="e.g. {nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3}")
-    k8s_service_account: str | None = None
 
-    @model_validator(mode="after")
-    def _launcher_fields(self) -> "TrainingConfig":
-        if self.launcher == "k8s" and not (self.k8s_image and self.k8s_state_pvc):
-            raise ValueError("launcher 'k8s' needs 'k8s_image' and 'k8s_state_pvc' (the volume holding state_dir)")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _launcher_keys_moved(cls, data: object) -> object:
+        if isinstance(data, dict):
+            moved = [k for k in data if k in _MOVED_TO_LAUNCHER]
+            if moved:
+                new = ", ".join(f"{_MOVED_TO_LAUNCHER[k]}: ..." for k in moved)
+                raise ValueError(
+                    f"{', '.join(moved)} moved into training.launcher: write launcher: {{kind: ..., {new}}} "
+                    "(docs/deployment.md)"
+                )
+        return data
+
+    @field_validator("launcher", mode="before")
+    @classmethod
+    def _launcher_shorthand(cls, value: object) -> object:
+        """`launcher: subprocess` is short for `launcher: {kind: subprocess}`."""
+        return {"kind": value} if isinstance(value, str) else value
 
 
 class MethodConfig(StrictModel):

@@ -45,7 +45,7 @@ from datetime import datetime
 import openai
 import pyarrow as pa
 
-from ual_dagster.config.elicitation import OPENAI_DEFAULT_URL, ElicitationConfig
+from ual_dagster.config.elicitation import OPENAI_DEFAULT_URL, OpenAIElicitation
 from ual_dagster.elicitation.backends.openai_api import (
     NO_SCORE,
     OpenAIElicitor,
@@ -127,7 +127,7 @@ def custom_id(sample_id: str, elicitor: str, part: int, k: int) -> str:
     return f"{sample_id}:{elicitor}" + (f"#{part}" if k > 1 else "")
 
 
-def _answers_per_sample(cfg: ElicitationConfig) -> int:
+def _answers_per_sample(cfg: OpenAIElicitation) -> int:
     return cfg.consistency_k if cfg.method == "consistency" else 1
 
 
@@ -136,7 +136,7 @@ def ensure_tables(con) -> None:
     con.execute(REQUESTS_DDL)
 
 
-def make_client(cfg: ElicitationConfig, base_url: str, api_key: str) -> openai.OpenAI:
+def make_client(cfg: OpenAIElicitation, base_url: str, api_key: str) -> openai.OpenAI:
     # The SDK retries idempotent calls; batches.create is sent with max_retries=0 (see _create).
     return openai.OpenAI(api_key=api_key, base_url=base_url, timeout=cfg.timeout_s, max_retries=cfg.max_retries)
 
@@ -169,7 +169,7 @@ class BatchElicitation:
         store: DuckDBStore,
         dataset: str,
         elicitor: str,
-        cfg: ElicitationConfig,
+        cfg: OpenAIElicitation,
         base_url: str,
         client: openai.OpenAI,
         api_key: str,
@@ -688,7 +688,7 @@ class BatchElicitation:
 
 
 def elicit_in_batches(
-    pending: list[SampleToScore], cfg: ElicitationConfig, base_url: str, stats: RunStats, committer, log: Log
+    pending: list[SampleToScore], cfg: OpenAIElicitation, base_url: str, stats: RunStats, committer, log: Log
 ) -> dict:
     """Score `pending` through the Batch API (module docstring); returns run metadata."""
     api_key = resolve_api_key(cfg, base_url)
@@ -741,7 +741,7 @@ def has_open_batches(store: DuckDBStore, dataset: str, elicitor: str) -> bool:
     return any(b.dataset == dataset for b in open_batches(store, elicitor))
 
 
-def poll_open_batches(cfg: ElicitationConfig, found: list[OpenBatch]) -> list[tuple[OpenBatch, str, int, int]]:
+def poll_open_batches(cfg: OpenAIElicitation, found: list[OpenBatch]) -> list[tuple[OpenBatch, str, int, int]]:
     """(batch, server status or 'preparing', requests done, total) for the sensor; reads only."""
     base_url = cfg.base_url or OPENAI_DEFAULT_URL
     client = make_client(cfg, base_url, resolve_api_key(cfg, base_url))

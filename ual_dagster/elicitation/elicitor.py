@@ -15,7 +15,13 @@ from pathlib import Path
 
 from ual_dagster import versions
 from ual_dagster.config import resolve_path
-from ual_dagster.config.elicitation import ElicitationConfig
+from ual_dagster.config.elicitation import (
+    ElicitationConfig,
+    FileElicitation,
+    HFLocalElicitation,
+    OpenAIElicitation,
+    OracleElicitation,
+)
 from ual_dagster.elicitation.prompt import prompt_version
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.models import is_packaged, model_signature
@@ -52,7 +58,7 @@ def _model_signature(model: str) -> object:
 
 def _answer_params(cfg: ElicitationConfig) -> dict[str, object]:
     params: dict[str, object] = {"scale_max": cfg.scale_max, "prompt_hash": prompt_version(cfg.prompt)}
-    if cfg.backend == "openai":
+    if isinstance(cfg, OpenAIElicitation):
         params.update(temperature=cfg.temperature, max_tokens=cfg.max_tokens)
         if cfg.method == "consistency":
             params.update(k=cfg.consistency_k, statistic=cfg.consistency_statistic)
@@ -64,25 +70,23 @@ def _answer_params(cfg: ElicitationConfig) -> dict[str, object]:
 
 
 def elicitor_fingerprint(cfg: ElicitationConfig) -> str:
-    if cfg.backend == "openai":
-        assert cfg.model is not None
-        params = _answer_params(cfg)
-        if cfg.base_url == "local-model":  # the name alone does not say which weights the bundled server loads
-            params["weights"] = _model_signature(cfg.model)
-        digest = stable_hash(versions.ELICITATION, "openai", cfg.model, cfg.method, params, length=8)
-        return f"openai:{_label(cfg.model)}:{cfg.prompt}:{cfg.method}:{digest}"
-    if cfg.backend == "hf_local":
-        assert cfg.hf_model is not None
-        signature = _model_signature(cfg.hf_model)
-        digest = stable_hash(versions.ELICITATION, "hf_local", signature, _answer_params(cfg), length=8)
-        return f"hf_local:{_label(Path(cfg.hf_model).name)}:{cfg.prompt}:expected_score:{digest}"
-    if cfg.backend == "file":
-        assert cfg.file_path is not None
-        path = resolve_path(cfg.file_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"score file {path} does not exist (elicitation.file_path)")
-        digest = stable_hash(versions.ELICITATION, "file", file_digest(path), length=8)
-        return f"file:{_label(path.stem)}:import:{digest}"
-    if cfg.backend == "oracle":
-        return f"oracle:intrinsic:{versions.ORACLE}:{stable_hash(versions.ELICITATION, 'oracle', length=8)}"
-    raise ValueError(f"unknown elicitation backend {cfg.backend!r}")
+    match cfg:
+        case OpenAIElicitation():
+            params = _answer_params(cfg)
+            if cfg.base_url == "local-model":  # the name alone does not say which weights the bundled server loads
+                params["weights"] = _model_signature(cfg.model)
+            digest = stable_hash(versions.ELICITATION, "openai", cfg.model, cfg.method, params, length=8)
+            return f"openai:{_label(cfg.model)}:{cfg.prompt}:{cfg.method}:{digest}"
+        case HFLocalElicitation():
+            signature = _model_signature(cfg.hf_model)
+            digest = stable_hash(versions.ELICITATION, "hf_local", signature, _answer_params(cfg), length=8)
+            return f"hf_local:{_label(Path(cfg.hf_model).name)}:{cfg.prompt}:expected_score:{digest}"
+        case FileElicitation():
+            path = resolve_path(cfg.file_path)
+            if not path.is_file():
+                raise FileNotFoundError(f"score file {path} does not exist (elicitation.file_path)")
+            digest = stable_hash(versions.ELICITATION, "file", file_digest(path), length=8)
+            return f"file:{_label(path.stem)}:import:{digest}"
+        case OracleElicitation():
+            return f"oracle:intrinsic:{versions.ORACLE}:{stable_hash(versions.ELICITATION, 'oracle', length=8)}"
+    raise TypeError(f"not an elicitation config: {type(cfg).__name__}")

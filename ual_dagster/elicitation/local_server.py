@@ -30,7 +30,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from ual_dagster.config import resolve_path
-from ual_dagster.config.elicitation import ElicitationConfig
+from ual_dagster.config.elicitation import OpenAIElicitation
 from ual_dagster.elicitation.heuristic import estimate_open_endedness
 from ual_dagster.elicitation.prompt import extract_task
 from ual_dagster.loopback import serve_in_thread
@@ -154,7 +154,7 @@ def local_model_dir(model: str) -> Path:
 
 
 @contextmanager
-def bundled_server(cfg: ElicitationConfig) -> Iterator[str]:
+def bundled_server(cfg: OpenAIElicitation) -> Iterator[str]:
     """Start the bundled server `cfg.base_url` names for a `with` block; yields its base_url."""
     if cfg.base_url == LOCAL_HEURISTIC_URL:
         with local_heuristic_server() as url:
@@ -162,7 +162,6 @@ def bundled_server(cfg: ElicitationConfig) -> Iterator[str]:
     elif cfg.base_url == LOCAL_MODEL_URL:
         from ual_dagster.elicitation.model_server import local_model_server
 
-        assert cfg.model is not None
         with local_model_server(local_model_dir(cfg.model), cfg.model, cfg.hf_device, cfg.hf_batch_size) as url:
             yield url
     else:

@@ -24,11 +24,15 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 
-from ual_dagster.config.elicitation import OPENAI_DEFAULT_URL, ElicitationConfig
-from ual_dagster.elicitation.backends.file_import import (
-    content_key,
-    import_scores,
+from ual_dagster.config.elicitation import (
+    OPENAI_DEFAULT_URL,
+    ElicitationConfig,
+    FileElicitation,
+    HFLocalElicitation,
+    OpenAIElicitation,
+    OracleElicitation,
 )
+from ual_dagster.elicitation.backends.file_import import content_key, import_scores
 from ual_dagster.elicitation.backends.hf_local import score_with_local_model
 from ual_dagster.elicitation.backends.openai_api import OpenAIElicitor, resolve_api_key
 from ual_dagster.elicitation.backends.oracle import oracle_outcome
@@ -36,6 +40,7 @@ from ual_dagster.elicitation.batch import elicit_in_batches, has_open_batches
 from ual_dagster.elicitation.budget import BudgetExhausted, RunBudget
 from ual_dagster.elicitation.checks import coverage_check, range_check
 from ual_dagster.elicitation.commit import RowCommitter, journal_path, replay_journal
+from ual_dagster.elicitation.cost import estimate_cost_usd
 from ual_dagster.elicitation.elicitor import elicitor_fingerprint
 from ual_dagster.elicitation.local_server import BUNDLED_URLS, bundled_server
 from ual_dagster.elicitation.metrics import histogram, percentile, spearman
@@ -64,7 +69,7 @@ class ElicitationResult:
 
 
 @contextmanager
-def _endpoint(cfg: ElicitationConfig) -> Iterator[str]:
+def _endpoint(cfg: OpenAIElicitation) -> Iterator[str]:
     if cfg.base_url in BUNDLED_URLS:
         with bundled_server(cfg) as url:
             yield url
@@ -75,7 +80,7 @@ def _endpoint(cfg: ElicitationConfig) -> Iterator[str]:
 
 async def _elicit_openai(
     pending: list[SampleToScore],
-    cfg: ElicitationConfig,
+    cfg: OpenAIElicitation,
     base_url: str,
     api_key: str,
     stats: RunStats,
@@ -114,26 +119,27 @@ def _elicit(
     pending: list[SampleToScore], cfg: ElicitationConfig, stats: RunStats, committer: RowCommitter, log: Log
 ) -> dict:
     """Run the configured backend over `pending`; returns backend-specific metadata."""
-    if cfg.backend == "openai" and cfg.mode == "batch":
-        return elicit_in_batches(pending, cfg, cfg.base_url or OPENAI_DEFAULT_URL, stats, committer, log)
-    if cfg.backend == "openai":
-        with _endpoint(cfg) as base_url:
-            api_key = resolve_api_key(cfg, base_url)
-            log(f"eliciting {len(pending)} samples from {cfg.model} at {base_url} (concurrency {cfg.concurrency})")
-            asyncio.run(_elicit_openai(pending, cfg, base_url, api_key, stats, committer))
-        return {"base_url": cfg.base_url or OPENAI_DEFAULT_URL}
-    if cfg.backend == "oracle":
-        for sample in pending:
-            if committer.add(sample, oracle_outcome(sample)):
-                committer.flush()
-        return {}
-    if cfg.backend == "file":
-        contents = dataset_sample_contents(committer.store, committer.dataset)
-        known_keys = {content_key(i, x, o): sid for sid, i, x, o in contents}
-        return import_scores(pending, known_keys, {c[0] for c in contents}, cfg, committer, log)
-    if cfg.backend == "hf_local":
-        return score_with_local_model(pending, cfg, stats, committer, log)
-    raise ValueError(f"unknown elicitation backend {cfg.backend!r}")
+    match cfg:
+        case OpenAIElicitation(mode="batch"):
+            return elicit_in_batches(pending, cfg, cfg.base_url or OPENAI_DEFAULT_URL, stats, committer, log)
+        case OpenAIElicitation():
+            with _endpoint(cfg) as base_url:
+                api_key = resolve_api_key(cfg, base_url)
+                log(f"eliciting {len(pending)} samples from {cfg.model} at {base_url} (concurrency {cfg.concurrency})")
+                asyncio.run(_elicit_openai(pending, cfg, base_url, api_key, stats, committer))
+            return {"base_url": cfg.base_url or OPENAI_DEFAULT_URL}
+        case OracleElicitation():
+            for sample in pending:
+                if committer.add(sample, oracle_outcome(sample)):
+                    committer.flush()
+            return {}
+        case FileElicitation():
+            contents = dataset_sample_contents(committer.store, committer.dataset)
+            known_keys = {content_key(i, x, o): sid for sid, i, x, o in contents}
+            return import_scores(pending, known_keys, {c[0] for c in contents}, cfg, committer, log)
+        case HFLocalElicitation():
+            return score_with_local_model(pending, cfg, stats, committer, log)
+    raise TypeError(f"not an elicitation config: {type(cfg).__name__}")
 
 
 def elicitation_lock(store: DuckDBStore, dataset: str, log: Log):
@@ -144,7 +150,7 @@ def elicitation_lock(store: DuckDBStore, dataset: str, log: Log):
 
 def _open_batches(store: DuckDBStore, dataset: str, cfg: ElicitationConfig, elicitor: str) -> bool:
     """Batch mode: submissions still to collect, even when no row is pending (elicitation/batch.py)."""
-    if cfg.backend != "openai" or cfg.mode != "batch":
+    if not (isinstance(cfg, OpenAIElicitation) and cfg.mode == "batch"):
         return False
     return has_open_batches(store, dataset, elicitor)
 
@@ -216,16 +222,19 @@ def _metadata(
     scores = [float(r[1]) for r in rows]
     with_intrinsic = [(float(r[1]), float(r[2])) for r in rows if r[2] is not None]
     pairs = [(old_scores[r[0]], float(r[1])) for r in rows if r[0] in old_scores]
+    # only the openai backend has a method, prices and token counts
     cost = (
-        stats.prompt_tokens / 1000 * cfg.price_per_1k_prompt_tokens
-        + stats.completion_tokens / 1000 * cfg.price_per_1k_completion_tokens
+        estimate_cost_usd(stats.prompt_tokens, stats.completion_tokens, cfg)
+        if isinstance(cfg, OpenAIElicitation)
+        else 0.0
     )
+    method = cfg.method if isinstance(cfg, OpenAIElicitation) else None
     coverage = coverage_check(len(rows), total, cfg.min_coverage)
     metadata = {
         "dataset": dataset,
         "elicitor": elicitor,
         "backend": cfg.backend,
-        "method": cfg.method,
+        "method": method,
         "samples": total,
         "cache_hits": total - n_pending,
         "to_elicit": n_pending,
@@ -252,7 +261,7 @@ def _metadata(
         "drift_spearman": _round(spearman([o for o, _ in pairs], [n for _, n in pairs])) if pairs else None,
         "drift_pairs": len(pairs),
     }
-    if cfg.method == "logprobs":
+    if method == "logprobs":
         metadata["logprobs_fallbacks"] = stats.logprobs_fallbacks
     return metadata
 

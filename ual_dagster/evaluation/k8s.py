@@ -11,13 +11,17 @@ from __future__ import annotations
 import json
 
 from ual_dagster.config import Profile
+from ual_dagster.config.training import K8sLauncher
 
 K8S_CONFIG_TAG = "dagster-k8s/config"
 
 
 def evaluation_pod_config(profile: Profile) -> dict:
     pod = profile.evaluation.k8s_pod
-    image = pod.image or profile.training.k8s_image
+    # a k8s training launcher lends its image and Secret: the same CUDA image, the same HF_TOKEN
+    training_pod = profile.training.launcher if isinstance(profile.training.launcher, K8sLauncher) else None
+    image = pod.image or (training_pod.image if training_pod else None)
+    secret = training_pod.secret if training_pod else None
     resources = {
         "requests": {"cpu": pod.cpu, "memory": pod.memory, "nvidia.com/gpu": str(pod.gpus)},
         "limits": {"memory": pod.memory, "nvidia.com/gpu": str(pod.gpus)},
@@ -25,8 +29,8 @@ def evaluation_pod_config(profile: Profile) -> dict:
     container: dict = {"resources": resources}
     if image:
         container["image"] = image
-    if profile.training.k8s_secret:  # HF_TOKEN for gated base models, OPENAI_API_KEY for the judge
-        container["env_from"] = [{"secret_ref": {"name": profile.training.k8s_secret}}]
+    if secret:  # HF_TOKEN for gated base models, OPENAI_API_KEY for the judge
+        container["env_from"] = [{"secret_ref": {"name": secret}}]
     spec: dict = {"container_config": container}
     if pod.node_selector:
         spec["pod_spec_config"] = {"node_selector": dict(pod.node_selector)}

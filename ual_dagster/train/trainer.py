@@ -43,7 +43,7 @@ from ual_dagster.train.resume import (
     remove_checkpoints,
     save_checkpoint,
 )
-from ual_dagster.train.versioning import result_affecting_config
+from ual_dagster.train.versioning import result_config
 
 __all__ = ["TrainExample", "TrainResult", "render_prompt", "train_lora"]
 
@@ -72,7 +72,7 @@ class TrainResult:
 
 def run_key(base_path: str, examples: list[TrainExample], cfg: TrainingConfig) -> str:
     """Identity of a run's inputs; a checkpoint from other inputs is never resumed."""
-    return stable_hash(str(base_path), result_affecting_config(cfg), [asdict(e) for e in examples])
+    return stable_hash(str(base_path), result_config(cfg), [asdict(e) for e in examples])
 
 
 def eps_stats(examples: list[TrainExample], bin_width: float = 0.05) -> dict:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from ual_dagster.config import resolve_path
-from ual_dagster.config.elicitation import ElicitationConfig
+from ual_dagster.config.elicitation import FileElicitation
 from ual_dagster.elicitation.commit import RowCommitter
 from ual_dagster.elicitation.outcome import Outcome
 from ual_dagster.elicitation.table import SampleToScore
@@ -72,7 +72,7 @@ def import_scores(
     pending: list[SampleToScore],
     known_keys: dict[tuple[str, str, str], str],
     known_ids: set[str],
-    cfg: ElicitationConfig,
+    cfg: FileElicitation,
     committer: RowCommitter,
     log: Callable[[str], None],
 ) -> dict:
@@ -81,7 +81,6 @@ def import_scores(
     known_keys / known_ids cover every sample of the dataset, so a row for an already
     imported sample is not misreported as unmatched.
     """
-    assert cfg.file_path is not None
     path = resolve_path(cfg.file_path)
     if not path.is_file():
         raise ScoreFileError(f"score file {path} does not exist (elicitation.file_path)")

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from ual_dagster.config import resolve_path
-from ual_dagster.config.elicitation import ElicitationConfig
+from ual_dagster.config.elicitation import HFLocalElicitation
 from ual_dagster.elicitation.commit import RowCommitter
 from ual_dagster.elicitation.outcome import Outcome, RunStats
 from ual_dagster.elicitation.prompt import ANSWER_PREFIX, render_prompt
@@ -72,7 +72,7 @@ def expected_from_logits(
 
 def score_with_local_model(
     pending: list[SampleToScore],
-    cfg: ElicitationConfig,
+    cfg: HFLocalElicitation,
     stats: RunStats,
     committer: RowCommitter,
     log: Callable[[str], None],
@@ -80,7 +80,6 @@ def score_with_local_model(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    assert cfg.hf_model is not None
     source = model_source(cfg.hf_model)
     tokenizer = AutoTokenizer.from_pretrained(source)
     model = AutoModelForCausalLM.from_pretrained(source).to(cfg.hf_device).eval()

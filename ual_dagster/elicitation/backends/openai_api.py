@@ -37,7 +37,7 @@ from urllib.parse import urlparse
 import openai
 from openai import AsyncOpenAI
 
-from ual_dagster.config.elicitation import ElicitationConfig
+from ual_dagster.config.elicitation import OpenAIElicitation
 from ual_dagster.elicitation.budget import BudgetExhausted, RunBudget
 from ual_dagster.elicitation.outcome import Outcome, RunStats
 from ual_dagster.elicitation.parsing import (
@@ -69,7 +69,7 @@ def is_loopback(base_url: str) -> bool:
     return host in _LOOPBACK_HOSTS or host.startswith("127.")
 
 
-def resolve_api_key(cfg: ElicitationConfig, base_url: str) -> str:
+def resolve_api_key(cfg: OpenAIElicitation, base_url: str) -> str:
     key = os.environ.get(cfg.api_key_env)
     if key:
         return key
@@ -89,7 +89,7 @@ def is_retryable_status(status: int) -> bool:
     return status in (408, 409, 429) or status >= 500
 
 
-def request_body(prompt: str, cfg: ElicitationConfig) -> dict:
+def request_body(prompt: str, cfg: OpenAIElicitation) -> dict:
     """The chat-completions request for one call (online) or one batch line's `body`."""
     body: dict = {
         "model": cfg.model,
@@ -105,7 +105,7 @@ def request_body(prompt: str, cfg: ElicitationConfig) -> dict:
     return body
 
 
-def read_answer(response: dict, cfg: ElicitationConfig, stats: RunStats) -> tuple[str | None, float | None]:
+def read_answer(response: dict, cfg: OpenAIElicitation, stats: RunStats) -> tuple[str | None, float | None]:
     """(answer text, score in [0, 1] or None if unparseable) of one chat-completion response body."""
     choices = response.get("choices") or [{}]
     choice = choices[0] if isinstance(choices[0], dict) else {}
@@ -134,7 +134,7 @@ def _logprob_score(choice: dict, scale_max: int, stats: RunStats) -> float | Non
     return None
 
 
-def combine_scores(scores: list[float], cfg: ElicitationConfig) -> float:
+def combine_scores(scores: list[float], cfg: OpenAIElicitation) -> float:
     """A sample's u from its k parsed scores (k = 1 unless method is consistency)."""
     return scores[0] if len(scores) == 1 else dispersion(scores, cfg.consistency_statistic, cfg.scale_max)
 
@@ -156,7 +156,7 @@ class _Tally:
 
 
 class OpenAIElicitor:
-    def __init__(self, cfg: ElicitationConfig, base_url: str, api_key: str, budget: RunBudget, stats: RunStats):
+    def __init__(self, cfg: OpenAIElicitation, base_url: str, api_key: str, budget: RunBudget, stats: RunStats):
         self.cfg = cfg
         self.budget = budget
         self.stats = stats
