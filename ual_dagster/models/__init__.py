@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ual_dagster.models.smollm2 import smollm2_hf_dir, smollm2_signature
+from ual_dagster.models import smollm2
 
 PACKAGED_PREFIX = "packaged:"
 PACKAGED_MODELS = ("smollm2",)
@@ -36,12 +36,10 @@ def _packaged_name(ref: str) -> str:
 def model_signature(ref: str) -> dict[str, str]:
     """What identifies a packaged model's weights (raises ModelNotInstalled naming the extra if missing)."""
     _packaged_name(ref)
-
-    return {"packaged": ref, **smollm2_signature()}
+    return {"packaged": ref, **smollm2.smollm2_signature()}
 
 
 def resolve_model_dir(ref: str) -> Path:
     """The local transformers folder of a packaged model (converted into the model cache on first use)."""
     _packaged_name(ref)
-
-    return smollm2_hf_dir()
+    return smollm2.smollm2_hf_dir()
