@@ -38,7 +38,6 @@ import json
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -61,6 +60,7 @@ from ual_dagster.elicitation.cost import estimate_cost_usd
 from ual_dagster.elicitation.outcome import Outcome, RunStats
 from ual_dagster.elicitation.prompt import render_prompt
 from ual_dagster.elicitation.table import SampleToScore, utc_now
+from ual_dagster.progress import Log
 from ual_dagster.storage import DuckDBStore
 
 ENDPOINT = "/v1/chat/completions"
@@ -108,8 +108,6 @@ CREATE TABLE IF NOT EXISTS elicitation_batch_requests (
     PRIMARY KEY (submission_id, custom_id)
 )
 """
-
-Log = Callable[[str], None]
 
 
 class BatchStillRunning(RuntimeError):

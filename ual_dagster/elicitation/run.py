@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -45,13 +45,12 @@ from ual_dagster.elicitation.table import (
     utc_now,
 )
 from ual_dagster.fingerprint import hash_rows
+from ual_dagster.progress import Log
 from ual_dagster.storage import DuckDBStore
 from ual_dagster.storage.locks import held_lock
 
 OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
 SCORE_ROUNDING = 6
-
-Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -193,7 +192,7 @@ def elicit_dataset(
     dataset: str,
     cfg: ElicitationConfig,
     store: DuckDBStore,
-    log: Log | None = None,
+    log: Log = None,
     stale_before: datetime | None = None,
     only: Collection[str] | None = None,
 ) -> ElicitationResult:

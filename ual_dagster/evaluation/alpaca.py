@@ -33,10 +33,11 @@ from ual_dagster.evaluation.eval_data import EvalData
 from ual_dagster.evaluation.judges.client_config import temporary_client_config
 from ual_dagster.evaluation.judges.loopback_server import LoopbackServer
 from ual_dagster.evaluation.judges.testbed_judge import TestbedJudge
-from ual_dagster.evaluation.models import CheckpointHandle, Log, cached_generate
+from ual_dagster.evaluation.models import CheckpointHandle, cached_generate
 from ual_dagster.evaluation.prompts import render_prompt
 from ual_dagster.evaluation.scores import ItemScore, ScoreRow, clean_number
 from ual_dagster.fingerprint import stable_hash
+from ual_dagster.progress import Log
 from ual_dagster.storage import ArtifactStore
 
 ALPACA_CODE_VERSION = "alpaca-eval-v1"

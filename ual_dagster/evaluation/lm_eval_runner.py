@@ -20,11 +20,12 @@ from typing import Any
 
 from ual_dagster.config.evaluation import GenerationConfig, LmEvalTaskConfig
 from ual_dagster.evaluation.eval_data import EvalData
-from ual_dagster.evaluation.models import CheckpointHandle, Log
+from ual_dagster.evaluation.models import CheckpointHandle
 from ual_dagster.evaluation.prompts import render_prompt
 from ual_dagster.evaluation.scores import STDERR_FROM_ITEMS, ItemScore, ScoreRow, clean_number, mean_and_stderr
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.jsonl import iter_json_objects
+from ual_dagster.progress import Log
 from ual_dagster.storage import ArtifactStore
 
 LM_EVAL_CODE_VERSION = "lm-eval-runner-v1"

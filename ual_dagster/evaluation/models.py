@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,11 +24,9 @@ import torch
 from ual_dagster.config.evaluation import GenerationConfig
 from ual_dagster.evaluation.prompts import prompt_token_ids
 from ual_dagster.fingerprint import stable_hash
-from ual_dagster.progress import Progress
+from ual_dagster.progress import Log, Progress
 
 GENERATION_CODE_VERSION = "generate-v1"
-
-Log = Callable[[str], None] | None
 
 
 def resolve_device(device: str) -> torch.device:

@@ -6,17 +6,17 @@ that fingerprint are reused, so a re-run with nothing changed loads no model.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ual_dagster.config import Profile
 from ual_dagster.fingerprint import stable_hash
+from ual_dagster.progress import Log
 from ual_dagster.storage import ArtifactStore, DuckDBStore
 
 CODE_VERSION = "eval-pipeline-1"
 CLUSTERING = "token_clustering"
-Log = Callable[[str], None] | None
 
 
 @dataclass
