@@ -39,6 +39,7 @@ from ual_dagster.evaluation.scores import ItemScore, ScoreRow, clean_number
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.progress import Log
 from ual_dagster.storage import ArtifactStore
+from ual_dagster.storage.files import atomic_path
 
 ALPACA_CODE_VERSION = "alpaca-eval-v1"
 BENCHMARK = "alpaca_eval"
@@ -374,9 +375,8 @@ def _forget_unjudged(caching_path: Path) -> None:
     if keep.empty:
         caching_path.unlink()
     else:
-        tmp = caching_path.with_suffix(".tmp")
-        keep.to_json(tmp, orient="records", indent=2)
-        os.replace(tmp, caching_path)
+        with atomic_path(caching_path) as tmp:
+            keep.to_json(tmp, orient="records", indent=2)
 
 
 def _add_length_controlled(result: JudgeResult, annotations: Any) -> None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from ual_dagster.config.evaluation import GenerationConfig
 from ual_dagster.evaluation.prompts import prompt_token_ids
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.progress import Log, Progress
+from ual_dagster.storage.files import atomic_write_text
 
 GENERATION_CODE_VERSION = "generate-v1"
 
@@ -188,13 +187,6 @@ def generation_cache_key(checkpoint_fp: str, cfg: GenerationConfig, prompts: Seq
     return stable_hash(GENERATION_CODE_VERSION, checkpoint_fp, cfg.model_dump(mode="json"), list(prompts))
 
 
-def _atomic_write_json(path: Path, value: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(value, fh, ensure_ascii=False)
-    os.replace(tmp, path)
-
-
 def cached_generate(
     handle: CheckpointHandle,
     checkpoint_fp: str,
@@ -242,8 +234,7 @@ def cached_generate(
             fh.flush()
             progress.update(len(done))
     outputs = [done[i] for i in range(len(prompts))]
-    _atomic_write_json(
-        final, {"checkpoint": checkpoint_fp, "generation": cfg.model_dump(mode="json"), "outputs": outputs}
-    )
+    record = {"checkpoint": checkpoint_fp, "generation": cfg.model_dump(mode="json"), "outputs": outputs}
+    atomic_write_text(final, json.dumps(record, ensure_ascii=False))
     partial.unlink(missing_ok=True)
     return GenerationResult(outputs, key, False, final, round(time.perf_counter() - t0, 3))

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -28,6 +26,7 @@ import torch
 from ual_dagster.config.training import TrainingConfig
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.progress import Progress
+from ual_dagster.storage.files import atomic_path, atomic_write_text
 from ual_dagster.train.examples import (
     IGNORE_INDEX,
     Schedule,
@@ -279,23 +278,13 @@ def train_lora(
     )
     if accelerator.is_main_process:
         _save_adapter(accelerator.unwrap_model(model), tokenizer, out_dir)
-        _write_json_atomic(result_path, result.to_json())
+        atomic_write_text(result_path, json.dumps(result.to_json(), indent=1, sort_keys=True))
         remove_checkpoints(out_dir)
     log(f"finished: {result.steps} steps, final loss {result.final_loss:.4f}, {result.tokens_per_s:.0f} tok/s")
     return result
 
 
 def _save_adapter(model, tokenizer, out_dir: Path) -> None:
-    final = out_dir / ADAPTER_DIR
-    tmp = out_dir / f".tmp-{ADAPTER_DIR}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    with atomic_path(out_dir / ADAPTER_DIR) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
