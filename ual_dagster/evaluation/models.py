@@ -116,31 +116,14 @@ def truncate_at_stop(text: str, stop_strings: Sequence[str]) -> str:
     return text[:cut].strip()
 
 
-class _StopWhenAllDone:
-    """Stops a batch once every row has produced eos or a stop string in its new tokens."""
-
-    def __init__(self, tokenizer: Any, prompt_len: int, stop_strings: Sequence[str], eos_id: int | None):
-        self.tokenizer = tokenizer
-        self.prompt_len = prompt_len
-        self.stop_strings = list(stop_strings)
-        self.eos_id = eos_id
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-        new = input_ids[:, self.prompt_len :]
-        done = []
-        for row in new:
-            ids = row.tolist()
-            if self.eos_id is not None and self.eos_id in ids:
-                done.append(True)
-                continue
-            text = self.tokenizer.decode(ids, skip_special_tokens=True)
-            done.append(any(s in text for s in self.stop_strings))
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
-
-
 @torch.no_grad()
 def generate(loaded: LoadedCheckpoint, prompts: Sequence[str], cfg: GenerationConfig, seed: int = 0) -> list[str]:
-    """Batched generation with left padding; greedy when temperature is 0."""
+    """Batched generation with left padding; greedy when temperature is 0.
+
+    A row stops at eos or once it ends in one of `cfg.stop_strings` (transformers' stop-string
+    criterion, which pads the finished rows while the others go on); the stop string is then
+    cut from the decoded text.
+    """
     tok, model = loaded.tokenizer, loaded.model
     eos_id = tok.eos_token_id
     # Similar lengths share a batch, so little compute is spent on padding.
@@ -163,7 +146,8 @@ def generate(loaded: LoadedCheckpoint, prompts: Sequence[str], cfg: GenerationCo
             max_new_tokens=cfg.max_new_tokens,
             pad_token_id=tok.pad_token_id,
             eos_token_id=eos_id,
-            stopping_criteria=[_StopWhenAllDone(tok, prompt_len, cfg.stop_strings, eos_id)],
+            stop_strings=list(cfg.stop_strings) or None,
+            tokenizer=tok,
             **sampling,
         )
         for row, i in zip(out[:, prompt_len:], idx):
