@@ -31,6 +31,7 @@ from ual_dagster.storage import ArtifactStore
 LM_EVAL_CODE_VERSION = "lm-eval-runner-v1"
 TASKS_DIR = Path(__file__).parent / "tasks"
 DATA_PLACEHOLDER = "__UAL_DATA_FILE__"
+LM_EVAL_TASKS_PLACEHOLDER = "__LM_EVAL_TASKS__"  # for `include:` of a built-in task
 RESULTS_FILE = "results.json"
 
 
@@ -71,11 +72,16 @@ def export_testbed_exact(eval_data: EvalData, dataset: str, prompt_template: str
 
 
 def render_task_yaml(task: str, data_file: Path, out_dir: Path) -> Path:
-    """The shipped task YAML with its data path made absolute, written into `out_dir`."""
+    """The shipped task YAML with its data path and lm-eval's tasks folder made absolute,
+    written into `out_dir`."""
+    from lm_eval import tasks as lm_tasks
+
     text = (TASKS_DIR / f"{task}.yaml").read_text(encoding="utf-8")
+    text = text.replace(DATA_PLACEHOLDER, str(data_file.resolve()))
+    text = text.replace(LM_EVAL_TASKS_PLACEHOLDER, str(Path(lm_tasks.__file__).parent))
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{task}.yaml"
-    out.write_text(text.replace(DATA_PLACEHOLDER, str(data_file.resolve())), encoding="utf-8")
+    out.write_text(text, encoding="utf-8")
     return out
 
 
