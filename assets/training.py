@@ -1,6 +1,5 @@
 """base_model and lora_<scenario>_<method>: content-addressed model artifacts."""
 
-import json
 import time
 from pathlib import Path
 
@@ -161,7 +160,7 @@ def _launch(context: dg.AssetExecutionContext, plan, train_cfg: TrainingConfig):
             base_pod_spec=k8s_pod_spec(train_cfg),
             extras=extras,
         )
-    return TrainResult.from_json(json.loads(Path(plan.result_path).read_text()))
+    return TrainResult.model_validate_json(Path(plan.result_path).read_text())
 
 
 def _local_processes(train_cfg: TrainingConfig) -> int:

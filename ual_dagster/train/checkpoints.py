@@ -186,7 +186,10 @@ def plan_checkpoint(
         raise RuntimeError(f"training set {scenario!r} is empty; materialise training_set_{scenario} first")
     intrinsic = [None if pd.isna(x) else float(x) for x in rows["intrinsic_uncertainty"]]
     eps = method_epsilons(method, methods, rows["uncertainty"].tolist(), intrinsic, rows["sample_id"].tolist())
-    examples = [TrainExample(r.instruction, r.input or "", r.output, e) for r, e in zip(rows.itertuples(), eps)]
+    examples = [
+        TrainExample(instruction=r.instruction, input=r.input or "", output=r.output, epsilon=e)
+        for r, e in zip(rows.itertuples(), eps)
+    ]
     # The examples hash covers content (sample ids are content hashes), order and epsilon:
     # re-elicited scores change it for UAL only; SFT's epsilons are all zero.
     examples_hash = hash_rows((int(p), sid, round(e, 8)) for p, sid, e in zip(rows["position"], rows["sample_id"], eps))
