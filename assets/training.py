@@ -1,6 +1,5 @@
 """base_model and lora_<scenario>_<method>: content-addressed model artifacts."""
 
-import json
 import time
 from pathlib import Path
 
@@ -166,7 +165,7 @@ def _launch(context: dg.AssetExecutionContext, plan, launcher: Launcher, pod_spe
             base_pod_spec=pod_spec,
             extras=extras,
         )
-    return TrainResult.from_json(json.loads(Path(plan.result_path).read_text()))
+    return TrainResult.model_validate_json(Path(plan.result_path).read_text())
 
 
 def _local_processes(launcher: SubprocessLauncher) -> int:

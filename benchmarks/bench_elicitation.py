@@ -25,17 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ual_dagster.loopback import chat_completion_body  # after sys.path.insert: the checkout's package
+
 ANSWER = json.dumps(
-    {
-        "id": "b",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "bench",
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": '{"uncertainty": 5}'}, "finish_reason": "stop"}
-        ],
-        "usage": {"prompt_tokens": 100, "completion_tokens": 5, "total_tokens": 105},
-    }
+    chat_completion_body('{"uncertainty": 5}', "bench", prompt_tokens=100, completion_tokens=5, completion_id="b")
 ).encode()
 
 

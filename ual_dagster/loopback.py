@@ -2,7 +2,8 @@
 
 Used for the bundled heuristic elicitation server and the loopback judge (tiny profile),
 and by tests and benchmarks for their fault-injecting and fixed-latency servers. The socket is bound before the server
-starts (port 0), so there is no race for the port.
+starts (port 0), so there is no race for the port. `chat_completion_body` is the reply all of
+these servers send to POST /v1/chat/completions.
 """
 
 from __future__ import annotations
@@ -10,12 +11,50 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 
 STARTUP_TIMEOUT_S = 30.0
+
+
+def chat_completion_body(
+    content: str,
+    model: str,
+    *,
+    prompt_tokens: int,
+    completion_tokens: int,
+    logprobs: dict[str, Any] | None = None,
+    finish_reason: str = "stop",
+    completion_id: str | None = None,
+    created: int | None = None,
+) -> dict[str, Any]:
+    """An OpenAI `chat.completion` JSON body with one assistant choice.
+
+    `logprobs` is the choice's logprobs block ({"content": [...]}) or None when none was asked for.
+    """
+    return {
+        "id": completion_id or f"chatcmpl-{uuid.uuid4().hex[:12]}",
+        "object": "chat.completion",
+        "created": int(time.time()) if created is None else created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "logprobs": logprobs,
+                "finish_reason": finish_reason,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
 
 
 @contextmanager

@@ -32,7 +32,7 @@ BASE_MODEL = "base_model-1"
 LORA = "lora-train-1"
 # evaluation
 EVAL_SETS = "eval-sets-1"
-GENERATION = "generate-v1"
+GENERATION = "generate-v2"  # 2: transformers stop_strings; a stop string may now span the prompt's end
 EVALUATION = "evaluate-checkpoint-v2"
 LM_EVAL = "lm-eval-runner-v1"
 ALPACA_EVAL = "alpaca-eval-v1"

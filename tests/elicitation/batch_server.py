@@ -37,24 +37,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from tests.elicitation.fault_server import MARKER, SCORE_OF
+from ual_dagster.loopback import chat_completion_body
 
 Answerer = Callable[[dict], tuple[int, dict]]
 MAX_FILE_BYTES = 50 << 20  # bounded: a test never needs more
 
 
 def completion(text: str, model: str, prompt_tokens: int = 100, completion_tokens: int = 5) -> dict:
-    return {
-        "id": "chatcmpl-fake",
-        "object": "chat.completion",
-        "created": 0,
-        "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
-    }
+    return chat_completion_body(text, model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
 
 
 def marker_answerer(

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from ual_dagster.loopback import chat_completion_body
+
 MARKER = re.compile(r"\[#(\d+)\]")
 
 
@@ -94,16 +96,7 @@ class FaultServer:
                 "Sorry, I would rather not say." if outcome == "garbage" else f'{{"uncertainty": {SCORE_OF(sample)}}}'
             )
             return JSONResponse(
-                {
-                    "id": "x",
-                    "object": "chat.completion",
-                    "created": 0,
-                    "model": body.get("model", "m"),
-                    "choices": [
-                        {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-                    ],
-                    "usage": {"prompt_tokens": 100, "completion_tokens": 5, "total_tokens": 105},
-                }
+                chat_completion_body(text, body.get("model", "m"), prompt_tokens=100, completion_tokens=5)
             )
 
         @app.get("/v1/models")

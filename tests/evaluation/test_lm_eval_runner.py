@@ -4,25 +4,41 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
+from pathlib import Path
 
 import pytest
-import yaml
+from lm_eval import tasks as lm_tasks
+from lm_eval.tasks._yaml_loader import load_yaml
 
 from ual_dagster.config.evaluation import GenerationConfig, LmEvalTaskConfig
 from ual_dagster.evaluation.eval_data import EvalData, HeldoutItem
-from ual_dagster.evaluation.lm_eval_runner import TASKS_DIR, run_lm_eval, validate_gsm8k_jsonl
+from ual_dagster.evaluation.lm_eval_runner import render_task_yaml, run_lm_eval, validate_gsm8k_jsonl
 from ual_dagster.evaluation.models import CheckpointHandle, generate
 from ual_dagster.evaluation.prompts import render_prompt
 
 GEN = GenerationConfig(max_new_tokens=8, batch_size=4, stop_strings=["\n"])
 
 
+GSM8K_FILE = Path("/work/shared/data/gsm8k/test.jsonl")
+
+
+def resolved_task(task: str, out_dir: Path, data_file: Path = GSM8K_FILE) -> dict:
+    """The shipped task's config as lm-eval reads it: rendered, with its `include:` merged in."""
+    return load_yaml(render_task_yaml(task, data_file, out_dir))
+
+
+def upstream_gsm8k() -> dict:
+    return load_yaml(Path(lm_tasks.__file__).parent / "gsm8k" / "gsm8k.yaml")
+
+
 def gsm8k_extract_and_score(response: str, target: str) -> dict[str, float]:
-    """Apply the shipped gsm8k_local filters and metric (read from its YAML) to one response."""
+    """Apply the shipped gsm8k_local filters and metric (as lm-eval resolves them) to one response."""
     from lm_eval.api.metrics import exact_match_hf_evaluate
     from lm_eval.filters.extraction import RegexFilter
 
-    spec = yaml.safe_load((TASKS_DIR / "gsm8k_local.yaml").read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = resolved_task("gsm8k_local", Path(tmp))
     metric = {
         k: v
         for k, v in spec["metric_list"][0].items()
@@ -54,6 +70,19 @@ def test_gsm8k_answer_extraction(response: str, strict: float, flexible: float) 
 
 def test_gsm8k_thousands_separator_target() -> None:
     assert gsm8k_extract_and_score("#### 1,000", "so 1000\n#### 1000") == {"strict-match": 1.0, "flexible-extract": 1.0}
+
+
+def test_gsm8k_local_is_upstream_gsm8k_on_a_local_file(tmp_path) -> None:
+    """gsm8k_local includes lm-eval's gsm8k: prompt, stop strings, filters and metric are upstream's;
+    only the data (one local file, which also serves few-shot examples) and the shot count differ."""
+    local, upstream = resolved_task("gsm8k_local", tmp_path), upstream_gsm8k()
+    for key in ("output_type", "doc_to_text", "doc_to_target", "generation_kwargs", "filter_list", "metric_list"):
+        assert local[key] == upstream[key], key
+    assert local["task"] == "gsm8k_local" and local["tag"] == []
+    assert (local["dataset_path"], local["dataset_name"]) == ("json", None)
+    assert local["dataset_kwargs"] == {"data_files": {"test": str(GSM8K_FILE.resolve())}}
+    assert (local["test_split"], local["training_split"], local["fewshot_split"]) == ("test", None, "test")
+    assert local["num_fewshot"] == 0 and upstream["num_fewshot"] == 5
 
 
 def test_gsm8k_jsonl_errors_name_the_line(tmp_path) -> None:

@@ -22,9 +22,16 @@ def make_examples(n: int, epsilon: float = 0.0) -> list[TrainExample]:
     for i in range(n):
         a, b = i % 7, (i * 3) % 5
         if i % 2:
-            out.append(TrainExample(f"Add {a} and {b}.", "", str(a + b), epsilon))
+            out.append(TrainExample(instruction=f"Add {a} and {b}.", input="", output=str(a + b), epsilon=epsilon))
         else:
-            out.append(TrainExample("Name a word from the list.", " ".join(WORDS[i % 3 :: 2]), WORDS[i % 9], epsilon))
+            out.append(
+                TrainExample(
+                    instruction="Name a word from the list.",
+                    input=" ".join(WORDS[i % 3 :: 2]),
+                    output=WORDS[i % 9],
+                    epsilon=epsilon,
+                )
+            )
     return out
 
 

@@ -107,8 +107,8 @@ def test_methods_differ_only_through_epsilon(tiny_base, tmp_path):
     """sft (eps 0) and ual with every eps 0 are the same computation; other eps differ."""
     cfg = CFG.model_copy(update={"epochs": 1, "grad_accum": 1})
     sft = make_examples(16, epsilon=0.0)
-    ual_zero = [TrainExample(e.instruction, e.input, e.output, 0.0) for e in sft]
-    ual = [TrainExample(e.instruction, e.input, e.output, 0.05 * (i % 4)) for i, e in enumerate(sft)]
+    ual_zero = [e.model_copy(update={"epsilon": 0.0}) for e in sft]
+    ual = [e.model_copy(update={"epsilon": 0.05 * (i % 4)}) for i, e in enumerate(sft)]
     a = train_lora(tiny_base, sft, cfg, tmp_path / "sft")
     b = train_lora(tiny_base, ual_zero, cfg, tmp_path / "ual0")
     c = train_lora(tiny_base, ual, cfg, tmp_path / "ual")
@@ -127,7 +127,7 @@ def test_prompt_templates_and_response_only_labels(tiny_base):
         render_prompt("x", "", "chatml")
 
     tok = AutoTokenizer.from_pretrained(tiny_base)
-    ex = TrainExample("Add 1 and 2.", "", "3", 0.1)
+    ex = TrainExample(instruction="Add 1 and 2.", input="", output="3", epsilon=0.1)
     t = tokenize_example(ex, tok, "alpaca", 64)
     n_prompt = 1 + len(tok(render_prompt(ex.instruction, "", "alpaca"), add_special_tokens=False)["input_ids"])
     assert t.input_ids[0] == tok.bos_token_id and t.input_ids[-1] == tok.eos_token_id
@@ -150,7 +150,9 @@ def test_result_file_is_json(tiny_base, tmp_path):
 def test_eps_stats_histogram_counts_every_example():
     from ual_dagster.train.trainer import eps_stats
 
-    stats = eps_stats([TrainExample("i", "", "o", e) for e in [0.0, 0.049, 0.05, 0.1, 0.1, 0.2]])
+    stats = eps_stats(
+        [TrainExample(instruction="i", input="", output="o", epsilon=e) for e in [0.0, 0.049, 0.05, 0.1, 0.1, 0.2]]
+    )
     assert stats["histogram"] == {"0.00-0.05": 2, "0.05-0.10": 1, "0.10-0.15": 2, "0.20-0.25": 1}
     assert (stats["min"], stats["max"]) == (0.0, 0.2)
     assert stats["mean"] == pytest.approx(0.499 / 6)

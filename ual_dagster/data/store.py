@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from ual_dagster.data.samples import Reject, Sample
 from ual_dagster.storage import DuckDBStore
+from ual_dagster.storage.duckdb_store import transaction
 
 SAMPLES_DDL = """
 CREATE TABLE IF NOT EXISTS samples (
@@ -99,18 +100,13 @@ def replace_dataset(store: DuckDBStore, dataset: str, samples: list[Sample], rej
         ensure_tables(con)
         con.register("new_samples", new_samples)
         con.register("new_rejects", new_rejects)
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             con.execute("DELETE FROM samples WHERE dataset = ?", [dataset])
             con.execute("DELETE FROM rejects WHERE dataset = ?", [dataset])
             con.execute(
                 f"INSERT INTO samples SELECT {', '.join(_SAMPLES_SCHEMA.names)}, current_timestamp FROM new_samples"
             )
             con.execute("INSERT INTO rejects SELECT dataset, source, reason, raw, current_timestamp FROM new_rejects")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
 
 
 def read_samples(store: DuckDBStore, dataset: str, split: str | None = None) -> list[Sample]:

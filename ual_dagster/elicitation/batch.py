@@ -38,7 +38,6 @@ import json
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -61,7 +60,9 @@ from ual_dagster.elicitation.cost import estimate_cost_usd
 from ual_dagster.elicitation.outcome import Outcome, RunStats
 from ual_dagster.elicitation.prompt import render_prompt
 from ual_dagster.elicitation.table import SampleToScore, utc_now
+from ual_dagster.progress import Log
 from ual_dagster.storage import DuckDBStore
+from ual_dagster.storage.duckdb_store import transaction
 
 ENDPOINT = "/v1/chat/completions"
 COMPLETION_WINDOW = "24h"
@@ -108,8 +109,6 @@ CREATE TABLE IF NOT EXISTS elicitation_batch_requests (
     PRIMARY KEY (submission_id, custom_id)
 )
 """
-
-Log = Callable[[str], None]
 
 
 class BatchStillRunning(RuntimeError):
@@ -248,18 +247,17 @@ class BatchElicitation:
         # The intent is durable before any byte is sent: a kill from here on resumes this submission.
         with self.store.connect() as con:
             ensure_tables(con)
-            con.execute("BEGIN")
-            con.execute(
-                "INSERT INTO elicitation_batches (submission_id, dataset, elicitor, base_url, requests, status, created_at) "
-                "VALUES (?, ?, ?, ?, ?, 'preparing', ?)",
-                [submission_id, self.dataset, self.elicitor, self.base_url, len(requests), utc_now()],
-            )
             con.register("new_requests", table)
-            con.execute(
-                "INSERT INTO elicitation_batch_requests (submission_id, custom_id, dataset, elicitor, sample_id, part) "
-                "SELECT * FROM new_requests"
-            )
-            con.execute("COMMIT")
+            with transaction(con):
+                con.execute(
+                    "INSERT INTO elicitation_batches (submission_id, dataset, elicitor, base_url, requests, status, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, 'preparing', ?)",
+                    [submission_id, self.dataset, self.elicitor, self.base_url, len(requests), utc_now()],
+                )
+                con.execute(
+                    "INSERT INTO elicitation_batch_requests (submission_id, custom_id, dataset, elicitor, sample_id, part) "
+                    "SELECT * FROM new_requests"
+                )
         self.stats.calls += len(requests)
         self.tally.submitted += len(requests)
         self._send(submission_id, None, requests)
@@ -444,19 +442,18 @@ class BatchElicitation:
             ),
         )
         with self.store.connect() as con:
-            con.execute("BEGIN")
             con.register("collected", table)
-            con.execute(
-                "UPDATE elicitation_batch_requests r SET "
-                + ", ".join(f"{c} = collected.{c}" for c in columns)
-                + " FROM collected WHERE r.submission_id = ? AND r.custom_id = collected.custom_id",
-                [sub.submission_id],
-            )
-            con.execute(
-                "UPDATE elicitation_batches SET collected_at = ? WHERE submission_id = ?",
-                [utc_now(), sub.submission_id],
-            )
-            con.execute("COMMIT")
+            with transaction(con):
+                con.execute(
+                    "UPDATE elicitation_batch_requests r SET "
+                    + ", ".join(f"{c} = collected.{c}" for c in columns)
+                    + " FROM collected WHERE r.submission_id = ? AND r.custom_id = collected.custom_id",
+                    [sub.submission_id],
+                )
+                con.execute(
+                    "UPDATE elicitation_batches SET collected_at = ? WHERE submission_id = ?",
+                    [utc_now(), sub.submission_id],
+                )
         not_run = [cid for cid, r in results.items() if r["result"] == "not_run"]
         self.tally.not_run += len(not_run)
         self.tally.batches_collected += 1

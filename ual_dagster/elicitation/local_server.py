@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,7 +31,7 @@ from ual_dagster.config import resolve_path
 from ual_dagster.config.elicitation import OpenAIElicitation
 from ual_dagster.elicitation.heuristic import estimate_open_endedness
 from ual_dagster.elicitation.prompt import extract_task
-from ual_dagster.loopback import serve_in_thread
+from ual_dagster.loopback import chat_completion_body, serve_in_thread
 from ual_dagster.models import is_packaged, resolve_model_dir
 
 MODEL_NAME = "heuristic-v1"
@@ -108,25 +106,13 @@ def create_app(model_name: str = MODEL_NAME, seed: int = 0) -> FastAPI:
             rng,
         )
         return JSONResponse(
-            {
-                "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": body.get("model") or model_name,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": text},
-                        "logprobs": logprobs,
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": len(prompt.split()),
-                    "completion_tokens": len(text.split()),
-                    "total_tokens": len(prompt.split()) + len(text.split()),
-                },
-            }
+            chat_completion_body(
+                text,
+                body.get("model") or model_name,
+                prompt_tokens=len(prompt.split()),
+                completion_tokens=len(text.split()),
+                logprobs=logprobs,
+            )
         )
 
     return app

@@ -24,8 +24,6 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,7 +32,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from ual_dagster.loopback import serve_in_thread
+from ual_dagster.loopback import chat_completion_body, serve_in_thread
 
 DEFAULT_MAX_TOKENS = 64
 DISCONNECT_POLL_S = 1.0
@@ -235,25 +233,14 @@ def create_model_app(service: CausalLMService, served_name: str) -> FastAPI:
                 return JSONResponse({"error": {"message": "client disconnected"}}, status_code=499)
         result = answer.result()
         return JSONResponse(
-            {
-                "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": served_name,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": result["text"]},
-                        "logprobs": result["logprobs"],
-                        "finish_reason": result["finish_reason"],
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": result["prompt_tokens"],
-                    "completion_tokens": result["completion_tokens"],
-                    "total_tokens": result["prompt_tokens"] + result["completion_tokens"],
-                },
-            }
+            chat_completion_body(
+                result["text"],
+                served_name,
+                prompt_tokens=result["prompt_tokens"],
+                completion_tokens=result["completion_tokens"],
+                logprobs=result["logprobs"],
+                finish_reason=result["finish_reason"],
+            )
         )
 
     return app

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -55,10 +55,9 @@ from ual_dagster.elicitation.table import (
     status_counts,
     utc_now,
 )
+from ual_dagster.progress import Log
 from ual_dagster.storage import DuckDBStore
 from ual_dagster.storage.locks import held_lock
-
-Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -159,7 +158,7 @@ def elicit_dataset(
     dataset: str,
     cfg: ElicitationConfig,
     store: DuckDBStore,
-    log: Log | None = None,
+    log: Log = None,
     stale_before: datetime | None = None,
     only: Collection[str] | None = None,
 ) -> ElicitationResult:

@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 import yaml
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from ual_dagster import versions
 from ual_dagster.config import resolve_path
@@ -35,11 +36,13 @@ from ual_dagster.evaluation.eval_data import EvalData
 from ual_dagster.evaluation.judges.client_config import temporary_client_config
 from ual_dagster.evaluation.judges.loopback_server import LoopbackServer
 from ual_dagster.evaluation.judges.testbed_judge import TestbedJudge
-from ual_dagster.evaluation.models import CheckpointHandle, Log, cached_generate
+from ual_dagster.evaluation.models import CheckpointHandle, cached_generate
 from ual_dagster.evaluation.prompts import render_prompt
 from ual_dagster.evaluation.scores import ItemScore, ScoreRow, clean_number
 from ual_dagster.fingerprint import stable_hash
+from ual_dagster.progress import Log
 from ual_dagster.storage import ArtifactStore
+from ual_dagster.storage.files import atomic_path
 
 BENCHMARK = "alpaca_eval"
 JUDGE_CONFIGS_DIR = Path(__file__).parent / "judge_configs"
@@ -50,17 +53,21 @@ class JudgeError(RuntimeError):
     """The judge produced no usable verdict at all."""
 
 
-@dataclass(frozen=True)
-class AlpacaItem:
+class AlpacaItem(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     instruction: str  # the text the judge sees (instruction plus input, if any); unique per set
     prompt: str  # what the checkpoint is asked, in its training template
     reference: str
     valid_answers: tuple[str, ...] = ()
     item_id: str = ""  # stable across checkpoints: the held-out sample_id, else a hash of the instruction
 
-    def __post_init__(self) -> None:
-        if not self.item_id:
-            object.__setattr__(self, "item_id", stable_hash("alpaca-instruction", self.instruction))
+    @model_validator(mode="before")
+    @classmethod
+    def _item_id_from_instruction(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("item_id"):
+            data = {**data, "item_id": stable_hash("alpaca-instruction", data.get("instruction"))}
+        return data
 
 
 def item_win_scores(annotations: Any) -> dict[str, float | None]:
@@ -172,11 +179,11 @@ def build_eval_set(cfg: AlpacaEvalConfig, eval_data: EvalData, prompt_template: 
                 text = f"{it.instruction}\n\n{it.input}" if it.input else it.instruction
                 items.append(
                     AlpacaItem(
-                        text,
-                        render_prompt(it.instruction, it.input, prompt_template),
-                        it.output,
-                        it.valid_answers or (it.output,),
-                        it.sample_id,
+                        instruction=text,
+                        prompt=render_prompt(it.instruction, it.input, prompt_template),
+                        reference=it.output,
+                        valid_answers=it.valid_answers or (it.output,),
+                        item_id=it.sample_id,
                     )
                 )
     else:
@@ -188,7 +195,11 @@ def build_eval_set(cfg: AlpacaEvalConfig, eval_data: EvalData, prompt_template: 
         else:
             refs = load_hub_references(cfg)
         items = [
-            AlpacaItem(r["instruction"], render_prompt(r["instruction"], "", prompt_template), r["output"])
+            AlpacaItem(
+                instruction=r["instruction"],
+                prompt=render_prompt(r["instruction"], "", prompt_template),
+                reference=r["output"],
+            )
             for r in refs
         ]
     items, n_dup = _dedupe(items)
@@ -373,9 +384,8 @@ def _forget_unjudged(caching_path: Path) -> None:
     if keep.empty:
         caching_path.unlink()
     else:
-        tmp = caching_path.with_suffix(".tmp")
-        keep.to_json(tmp, orient="records", indent=2)
-        os.replace(tmp, caching_path)
+        with atomic_path(caching_path) as tmp:
+            keep.to_json(tmp, orient="records", indent=2)
 
 
 def _add_length_controlled(result: JudgeResult, annotations: Any) -> None:

@@ -12,9 +12,10 @@ from ual_dagster.config.evaluation import EvaluationConfig
 from ual_dagster.evaluation.alpaca import run_alpaca_eval
 from ual_dagster.evaluation.eval_data import EvalData
 from ual_dagster.evaluation.lm_eval_runner import run_lm_eval
-from ual_dagster.evaluation.models import CheckpointHandle, Log
+from ual_dagster.evaluation.models import CheckpointHandle
 from ual_dagster.evaluation.scores import ItemScore, ScoreRow
 from ual_dagster.fingerprint import stable_hash
+from ual_dagster.progress import Log
 
 # v2: per-item results, testbed_likelihood, exact match stderr from items, no discrete_win_rate
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from ual_dagster.evaluation.stats import holm, paired_bootstrap
 from ual_dagster.storage import DuckDBStore
+from ual_dagster.storage.duckdb_store import replace_rows
 
 COMPARISONS_DDL = """
 CREATE TABLE IF NOT EXISTS comparisons (
@@ -124,14 +125,7 @@ def write_comparisons(store: DuckDBStore, frame: pd.DataFrame, eval_scores_versi
     out = frame.assign(eval_scores=eval_scores_version)
     with store.connect() as con:
         con.execute(COMPARISONS_DDL)
-        con.execute("BEGIN TRANSACTION")
-        con.execute("DELETE FROM comparisons")
-        if len(out):
-            con.register("cmp_frame", out)
-            con.execute("INSERT INTO comparisons BY NAME SELECT * FROM cmp_frame")
-            con.unregister("cmp_frame")
-        con.execute("COMMIT")
-    return len(out)
+        return replace_rows(con, "comparisons", "TRUE", [], out)
 
 
 def read_comparisons(store: DuckDBStore) -> pd.DataFrame:

@@ -22,15 +22,17 @@ from ual_dagster import versions
 from ual_dagster.config import resolve_path
 from ual_dagster.config.evaluation import GenerationConfig, LmEvalTaskConfig
 from ual_dagster.evaluation.eval_data import EvalData
-from ual_dagster.evaluation.models import CheckpointHandle, Log
+from ual_dagster.evaluation.models import CheckpointHandle
 from ual_dagster.evaluation.prompts import render_prompt
 from ual_dagster.evaluation.scores import STDERR_FROM_ITEMS, ItemScore, ScoreRow, clean_number, mean_and_stderr
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.jsonl import iter_json_objects
+from ual_dagster.progress import Log
 from ual_dagster.storage import ArtifactStore
 
 TASKS_DIR = Path(__file__).parent / "tasks"
 DATA_PLACEHOLDER = "__UAL_DATA_FILE__"
+LM_EVAL_TASKS_PLACEHOLDER = "__LM_EVAL_TASKS__"  # for `include:` of a built-in task
 RESULTS_FILE = "results.json"
 
 
@@ -71,11 +73,16 @@ def export_testbed_exact(eval_data: EvalData, dataset: str, prompt_template: str
 
 
 def render_task_yaml(task: str, data_file: Path, out_dir: Path) -> Path:
-    """The shipped task YAML with its data path made absolute, written into `out_dir`."""
+    """The shipped task YAML with its data path and lm-eval's tasks folder made absolute,
+    written into `out_dir`."""
+    from lm_eval import tasks as lm_tasks
+
     text = (TASKS_DIR / f"{task}.yaml").read_text(encoding="utf-8")
+    text = text.replace(DATA_PLACEHOLDER, str(data_file.resolve()))
+    text = text.replace(LM_EVAL_TASKS_PLACEHOLDER, str(Path(lm_tasks.__file__).parent))
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{task}.yaml"
-    out.write_text(text.replace(DATA_PLACEHOLDER, str(data_file.resolve())), encoding="utf-8")
+    out.write_text(text, encoding="utf-8")
     return out
 
 

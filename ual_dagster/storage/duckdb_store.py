@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -32,6 +33,35 @@ CREATE TABLE IF NOT EXISTS asset_versions (
 def _is_lock_error(exc: Exception) -> bool:
     text = str(exc).lower()
     return "lock" in text or "conflicting" in text
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Run the block in one transaction: committed when it ends, rolled back if it raises."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def replace_rows(con: duckdb.DuckDBPyConnection, table: str, where_sql: str, params: Sequence[Any], frame: Any) -> int:
+    """Delete `table`'s rows matching `where_sql` and insert `frame`'s (pandas or Arrow, columns
+    matched by name), in one transaction: readers see the old rows or the new, and a failed
+    insert leaves the old rows. Returns the number of rows inserted."""
+    if len(frame):
+        con.register("_replacement_rows", frame)  # outside the transaction: an aborted one refuses (un)register
+    try:
+        with transaction(con):
+            con.execute(f"DELETE FROM {table} WHERE {where_sql}", list(params))
+            if len(frame):
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _replacement_rows")
+    finally:
+        if len(frame):
+            con.unregister("_replacement_rows")
+    return len(frame)
 
 
 class DuckDBStore:

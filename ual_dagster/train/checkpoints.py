@@ -20,6 +20,7 @@ import pandas as pd
 from ual_dagster.config.training import MethodConfig, TrainingConfig
 from ual_dagster.fingerprint import hash_rows
 from ual_dagster.storage import ArtifactStore, DuckDBStore
+from ual_dagster.storage.duckdb_store import replace_rows, transaction
 from ual_dagster.train.epsilon import method_epsilons
 from ual_dagster.train.examples import TrainExample
 from ual_dagster.train.trainer import ADAPTER_DIR, RESULT_FILE, TrainResult
@@ -91,13 +92,12 @@ def record_variant_checkpoints(
     """Replace the variant's seed -> checkpoint rows with the current seeds' (one transaction)."""
     with store.connect() as con:
         con.execute(VARIANT_CHECKPOINTS_DDL)
-        con.execute("BEGIN TRANSACTION")
-        con.execute("DELETE FROM variant_checkpoints WHERE scenario = ? AND method = ?", [scenario, method])
-        con.executemany(
-            "INSERT INTO variant_checkpoints VALUES (?, ?, ?, ?, ?)",
-            [[scenario, method, seed, fp, eps_mean.get(seed)] for seed, fp in sorted(checkpoints.items())],
-        )
-        con.execute("COMMIT")
+        with transaction(con):
+            con.execute("DELETE FROM variant_checkpoints WHERE scenario = ? AND method = ?", [scenario, method])
+            con.executemany(
+                "INSERT INTO variant_checkpoints VALUES (?, ?, ?, ?, ?)",
+                [[scenario, method, seed, fp, eps_mean.get(seed)] for seed, fp in sorted(checkpoints.items())],
+            )
 
 
 def variant_checkpoints(store: DuckDBStore, scenario: str, method: str) -> dict[int, str]:
@@ -186,7 +186,10 @@ def plan_checkpoint(
         raise RuntimeError(f"training set {scenario!r} is empty; materialise training_set_{scenario} first")
     intrinsic = [None if pd.isna(x) else float(x) for x in rows["intrinsic_uncertainty"]]
     eps = method_epsilons(method, methods, rows["uncertainty"].tolist(), intrinsic, rows["sample_id"].tolist())
-    examples = [TrainExample(r.instruction, r.input or "", r.output, e) for r, e in zip(rows.itertuples(), eps)]
+    examples = [
+        TrainExample(instruction=r.instruction, input=r.input or "", output=r.output, epsilon=e)
+        for r, e in zip(rows.itertuples(), eps)
+    ]
     # The examples hash covers content (sample ids are content hashes), order and epsilon:
     # re-elicited scores change it for UAL only; SFT's epsilons are all zero.
     examples_hash = hash_rows((int(p), sid, round(e, 8)) for p, sid, e in zip(rows["position"], rows["sample_id"], eps))
@@ -223,11 +226,7 @@ def complete_checkpoint(
     with store.connect() as con:
         con.execute(CURVES_DDL)
         con.execute("ALTER TABLE training_curves ADD COLUMN IF NOT EXISTS seed INTEGER")  # state from before seeds
-        con.execute("BEGIN TRANSACTION")
-        con.execute(
-            "DELETE FROM training_curves WHERE scenario = ? AND method = ? AND (seed = ? OR seed IS NULL)",
-            [plan.scenario, plan.method, plan.seed],
-        )
+        frame = pd.DataFrame()
         if not curve.empty:
             frame = pd.DataFrame(
                 {
@@ -243,10 +242,13 @@ def complete_checkpoint(
                     "eps_mean": curve.get("eps_mean"),
                 }
             )
-            con.register("frame", frame)
-            con.execute("INSERT INTO training_curves BY NAME SELECT * FROM frame")
-            con.unregister("frame")
-        con.execute("COMMIT")
+        replace_rows(
+            con,
+            "training_curves",
+            "scenario = ? AND method = ? AND (seed = ? OR seed IS NULL)",
+            [plan.scenario, plan.method, plan.seed],
+            frame,
+        )
     manifest = {
         "scenario": plan.scenario,
         "method": plan.method,

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from pydantic import BaseModel, ConfigDict
 
 IGNORE_INDEX = -100
 
@@ -17,8 +18,11 @@ ALPACA_WITH_INPUT = "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n#
 ALPACA_NO_INPUT = "### Instruction:\n{instruction}\n\n### Response:\n"
 
 
-@dataclass(frozen=True)
-class TrainExample:
+class TrainExample(BaseModel):
+    """One row of the examples file (JSONL, one `model_dump()` per line)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     instruction: str
     input: str
     output: str

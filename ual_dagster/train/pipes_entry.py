@@ -33,7 +33,7 @@ def spec_from(spec_arg: str | None, extras: dict) -> TrainSpec:
     if extras.get(SPEC_PATH_EXTRA):
         return TrainSpec.load(extras[SPEC_PATH_EXTRA])
     if extras.get(SPEC_EXTRA):
-        return TrainSpec.from_json(extras[SPEC_EXTRA])
+        return TrainSpec.model_validate(extras[SPEC_EXTRA])
     raise SystemExit(f"pipes_entry: no spec: pass --spec or the Pipes extra {SPEC_PATH_EXTRA!r} or {SPEC_EXTRA!r}")
 
 

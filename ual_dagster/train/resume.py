@@ -8,7 +8,6 @@ saving leaves the previous checkpoint intact and never a half-written one.
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 from pathlib import Path
@@ -16,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from ual_dagster.storage.files import atomic_path
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "state.pt"
@@ -46,9 +47,6 @@ def save_checkpoint(out_dir: Path, step: int, model, optimizer, scheduler, progr
     root = Path(out_dir) / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{_PREFIX}{step:08d}"
-    tmp = root / f".tmp-{_PREFIX}{step:08d}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     state = {
         "step": step,
         "trainable": _trainable_state(model),
@@ -57,9 +55,9 @@ def save_checkpoint(out_dir: Path, step: int, model, optimizer, scheduler, progr
         "rng": _rng_state(),
         "progress": progress,
     }
-    torch.save(state, tmp / STATE_FILE)
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    with atomic_path(final) as tmp:
+        tmp.mkdir()
+        torch.save(state, tmp / STATE_FILE)
     for old in root.glob(f"{_PREFIX}*"):
         if old != final:
             shutil.rmtree(old, ignore_errors=True)

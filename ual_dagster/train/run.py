@@ -11,8 +11,9 @@ import json
 import math
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
 
 from ual_dagster.config.training import TrainingConfig
 from ual_dagster.jsonl import iter_json_objects
@@ -22,36 +23,32 @@ from ual_dagster.train.trainer import TrainResult, train_lora
 EXAMPLE_FIELDS = ("instruction", "input", "output", "epsilon")
 
 
-@dataclass(frozen=True)
-class TrainSpec:
+class TrainSpec(BaseModel):
+    """What a training process needs; crosses process and pod boundaries as its `model_dump()` JSON."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     base_path: str
     examples_path: str  # JSONL: one {instruction, input, output, epsilon} per line
     training: dict  # a TrainingConfig as JSON (method overrides already applied)
     out_dir: str
     progress_every: int = 10
 
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> "TrainSpec":
-        return cls(**data)
-
     def save(self, path: str | Path) -> Path:
         path = Path(path)
-        path.write_text(json.dumps(self.to_json(), indent=1, sort_keys=True))
+        path.write_text(json.dumps(self.model_dump(), indent=1, sort_keys=True))
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainSpec":
-        return cls.from_json(json.loads(Path(path).read_text()))
+        return cls.model_validate_json(Path(path).read_text())
 
 
 def write_examples(path: str | Path, examples: list[TrainExample]) -> Path:
     path = Path(path)
     with path.open("w", encoding="utf-8") as fh:
         for e in examples:
-            fh.write(json.dumps(asdict(e), ensure_ascii=False) + "\n")
+            fh.write(json.dumps(e.model_dump(), ensure_ascii=False) + "\n")
     return path
 
 
@@ -69,7 +66,9 @@ def read_examples(path: str | Path) -> list[TrainExample]:
         eps = row["epsilon"]
         if not isinstance(eps, (int, float)) or isinstance(eps, bool) or math.isnan(eps) or not 0 <= eps < 1:
             raise ValueError(f"{where}: epsilon must be a number in [0, 1), got {eps!r}")
-        examples.append(TrainExample(row["instruction"], row["input"], row["output"], float(eps)))
+        examples.append(
+            TrainExample(instruction=row["instruction"], input=row["input"], output=row["output"], epsilon=float(eps))
+        )
     if not examples:
         raise ValueError(f"{path}: no training examples")
     return examples

@@ -15,19 +15,18 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 
 from ual_dagster.config.training import TrainingConfig
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.progress import Progress
+from ual_dagster.storage.files import atomic_path, atomic_write_text
 from ual_dagster.train.examples import (
     IGNORE_INDEX,
     Schedule,
@@ -51,8 +50,11 @@ RESULT_FILE = "train_result.json"
 ADAPTER_DIR = "adapter"
 
 
-@dataclass
-class TrainResult:
+class TrainResult(BaseModel):
+    """A finished run; written as train_result.json (its `model_dump()`), which the launchers read back."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     steps: int
     final_loss: float
     curve: list[dict]  # per optimizer step: step, loss, lr, tokens, tokens_per_s, eps_mean
@@ -60,19 +62,12 @@ class TrainResult:
     eps_stats: dict
     resumed_from_step: int
     adapter_path: str = ""
-    metadata: dict = field(default_factory=dict)
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> "TrainResult":
-        return cls(**data)
+    metadata: dict = Field(default_factory=dict)
 
 
 def run_key(base_path: str, examples: list[TrainExample], cfg: TrainingConfig) -> str:
     """Identity of a run's inputs; a checkpoint from other inputs is never resumed."""
-    return stable_hash(str(base_path), result_config(cfg), [asdict(e) for e in examples])
+    return stable_hash(str(base_path), result_config(cfg), [e.model_dump() for e in examples])
 
 
 def eps_stats(examples: list[TrainExample], bin_width: float = 0.05) -> dict:
@@ -156,7 +151,7 @@ def train_lora(
         done = json.loads(result_path.read_text())
         if done.get("metadata", {}).get("run_key") == key:
             log(f"training already finished in {out_dir}; reusing its result")
-            return TrainResult.from_json(done)
+            return TrainResult.model_validate(done)
 
     mixed = _mixed_precision(cfg)
     accelerator = Accelerator(mixed_precision=mixed, cpu=not torch.cuda.is_available())
@@ -279,23 +274,13 @@ def train_lora(
     )
     if accelerator.is_main_process:
         _save_adapter(accelerator.unwrap_model(model), tokenizer, out_dir)
-        _write_json_atomic(result_path, result.to_json())
+        atomic_write_text(result_path, json.dumps(result.model_dump(), indent=1, sort_keys=True))
         remove_checkpoints(out_dir)
     log(f"finished: {result.steps} steps, final loss {result.final_loss:.4f}, {result.tokens_per_s:.0f} tok/s")
     return result
 
 
 def _save_adapter(model, tokenizer, out_dir: Path) -> None:
-    final = out_dir / ADAPTER_DIR
-    tmp = out_dir / f".tmp-{ADAPTER_DIR}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    with atomic_path(out_dir / ADAPTER_DIR) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)

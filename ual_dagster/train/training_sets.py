@@ -24,6 +24,7 @@ from ual_dagster.elicitation.elicitor import elicitor_fingerprint
 from ual_dagster.elicitation.scores import current_scores
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.storage import DuckDBStore
+from ual_dagster.storage.duckdb_store import replace_rows
 
 DDL = """
 CREATE TABLE IF NOT EXISTS training_sets (
@@ -82,14 +83,7 @@ def build_training_set(
     )
     with store.connect() as con:
         con.execute(DDL)
-        con.execute("BEGIN TRANSACTION")
-        con.execute("DELETE FROM training_sets WHERE scenario = ?", [scenario])
-        con.register("frame", frame)
-        con.execute(
-            "INSERT INTO training_sets SELECT scenario, position, dataset, sample_id, uncertainty, elicitor, fingerprint FROM frame"
-        )
-        con.unregister("frame")
-        con.execute("COMMIT")
+        replace_rows(con, "training_sets", "scenario = ?", [scenario], frame)
     per_dataset = frame.groupby("dataset").size().to_dict() if len(frame) else {}
     u = frame["uncertainty"]
     metadata = {

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import secrets
 import threading
-import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Header, HTTPException
 from fastapi.responses import JSONResponse
 
-from ual_dagster.loopback import serve_in_thread
+from ual_dagster.loopback import chat_completion_body, serve_in_thread
 
 Respond = Callable[[list[dict[str, Any]]], str]
 
@@ -48,14 +47,7 @@ def build_app(respond: Respond, model: str, api_key: str, counter: dict[str, int
             )
         n_prompt = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
         n_out = len(text.split())
-        return {
-            "id": f"chatcmpl-{secrets.token_hex(6)}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body.get("model", model),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_out, "total_tokens": n_prompt + n_out},
-        }
+        return chat_completion_body(text, body.get("model", model), prompt_tokens=n_prompt, completion_tokens=n_out)
 
     return app
 
