@@ -33,6 +33,22 @@ class _InstanceLoadingContext(LoadingContext):
         return self._loaders
 
 
+def _resolver(instance: dg.DagsterInstance, asset_graph) -> CachingStaleStatusResolver:
+    return CachingStaleStatusResolver(instance, asset_graph, _InstanceLoadingContext(instance))
+
+
+def unsynced_assets(instance: dg.DagsterInstance, asset_graph) -> set[dg.AssetKey]:
+    """The materialisable assets of `asset_graph` that the UI shows as unsynced or never materialised:
+    what 'Materialize unsynced' would run. Not transitive: only the assets whose own code version or
+    direct dependencies' data versions moved (or that have no materialisation) are listed."""
+    resolver = _resolver(instance, asset_graph)
+    return {
+        key
+        for key in asset_graph.get_all_asset_keys()
+        if asset_graph.get(key).is_materializable and resolver.get_status(key) != StaleStatus.FRESH
+    }
+
+
 def _ancestors(asset_graph, key: dg.AssetKey) -> set[dg.AssetKey]:
     seen: set[dg.AssetKey] = set()
     todo = list(asset_graph.get(key).parent_keys)
@@ -68,7 +84,7 @@ def stale_upstream(context: dg.AssetExecutionContext, key: dg.AssetKey) -> list[
     )
     if not outside:
         return []
-    resolver = CachingStaleStatusResolver(context.instance, asset_graph, _InstanceLoadingContext(context.instance))
+    resolver = _resolver(context.instance, asset_graph)
     found = []
     for ancestor in outside:
         status = resolver.get_status(ancestor)

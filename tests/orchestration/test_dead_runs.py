@@ -7,15 +7,29 @@ import sys
 import time
 
 import dagster as dg
-from dagster._core.events import DagsterEvent, DagsterEventType, EngineEventData
-from dagster._core.test_utils import create_run_for_test
+
+# The pid metadata of an executor's "Executing steps in process" event: no public name in dagster 1.13.
+from dagster._core.events import EngineEventData
 
 from ual_dagster.storage.dead_runs import sweep_dead_runs
 
 
+@dg.op
+def noop() -> None:
+    pass
+
+
+@dg.job
+def one_step_job() -> None:
+    """The job the runs below belong to: the sweep reads only their status and engine events."""
+    noop()
+
+
 def started_run(instance, pid: int):
-    run = create_run_for_test(instance, job_name="j")
-    instance.run_storage.handle_run_event(run.run_id, DagsterEvent(DagsterEventType.RUN_START.value, job_name="j"))
+    run = instance.create_run_for_job(one_step_job)
+    instance.run_storage.handle_run_event(
+        run.run_id, dg.DagsterEvent(dg.DagsterEventType.RUN_START.value, job_name=one_step_job.name)
+    )
     instance.report_engine_event(f"Executing steps in process (pid: {pid})", run, EngineEventData.in_process(pid))
     return run
 
@@ -50,7 +64,7 @@ def test_a_worker_started_after_its_run_was_created_is_alive(tmp_path):
     """A launched run (UI, daemon) is created first, and its worker process starts later and
     records its pid while the run is still STARTING: it must not look like a reused pid."""
     instance = dg.DagsterInstance.local_temp(str(tmp_path))
-    run = create_run_for_test(instance, job_name="j", status=dg.DagsterRunStatus.STARTING)
+    run = instance.create_run_for_job(one_step_job, status=dg.DagsterRunStatus.STARTING)
     time.sleep(3)  # longer than the sweep's clock slack
     worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:

@@ -23,11 +23,10 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-import yaml
 
 from tests.elicitation.fault_server import FaultMix, FaultServer
+from tests.orchestration.profiles import small_profile, write_jsonl, write_profile
 from ual_dagster.config import load_profile
-from ual_dagster.config.loader import BUNDLED_DIR
 from ual_dagster.loopback import serve_in_thread
 from ual_dagster.storage import StatePaths
 
@@ -41,43 +40,24 @@ SELECTION = "*lora_mixed_ual"
 RUN_TIMEOUT_S = 420  # a loaded 2-core machine; a healthy run takes well under a minute here
 
 
-def write_profile(root: Path, base_url: str) -> Path:
-    notes = root / "notes.jsonl"
-    notes.write_text(
-        "".join(
-            json.dumps({"instruction": f"Write a short note about topic [#{i}].", "output": f"Topic {i} is fine."})
-            + "\n"
+def write_kill_profile(root: Path, base_url: str) -> Path:
+    notes = write_jsonl(
+        root / "notes.jsonl",
+        (
+            {"instruction": f"Write a short note about topic [#{i}].", "output": f"Topic {i} is fine."}
             for i in range(N_SAMPLES)
-        )
+        ),
     )
-    data = yaml.safe_load((BUNDLED_DIR / "tiny.yaml").read_text())
-    data.update(
-        name="killcli",
-        storage={"state_dir": str(root / "state")},
+    data = small_profile(
+        root,
+        "killcli",
+        pretrain_steps=4,
+        corpus_samples=100,
+        training={"epochs": 3, "batch_size": 4, "max_length": 48, "save_every_steps": 4},
         datasets={"notes": {"source": "file", "entropy": "high", "path": str(notes), "format": "alpaca_jsonl"}},
         scenarios={"mixed": {"size": 32, "weights": {"notes": 1.0}}},
         methods={"ual": {"kind": "ual", "eps_min": 0.0, "eps_max": 0.2}},
-        base_model={
-            "source": "build_tiny",
-            "tiny": {
-                "vocab_size": 300,
-                "hidden_size": 32,
-                "intermediate_size": 64,
-                "num_hidden_layers": 1,
-                "num_attention_heads": 2,
-                "pretrain_steps": 4,
-                "pretrain_batch_size": 8,
-                "corpus_samples": 100,
-            },
-        },
-        training={
-            "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
-            "learning_rate": 0.01,
-            "epochs": 3,
-            "batch_size": 4,
-            "max_length": 48,
-            "save_every_steps": 4,
-        },
+        orchestration={"automation": False, "reelicit_schedule": False},
     )
     data["elicitation"].update(
         base_url=base_url,
@@ -88,10 +68,7 @@ def write_profile(root: Path, base_url: str) -> Path:
         min_coverage=1.0,
         elicit_scope="all",  # every sample is asked once: the call log says what was paid
     )
-    data["orchestration"] = {"automation": False, "reelicit_schedule": False}
-    path = root / "profile.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return write_profile(root, data)
 
 
 class Cli:
@@ -130,9 +107,7 @@ class Cli:
         proc.wait()
 
     def run_statuses(self) -> list[dg.DagsterRunStatus]:
-        from dagster._core.instance.ref import InstanceRef
-
-        with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(self.paths.dagster_home))) as instance:
+        with dg.DagsterInstance.from_config(str(self.paths.dagster_home)) as instance:
             return [r.status for r in reversed(instance.get_runs())]
 
     def answered(self) -> set[int]:
@@ -158,7 +133,7 @@ def checkpoints(paths: StatePaths) -> list[Path]:
 def test_kill_minus_9_mid_elicitation_and_mid_training_then_the_same_command_finishes(tmp_path):
     server = FaultServer(FaultMix(latency_s=0.25))
     with serve_in_thread(server.app) as root_url:
-        cli = Cli(tmp_path, write_profile(tmp_path, f"{root_url}/v1"))
+        cli = Cli(tmp_path, write_kill_profile(tmp_path, f"{root_url}/v1"))
 
         # 1. killed mid-elicitation
         proc, log1 = cli.start()

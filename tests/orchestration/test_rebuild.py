@@ -5,99 +5,44 @@ What was rebuilt is measured from what the pipeline leaves behind, not from its 
 fingerprint directory), eval_scores rows (rewritten rows get a new created_at), and
 uncertainty rows (every elicitation call writes or replaces one). Dagster's own
 staleness is read from the instance with the same resolver the UI uses.
+
+Every test starts from the same first full materialisation (built once per module and
+kept untouched) and edits only its own copy of it, so each test passes alone and in any
+order.
 """
 
 import json
 import logging
-import os
+import shutil
 from pathlib import Path
 
 import dagster as dg
 import pytest
-import yaml
-from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
-from dagster._core.loader import LoadingContextForTest
 
 from assets.definitions import build_definitions
-from ual_dagster.config import load_profile
-from ual_dagster.config.loader import BUNDLED_DIR
+from assets.staleness import unsynced_assets
+from tests.orchestration.profiles import NOTES, write_jsonl, write_rebuild_profile
+from ual_dagster.config import PROFILE_ENV, load_profile
 from ual_dagster.storage import StatePaths
 
 pytestmark = pytest.mark.slow
 
-NOTES = [
-    {"instruction": f"Write a short note about topic {i}.", "input": "", "output": f"Topic {i} is interesting."}
-    for i in range(40)
-]
-
-
-def make_profile(root: Path, **edits) -> Path:
-    data = yaml.safe_load((BUNDLED_DIR / "tiny.yaml").read_text())
-    data["name"] = "rebuild"
-    data["storage"] = {"state_dir": str(root / "state")}
-    data["datasets"] = {
-        "testbed_exact": {
-            "source": "testbed",
-            "entropy": "low",
-            "testbed": {"kind": "single_answer", "n_samples": 120, "heldout_fraction": 0.1, "seed": 0},
-        },
-        "testbed_open": {
-            "source": "testbed",
-            "entropy": "high",
-            "testbed": {"kind": "many_answers", "n_samples": 120, "heldout_fraction": 0.1, "seed": 1},
-        },
-        "notes": {"source": "file", "entropy": "high", "path": str(root / "notes.jsonl"), "format": "alpaca_jsonl"},
-    }
-    data["scenarios"] = {
-        "low_entropy": {"size": 24, "weights": {"testbed_exact": 1.0}},
-        "mixed": {"size": 30, "weights": {"testbed_open": 0.4, "testbed_exact": 0.3, "notes": 0.3}},
-    }
-    data["elicitation"]["concurrency"] = 8
-    data["base_model"] = {
-        "source": "build_tiny",
-        "tiny": {
-            "vocab_size": 300,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "pretrain_steps": 6,
-            "pretrain_batch_size": 8,
-            "corpus_samples": 200,
-        },
-    }
-    data["training"] = {
-        "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
-        "learning_rate": 0.01,
-        "epochs": 1,
-        "batch_size": 8,
-        "max_length": 64,
-        "save_every_steps": 50,
-    }
-    data["methods"] = {"sft": {"kind": "sft"}, "ual": {"kind": "ual", "eps_min": 0.0, "eps_max": 0.2}}
-    ev = data["evaluation"]
-    ev["generation"] = {"max_new_tokens": 6, "temperature": 0.0, "batch_size": 16, "stop_strings": ["\n"]}
-    ev["lm_eval"] = [{"name": "testbed_exact_heldout", "limit": 6}]
-    ev["alpaca_eval"] = {"instructions": "testbed_heldout", "limit": 6, "judge": {"kind": "testbed"}}
-    ev["clustering"] = {"probe_samples": 6, "max_tokens": 200, "layers": [-1]}
-    for dotted, value in edits.items():
-        node = data
-        *parents, leaf = dotted.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
-    path = root / "profile.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
-
 
 class Pipeline:
+    """The rebuild profile's pipeline under `root`: its profile, notes file, state and Dagster instance."""
+
     def __init__(self, root: Path):
         self.root = root
-        (root / "notes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in NOTES))
-        self.profile_path = make_profile(root)
-        (root / "dagster_home").mkdir()
+        self.profile_path = root / "profile.yaml"
         self.instance = dg.DagsterInstance.local_temp(str(root / "dagster_home"))
+
+    @classmethod
+    def create(cls, root: Path) -> "Pipeline":
+        root.mkdir(parents=True)
+        write_jsonl(root / "notes.jsonl", NOTES)
+        write_rebuild_profile(root)
+        (root / "dagster_home").mkdir()
+        return cls(root)
 
     # -- running -------------------------------------------------------------------
     def defs(self) -> dg.Definitions:
@@ -119,7 +64,8 @@ class Pipeline:
         return sorted(k.to_user_string() for k in self.defs().resolve_asset_graph().get_all_asset_keys())
 
     def reconfigure(self, **edits) -> None:
-        make_profile(self.root, **edits)
+        """Rewrite the profile as the baseline's with dotted `edits` (not cumulative: each call starts over)."""
+        write_rebuild_profile(self.root, **edits)
 
     # -- what the pipeline left behind -----------------------------------------------
     @property
@@ -161,14 +107,7 @@ class Pipeline:
 
     # -- Dagster's view --------------------------------------------------------------
     def stale(self) -> set[str]:
-        defs = self.defs()
-        graph = defs.resolve_asset_graph()
-        resolver = CachingStaleStatusResolver(self.instance, graph, LoadingContextForTest(self.instance))
-        return {
-            k.to_user_string()
-            for k in graph.get_all_asset_keys()
-            if graph.get(k).is_materializable and resolver.get_status(k) != StaleStatus.FRESH
-        }
+        return {k.to_user_string() for k in unsynced_assets(self.instance, self.defs().resolve_asset_graph())}
 
 
 def changed(before: dict, after: dict) -> dict[str, set]:
@@ -194,12 +133,34 @@ def propagate(p: Pipeline) -> list[set[str]]:
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    os.environ.pop("UAL_PROFILE", None)
-    p = Pipeline(tmp_path_factory.mktemp("rebuild"))
-    p.materialize()
-    assert p.stale() == set()
-    return p
+def baseline(tmp_path_factory):
+    """(where tests run, the saved first full materialisation), built once for the module.
+
+    The profile's paths are absolute and the notes file's path is part of its loader's code
+    version, so a test's copy must sit where the baseline was built: each test restores the
+    saved copy to that same folder (see `pipeline`), and nothing ever writes to the saved one.
+    """
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv(PROFILE_ENV, raising=False)  # every profile here is named by its path, for this module only
+        base = tmp_path_factory.mktemp("rebuild")
+        built = Pipeline.create(base / "pipeline")
+        built.materialize()
+        assert built.stale() == set()
+        built.instance.dispose()
+        saved = base / "baseline"
+        shutil.copytree(built.root, saved, symlinks=True)
+        yield built.root, saved
+
+
+@pytest.fixture
+def pipeline(baseline) -> Pipeline:
+    """A fresh copy of the baseline, with its own Dagster instance: no test sees another's edits."""
+    workdir, saved = baseline
+    shutil.rmtree(workdir)
+    shutil.copytree(saved, workdir, symlinks=True)
+    p = Pipeline(workdir)
+    yield p
+    p.instance.dispose()
 
 
 def test_a_second_run_with_nothing_changed_trains_evaluates_and_elicits_nothing(pipeline):
@@ -242,7 +203,7 @@ def test_c_a_knob_of_one_method_retrains_only_that_method(pipeline):
 
 
 def test_d_an_eval_setting_reruns_only_evaluation(pipeline):
-    pipeline.reconfigure(**{"methods.ual.eps_max": 0.3, "evaluation.generation.max_new_tokens": 5})
+    pipeline.reconfigure(**{"evaluation.generation.max_new_tokens": 5})
     assert pipeline.stale() == {f"eval_{s}_{m}" for s in ("low_entropy", "mixed") for m in ("sft", "ual")}
     before = pipeline.snapshot()
     pipeline.materialize()
@@ -262,7 +223,7 @@ def test_b_editing_one_source_row_reelicits_it_and_retrains_only_variants_holdin
     rows = [json.loads(line) for line in (pipeline.root / "notes.jsonl").read_text().splitlines()]
     target = next(i for i, r in enumerate(rows) if r["output"] in held)
     rows[target]["output"] += " Edited."
-    (pipeline.root / "notes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_jsonl(pipeline.root / "notes.jsonl", rows)
     before = pipeline.snapshot()
     # (f): Dagster sees it level by level (staleness is not transitive) and never beyond the cone
     levels = propagate_from(pipeline, "instructions_notes")
@@ -309,13 +270,12 @@ def test_e_a_new_elicitation_prompt_reelicits_and_cascades(pipeline, tmp_path):
     training sets and to UAL's checkpoints; SFT's epsilons are all zero, so its
     checkpoints are reused.
     """
-    base = {"methods.ual.eps_max": 0.3, "evaluation.generation.max_new_tokens": 5}
     template = (Path(__file__).parents[2] / "ual_dagster/elicitation/prompts/uncertainty_v1.txt").read_text()
     uncertainty = {"uncertainty_testbed_exact", "uncertainty_testbed_open", "uncertainty_notes"}
 
     reworded = tmp_path / "reworded.txt"
     reworded.write_text(template.replace("You rate", "Please rate"))
-    pipeline.reconfigure(**base, **{"elicitation.prompt": str(reworded)})
+    pipeline.reconfigure(**{"elicitation.prompt": str(reworded)})
     assert pipeline.stale() == uncertainty  # (f): the elicitor changed
     before = pipeline.snapshot()
     assert propagate(pipeline) == [uncertainty]  # same answers: the cascade stops here
@@ -329,7 +289,7 @@ def test_e_a_new_elicitation_prompt_reelicits_and_cascades(pipeline, tmp_path):
 
     rescaled = tmp_path / "rescaled.txt"
     rescaled.write_text(template.replace("integer from 0 to ${scale_max}", "integer from 0 to 5"))
-    pipeline.reconfigure(**base, **{"elicitation.prompt": str(rescaled)})
+    pipeline.reconfigure(**{"elicitation.prompt": str(rescaled)})
     before = pipeline.snapshot()
     levels = propagate(pipeline)
     assert levels[:2] == [uncertainty, {"training_set_low_entropy", "training_set_mixed"}]
@@ -363,21 +323,25 @@ def _clustering_rows(pipeline: Pipeline) -> int:
 
 
 def test_f_a_reverted_config_reuses_the_clustering_it_computed(pipeline):
-    """After test_e the UAL checkpoints come from the rescaled prompt; back on the default prompt
-    they are the checkpoints of test_b again, whose clustering is in the token_clustering table."""
+    """A UAL knob trains new checkpoints; back on the baseline's setting they are the baseline's
+    checkpoints again, whose clustering is already in the token_clustering table."""
+    first = pipeline.snapshot()
+    pipeline.reconfigure(**{"methods.ual.eps_max": 0.3})
+    pipeline.materialize(["lora_low_entropy_ual", "lora_mixed_ual", "token_clustering"])  # evaluation is not needed
+    assert set(pipeline.lora_markers()) > set(first["lora"])  # UAL's new checkpoints, beside the baseline's
+    assert pipeline.latest_metadata("token_clustering")["checkpoints_computed"] == 2  # UAL's two, SFT's reused
     cached = _clustering_rows(pipeline)
-    pipeline.reconfigure(**{"methods.ual.eps_max": 0.3, "evaluation.generation.max_new_tokens": 5})
+    pipeline.reconfigure()  # the baseline's profile again
     before = pipeline.snapshot()
     pipeline.materialize()
     assert pipeline.lora_markers() == before["lora"]  # the earlier checkpoints, reused: no training step
+    assert pipeline.checkpoint_of() == first["ckpt"]
     assert pipeline.latest_metadata("token_clustering")["checkpoints_computed"] == 0
     assert _clustering_rows(pipeline) == cached
 
 
 def test_g_a_clustering_failure_does_not_block_the_scores_or_the_report(pipeline):
-    pipeline.reconfigure(
-        **{"methods.ual.eps_max": 0.3, "evaluation.generation.max_new_tokens": 5, "evaluation.clustering.layers": [50]}
-    )
+    pipeline.reconfigure(**{"evaluation.clustering.layers": [50]})
     result = pipeline.materialize()  # the model has 2 hidden-state layers: layer 50 fails every checkpoint
     failed = pipeline.latest_metadata("token_clustering")["failed"]
     assert set(failed) == {f"{s}/{m}" for s in ("low_entropy", "mixed") for m in ("sft", "ual")}

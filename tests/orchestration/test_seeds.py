@@ -1,14 +1,13 @@
 """Seeds are a dimension of every variant: adding one trains and evaluates only that seed,
 removing one reuses the rest, and the comparisons follow the seeds that are listed."""
 
-import json
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from assets.definitions import build_definitions
-from tests.orchestration.test_rebuild import NOTES, make_profile
+from tests.orchestration.profiles import NOTES, write_jsonl, write_rebuild_profile
 from ual_dagster.config import load_profile
 from ual_dagster.evaluation.comparisons import read_comparisons
 from ual_dagster.evaluation.scores import read_items
@@ -20,7 +19,7 @@ SCENARIOS = {"low_entropy": {"size": 24, "weights": {"testbed_exact": 1.0}}}
 
 
 def _run(root: Path, instance: dg.DagsterInstance, seeds: list[int]) -> dict[str, dict]:
-    path = make_profile(root, scenarios=SCENARIOS, experiment={"seeds": seeds, "bootstrap_iters": 300})
+    path = write_rebuild_profile(root, scenarios=SCENARIOS, experiment={"seeds": seeds, "bootstrap_iters": 300})
     defs = build_definitions(load_profile(str(path)))
     result = dg.materialize(list(defs.assets), resources=defs.resources, instance=instance)
     assert result.success
@@ -37,7 +36,7 @@ def _finished_checkpoints(root: Path) -> dict[str, float]:
 
 
 def test_adding_a_seed_trains_only_that_seed_and_removing_one_reuses_the_rest(tmp_path):
-    (tmp_path / "notes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in NOTES))
+    write_jsonl(tmp_path / "notes.jsonl", NOTES)
     (tmp_path / "dagster_home").mkdir()
     instance = dg.DagsterInstance.local_temp(str(tmp_path / "dagster_home"))
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from headless_chromium import WINDOW
+from headless_chromium import headless_command
 from websockets.sync.client import connect
 
 
@@ -36,18 +36,8 @@ class ChromiumPage:
         self._ids = itertools.count(1)
         self.process = subprocess.Popen(
             [
-                binary,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
+                *headless_command(binary, profile_dir),
                 "--remote-debugging-port=0",  # chromium picks a free port and writes it to DevToolsActivePort
-                f"--user-data-dir={profile_dir}",
-                f"--window-size={WINDOW[0]},{WINDOW[1]}",
                 "about:blank",
             ],
             stdout=subprocess.DEVNULL,

@@ -19,7 +19,9 @@ def chromium_binary() -> str | None:
     return shutil.which("chromium")
 
 
-def _base_command(binary: str, profile_dir: Path) -> list[str]:
+def headless_command(binary: str, profile_dir: Path) -> list[str]:
+    """Chromium, headless, with its own profile folder and the tests' window size: the flags
+    shared by the one-shot captures here and the DevTools-driven page (cdp_page)."""
     # Root in a container needs --no-sandbox; the rest keeps chromium off the network
     # (no update checks, sync or QUIC probes) and makes the run reproducible.
     return [
@@ -34,13 +36,16 @@ def _base_command(binary: str, profile_dir: Path) -> list[str]:
         "--disable-sync",
         f"--user-data-dir={profile_dir}",
         f"--window-size={WINDOW[0]},{WINDOW[1]}",
-        f"--virtual-time-budget={VIRTUAL_TIME_BUDGET_MS}",
     ]
+
+
+def _capture_command(binary: str, profile_dir: Path) -> list[str]:
+    return [*headless_command(binary, profile_dir), f"--virtual-time-budget={VIRTUAL_TIME_BUDGET_MS}"]
 
 
 def screenshot(binary: str, url: str, out_png: Path, profile_dir: Path, timeout_s: float = 60.0) -> Path:
     profile_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [*_base_command(binary, profile_dir), f"--screenshot={out_png}", url]
+    cmd = [*_capture_command(binary, profile_dir), f"--screenshot={out_png}", url]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
     if done.returncode != 0 or not out_png.is_file():
         raise AssertionError(f"chromium screenshot failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -49,7 +54,7 @@ def screenshot(binary: str, url: str, out_png: Path, profile_dir: Path, timeout_
 
 def rendered_dom(binary: str, url: str, profile_dir: Path, timeout_s: float = 60.0) -> str:
     profile_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [*_base_command(binary, profile_dir), "--dump-dom", url]
+    cmd = [*_capture_command(binary, profile_dir), "--dump-dom", url]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
     if done.returncode != 0:
         raise AssertionError(f"chromium --dump-dom failed ({done.returncode}): {done.stderr[-2000:]}")

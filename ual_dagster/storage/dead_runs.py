@@ -33,7 +33,6 @@ _START_SLACK_S = 2.0  # clock-tick rounding of /proc start times
 def sweep_dead_runs(instance: Any, log: Callable[[str], None] | None = None) -> list[str]:
     """Fail every in-progress run of `instance` whose process is gone; returns their run ids."""
     import dagster as dg
-    from dagster._core.events import DagsterEventType
 
     if not _is_local(instance):
         return []
@@ -41,7 +40,7 @@ def sweep_dead_runs(instance: Any, log: Callable[[str], None] | None = None) -> 
     swept = []
     for record in instance.get_run_records(filters=dg.RunsFilter(statuses=in_progress)):
         run = record.dagster_run
-        pids = _recorded_pids(instance.all_logs(run.run_id, of_type=DagsterEventType.ENGINE_EVENT))
+        pids = _recorded_pids(instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT))
         if not pids:
             continue  # not started executing yet (or not on this machine): nothing to judge by
         # A pid counts as this run's while the live process with it started before the event
@@ -63,6 +62,7 @@ def sweep_dead_runs(instance: Any, log: Callable[[str], None] | None = None) -> 
 
 
 def _is_local(instance: Any) -> bool:
+    # dagster 1.13 has no public name for the SQLite run storage (nor another public way to tell it)
     from dagster._core.storage.runs import SqliteRunStorage
 
     return isinstance(instance.run_storage, SqliteRunStorage)
