@@ -131,7 +131,7 @@ def test_the_old_flat_k8s_keys_say_where_they_moved(tmp_path):
 def test_the_pod_mounts_the_state_dir_of_the_profile_the_definitions_were_built_from(tmp_path, monkeypatch):
     """build_definitions(profile) with an explicit profile: UAL_PROFILE (another profile) plays no part."""
     from assets.definitions import build_definitions
-    from assets.training import lora_key
+    from assets.keys import lora_key
 
     state = tmp_path / "explicit-state"
     explicit = tmp_path / "explicit.yaml"
