@@ -74,13 +74,21 @@ def test_tiny_profile_batch_mode_fills_the_same_rows_as_online(tmp_path):
 
             defs = build_definitions(load_profile(batch))
             sensor = defs.resolve_sensor_def("uncertainty_batches")
-            waiting = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
+            waiting = sensor.evaluate_tick(
+                dg.build_sensor_context(
+                    instance=instance, definitions=defs, resources={"duckdb": defs.resources["duckdb"]}
+                )
+            )
             assert not waiting.run_requests and "in_progress" in (waiting.skip_message or "")
 
             server.hold = False
             requested = []
             for _ in range(5):  # each poll advances the fake: in_progress -> finalizing -> completed
-                tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
+                tick = sensor.evaluate_tick(
+                    dg.build_sensor_context(
+                        instance=instance, definitions=defs, resources={"duckdb": defs.resources["duckdb"]}
+                    )
+                )
                 requested = tick.run_requests
                 if len(requested) == len(datasets):
                     break
