@@ -264,7 +264,7 @@ def _alpaca_examples(n: int):
     if not ALPACA.is_file():
         raise SystemExit(f"trainer section: {ALPACA} not found (use --skip-trainer)")
     rows = json.loads(ALPACA.read_text())[:n]
-    return [TrainExample(r["instruction"], r["input"], r["output"], 0.1) for r in rows]
+    return [TrainExample(instruction=r["instruction"], input=r["input"], output=r["output"], epsilon=0.1) for r in rows]
 
 
 def build_trainer_bases(tmp: Path, examples) -> dict[str, str]:

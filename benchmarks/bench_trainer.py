@@ -37,7 +37,7 @@ def load_examples(n: int):
     from ual_dagster.train.examples import TrainExample
 
     rows = json.loads(ALPACA.read_text())[:n]
-    return [TrainExample(r["instruction"], r["input"], r["output"], 0.0) for r in rows]
+    return [TrainExample(instruction=r["instruction"], input=r["input"], output=r["output"], epsilon=0.0) for r in rows]
 
 
 def build_base(tmp: Path, examples) -> str:
