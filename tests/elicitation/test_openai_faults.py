@@ -35,8 +35,12 @@ def test_mixed_faults_every_sample_ends_ok_once_and_rerun_makes_no_call(store, f
     assert {r[1] for r in rows} == {"ok"}
     expected = {s.sample_id: SCORE_OF(i) / 10 for i, s in enumerate(samples)}
     assert all(abs(r[2] - expected[r[0]]) < 1e-12 for r in rows)
-    # Every request the server saw is accounted for in some row's attempts.
-    assert sum(r[3] for r in rows) == server.total_calls == result.metadata["calls"]
+    # Every request the server saw is accounted for in some row's attempts. The client counts a request
+    # when it sends it, the server once it has read the body: a request the client gave up on (0.4 s
+    # timeout) before a busy server read it is counted by the client only, never the reverse.
+    attempts, retries = sum(r[3] for r in rows), result.metadata["retries"]
+    assert attempts == result.metadata["calls"]
+    assert 0 <= attempts - server.total_calls <= retries.get("timeout", 0) + retries.get("connection", 0)
     assert all(server.outcomes[k] > 0 for k in ("429", "500", "hang", "garbage"))
     assert result.metadata["retries"]["429"] > 0 and result.metadata["retries"]["timeout"] > 0
     assert result.metadata["coverage"] == 1.0
