@@ -70,12 +70,18 @@ def _training_set_asset(profile: Profile, scenario: str) -> dg.AssetsDefinition:
         automation_condition=DATA_OR_CODE_CHANGED,
         pool="duckdb",
         description=f"Scenario {scenario!r}: a seeded selection of {cfg.size} train-split samples with an ok "
-        f"uncertainty score, mixed from {datasets} (DuckDB table `training_sets`).",
+        f"uncertainty score, mixed from {datasets} by the profile's weights (DuckDB table `training_sets`). "
+        + (
+            "A data set with fewer rows than its share gives all it has (allow_short)."
+            if cfg.allow_short
+            else "A data set with fewer rows than its share fails this asset, naming both counts."
+        ),
     )
     def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource) -> dg.MaterializeResult:
         store = duckdb.store()
         upstream = {d: store.require_version(key_str(uncertainty_key(d))) for d in datasets}
-        result = build_training_set(scenario, cfg, profile, store, upstream, log=context.log.info)
+        with one_line_failure():  # e.g. a data set with fewer rows than the scenario's share of it
+            result = build_training_set(scenario, cfg, profile, store, upstream, log=context.log.info)
         return finish(store, key, result.fingerprint, result.metadata, config=cfg)
 
     return _asset

@@ -24,6 +24,7 @@ from ual_dagster.config.elicitation import (
     OpenAIElicitation,
 )
 from ual_dagster.config.loader import profile_problems
+from ual_dagster.data.counts import mix_lines, shortfalls, train_rows
 from ual_dagster.plan import format_plan, plan
 from ual_dagster.preflight import format_checks, run_preflight
 from ual_dagster.storage import StatePaths
@@ -75,9 +76,20 @@ def _main(argv: list[str]) -> int:
             for line in problems:
                 print(f"  - {line}", file=sys.stderr)
             return 2
+        counts = train_rows(profile, paths.duckdb)
+        short = shortfalls(profile, counts)
+        if short:
+            source = profile.source_path or "?"
+            print(f"error: profile {source} has {len(short)} scenario(s) short of rows:", file=sys.stderr)
+            for line in short:
+                print(f"  - {line}", file=sys.stderr)
+            return 2
         print(f"profile {profile.name!r} is valid ({profile.source_path or '?'})")
         print(f"  datasets:  {', '.join(profile.datasets)}")
-        print(f"  scenarios: {', '.join(profile.scenarios)}")
+        print("  scenarios (the mix each trains on):")
+        for name, scen in profile.scenarios.items():
+            for line in mix_lines(name, scen, counts):
+                print(f"    {line}")
         print(f"  methods:   {', '.join(profile.methods)}")
         print(f"  elicitor:  {elicitor_summary(profile.elicitation)}")
         print(f"  base:      {profile.base_model.source} {profile.base_model.hub_id or ''}")

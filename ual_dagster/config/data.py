@@ -119,6 +119,14 @@ class ScenarioConfig(StrictModel):
     size: int = Field(ge=1)
     weights: dict[str, float] = Field(description="dataset name -> share of the scenario (normalised to sum 1)")
     seed: int = 0
+    # Not part of any fingerprint (exclude=True keeps it out of model_dump): it changes no row,
+    # it only lets a scenario with too few rows train on what there is instead of failing.
+    allow_short: bool = Field(
+        False,
+        exclude=True,
+        description="train on fewer rows than `size` when a data set has fewer than its share "
+        "(default: validate and training_set_<scenario> fail naming the data set and both counts)",
+    )
 
     @model_validator(mode="after")
     def _weights(self) -> "ScenarioConfig":

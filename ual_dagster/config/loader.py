@@ -204,6 +204,46 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _merge(model: type[BaseModel] | None, base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` merged onto `base` by the profile's schema (the rule `extends` follows):
+
+    - a section (a typed block such as `training` or `datasets.<name>.testbed`) merges key by key;
+    - a map of named sections (`datasets`, `scenarios`, `methods`) merges entry by entry: the
+      child adds entries, and an entry it names merges key by key with the inherited one;
+    - a map of plain values defines a set and is replaced whole: a scenario's `weights` (the
+      mix), a data set's `columns`, a method's `training` overrides, `node_selector`;
+    - lists and scalars are replaced.
+    """
+    out = dict(base)
+    for key, value in over.items():
+        old = out.get(key)
+        if not (isinstance(value, dict) and isinstance(old, dict)):
+            out[key] = value
+            continue
+        field = model.model_fields.get(key) if model is not None else None
+        if field is None:  # an unknown key: validation names it; merge as before meanwhile
+            out[key] = _deep_merge(old, value)
+            continue
+        members = _tagged_members(field)
+        if members:  # a tagged union (elicitation, launcher): the member the merged tag picks
+            tag = str(field.discriminator)
+            out[key] = _merge(members.get(str(value.get(tag, old.get(tag)))), old, value)
+            continue
+        section, keyed = _unwrap_model(field.annotation)
+        if section is None:
+            out[key] = value  # a map of values: a set, replaced whole
+        elif keyed:
+            merged = dict(old)
+            for name, entry in value.items():
+                prev = old.get(name)
+                both = isinstance(entry, dict) and isinstance(prev, dict)
+                merged[name] = _merge(section, prev, entry) if both else entry
+            out[key] = merged
+        else:
+            out[key] = _merge(section, old, value)
+    return out
+
+
 def _without_other_tag_keys(model: type[BaseModel], parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
     """`parent`, minus its keys that belong to a tag the child switches away from.
 
@@ -232,8 +272,9 @@ def _without_other_tag_keys(model: type[BaseModel], parent: dict[str, Any], chil
 
 
 def _read_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """The file's mapping, deep-merged over the profile it `extends` (a bundled name or a path
-    relative to the file), so an example profile states only what differs from `tiny`."""
+    """The file's mapping, merged over the profile it `extends` (a bundled name or a path
+    relative to the file; see `_merge` for the rule), so an example profile states only what
+    differs from `tiny`. Relative paths resolve against the folder of the file that wrote them."""
     if path in seen:
         raise ProfileError(f"profile {path}: 'extends' forms a cycle ({' -> '.join(map(str, seen + (path,)))})")
     raw = _read_mapping(path)
@@ -249,7 +290,7 @@ def _read_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any
             f"nor a file (looked for {parent_path})"
         )
     inherited = _read_with_extends(parent_path, seen + (path,))
-    return _deep_merge(_without_other_tag_keys(Profile, inherited, raw), raw)
+    return _merge(Profile, _without_other_tag_keys(Profile, inherited, raw), raw)
 
 
 def load_profile(name_or_path: str | None = None) -> Profile:

@@ -18,6 +18,7 @@ import pandas as pd
 from ual_dagster import versions
 from ual_dagster.config import Profile
 from ual_dagster.config.data import ScenarioConfig
+from ual_dagster.data.counts import ScenarioShortError, short_message
 from ual_dagster.data.selection import take_scored
 from ual_dagster.data.store import train_sample_ids
 from ual_dagster.elicitation.elicitor import elicitor_fingerprint
@@ -64,6 +65,16 @@ def build_training_set(
         unscored[dataset] = sum(1 for s in train_ids if s not in ds_scores)
         scores.update(ds_scores)
     draw = take_scored(cfg, train_ids_by_dataset, scores)
+    if draw.shortfall and not cfg.allow_short:  # the mix the profile says, or an error; nothing is written
+        dataset = next(iter(draw.shortfall))
+        n_train = len(train_ids_by_dataset[dataset])
+        n_scored = n_train - unscored[dataset]
+        what = (
+            f"train rows ({n_scored} with an ok uncertainty score)"
+            if n_train < draw.requested[dataset]
+            else f"train rows but only {n_scored} with an ok uncertainty score (re-run uncertainty_{dataset})"
+        )
+        raise ScenarioShortError(short_message(scenario, dataset, draw.requested[dataset], n_train, what))
     rows = [(d, s, float(scores[s])) for d, s in draw.pairs]
     # Content only (not the elicitor's name): a new prompt that gives the same scores leaves
     # the training set's version, and so every checkpoint, as it was.
@@ -98,8 +109,8 @@ def build_training_set(
         "elicitor": elicitor,
         "upstream": dict(upstream),
     }
-    if draw.shortfall and log:
-        log(f"training set {scenario!r}: short of scored candidates {draw.shortfall} (requested {draw.requested})")
+    if draw.shortfall and log:  # only with allow_short
+        log(f"training set {scenario!r}: short {draw.shortfall} (requested {draw.requested}; allow_short is set)")
     return TrainingSetResult(fingerprint=fingerprint, metadata=metadata)
 
 
