@@ -1,33 +1,41 @@
-"""`python -m ual_dagster ...`: small helpers for the shell.
+"""`ual-dagster ...` (or `python -m ual_dagster ...`): small helpers for the shell.
 
-  python -m ual_dagster dagster-home   print (and create) the active profile's DAGSTER_HOME
-  python -m ual_dagster validate [P]   load and validate a profile (default: $UAL_PROFILE), check that
-                                       every file it names exists, print a summary
-  python -m ual_dagster paths          print the state folder, DuckDB file, artifacts and DAGSTER_HOME
-  python -m ual_dagster plan [P] [--json]  elicitation calls, cost, training rows and runs, calling nothing
-  python -m ual_dagster preflight [P]  check every external thing the profile needs; exit 1 if any is missing
+  ual-dagster dagster-home [P]          print (and create) the profile's DAGSTER_HOME
+  ual-dagster validate [P] [--json]     load and validate a profile (default: $UAL_PROFILE), check that
+                                        every file it names exists and that every scenario has its rows,
+                                        print a summary with each scenario's mix
+  ual-dagster paths [P] [--json]        print the state folder, DuckDB file, artifacts and DAGSTER_HOME
+  ual-dagster plan [P] [--json]         elicitation calls, cost, training rows and runs, calling nothing
+  ual-dagster preflight [P] [--json]    check every external thing the profile needs; exit 1 if any is missing
 
+`ual-dagster COMMAND --help` describes a command. An unknown command or flag exits 2 naming it.
 Errors are one line per problem on stderr (exit status 2); `--debug` or UAL_DEBUG=1 adds
 the traceback.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import sys
+from dataclasses import asdict
+from typing import Any
 
-from ual_dagster.config import load_profile
+from ual_dagster.config import Profile, load_profile
 from ual_dagster.config.elicitation import (
     ElicitationConfig,
     FileElicitation,
     HFLocalElicitation,
     OpenAIElicitation,
 )
-from ual_dagster.config.loader import profile_problems
-from ual_dagster.data.counts import mix_lines, shortfalls, train_rows
+from ual_dagster.config.loader import PROFILE_ENV, profile_problems
+from ual_dagster.data.counts import mix_lines, scenario_mix, shortfalls, train_rows
 from ual_dagster.plan import format_plan, plan
 from ual_dagster.preflight import format_checks, run_preflight
 from ual_dagster.storage import StatePaths
+
+PROG = "ual-dagster"
 
 
 def elicitor_summary(cfg: ElicitationConfig) -> str:
@@ -42,11 +50,169 @@ def elicitor_summary(cfg: ElicitationConfig) -> str:
     return cfg.backend
 
 
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+# -- the commands: each takes the parsed arguments and returns the exit status ---------------
+
+
+def _dagster_home(args: argparse.Namespace) -> int:
+    print(StatePaths.for_profile(load_profile(args.profile)).ensure().dagster_home)
+    return 0
+
+
+def _paths(args: argparse.Namespace) -> int:
+    paths = StatePaths.for_profile(load_profile(args.profile))
+    found = {name: str(getattr(paths, name)) for name in ("state_dir", "duckdb", "artifacts", "dagster_home")}
+    if args.json:
+        _print_json(found)
+    else:
+        for name, value in found.items():
+            print(f"{name}: {value}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    profile = load_profile(args.profile)  # a ProfileError is reported by main()
+    source = profile.source_path or "?"
+    problems = profile_problems(profile)
+    if problems:
+        header = f"profile {source} names {len(problems)} missing file(s)"
+    else:
+        counts = train_rows(profile, StatePaths.for_profile(profile).duckdb)
+        problems = shortfalls(profile, counts)
+        header = f"profile {source} has {len(problems)} scenario(s) short of rows"
+    if problems:
+        if args.json:
+            _print_json({"profile": profile.name, "source": str(source), "valid": False, "problems": problems})
+        print(f"error: {header}:", file=sys.stderr)
+        for line in problems:
+            print(f"  - {line}", file=sys.stderr)
+        return 2
+    if args.json:
+        _print_json(_validate_data(profile, counts))
+        return 0
+    print(f"profile {profile.name!r} is valid ({source})")
+    print(f"  datasets:  {', '.join(profile.datasets)}")
+    print("  scenarios (the mix each trains on):")
+    for name, scen in profile.scenarios.items():
+        for line in mix_lines(name, scen, counts):
+            print(f"    {line}")
+    print(f"  methods:   {', '.join(profile.methods)}")
+    print(f"  elicitor:  {elicitor_summary(profile.elicitation)}")
+    print(f"  base:      {profile.base_model.source} {profile.base_model.hub_id or ''}")
+    return 0
+
+
+def _validate_data(profile: Profile, counts: dict) -> dict[str, Any]:
+    scenarios = {}
+    for name, scen in profile.scenarios.items():
+        mix = [
+            {
+                "dataset": p.dataset,
+                "share": p.share,
+                "rows": p.requested,
+                "train_rows": p.available.count if p.available else None,
+                "train_rows_basis": p.available.basis if p.available else None,
+                "short_by": p.short_by,
+            }
+            for p in scenario_mix(scen, counts)
+        ]
+        scenarios[name] = {"size": scen.size, "seed": scen.seed, "allow_short": scen.allow_short, "mix": mix}
+    return {
+        "profile": profile.name,
+        "source": str(profile.source_path or "?"),
+        "valid": True,
+        "datasets": list(profile.datasets),
+        "scenarios": scenarios,
+        "methods": list(profile.methods),
+        "elicitor": elicitor_summary(profile.elicitation),
+        "base_model": {"source": profile.base_model.source, "hub_id": profile.base_model.hub_id},
+    }
+
+
+def _plan(args: argparse.Namespace) -> int:
+    result = plan(load_profile(args.profile))
+    if args.json:
+        _print_json(result)
+    else:
+        print(format_plan(result))
+    return 0
+
+
+def _preflight(args: argparse.Namespace) -> int:
+    checks = run_preflight(load_profile(args.profile))
+    if args.json:
+        _print_json({"ok": all(c.ok for c in checks), "checks": [asdict(c) for c in checks]})
+    else:
+        print(format_checks(checks))
+    return 0 if all(c.ok for c in checks) else 1
+
+
+# -- the parser -----------------------------------------------------------------------------
+
+COMMANDS = {
+    "dagster-home": (_dagster_home, "print (and create) the profile's DAGSTER_HOME", False),
+    "validate": (
+        _validate,
+        "load and validate a profile, check that every file it names exists and that every scenario "
+        "has its rows; print a summary with each scenario's mix (exit 2 on a problem)",
+        True,
+    ),
+    "paths": (_paths, "print the state folder, DuckDB file, artifacts folder and DAGSTER_HOME", True),
+    "plan": (_plan, "elicitation calls, cost, training rows and runs of a run of the profile, calling nothing", True),
+    "preflight": (
+        _preflight,
+        "check every external thing the profile needs (keys, endpoints, hub, files, GPU, disk); exit 1 if any is missing",
+        True,
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a subcommand's own default must not undo a --debug given before the command
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show the traceback of an error (also UAL_DEBUG=1)",
+    )
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Helpers for the shell around the ual-dagster pipeline.",
+        epilog="Errors are one line per problem on stderr (exit status 2).",
+        parents=[common],
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (func, help_text, has_json) in COMMANDS.items():
+        cmd = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
+        cmd.add_argument(
+            "profile",
+            nargs="?",
+            default=None,
+            metavar="PROFILE",
+            help=f"a bundled profile name or a YAML file (default: ${PROFILE_ENV}, else tiny)",
+        )
+        if has_json:
+            cmd.add_argument("--json", action="store_true", help="print the result as JSON")
+        cmd.set_defaults(func=func)
+    return parser
+
+
 def main(argv: list[str]) -> int:
-    debug = "--debug" in argv or os.environ.get("UAL_DEBUG") == "1"
-    argv = [a for a in argv if a != "--debug"]
+    parser = build_parser()
     try:
-        return _main(argv)
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, already printed naming the argument)
+        return int(exc.code or 0)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    debug = getattr(args, "debug", False) or os.environ.get("UAL_DEBUG") == "1"
+    try:
+        return args.func(args)
     except Exception as exc:  # one clear line, not a traceback, unless asked for
         if debug:
             raise
@@ -54,59 +220,10 @@ def main(argv: list[str]) -> int:
         return 2
 
 
-def _main(argv: list[str]) -> int:
-    if not argv or argv[0] in {"-h", "--help"}:
-        print(__doc__)
-        return 0
-    cmd, rest = argv[0], argv[1:]
-    flags = {a for a in rest if a.startswith("--")}
-    rest = [a for a in rest if not a.startswith("--")]
-    profile = load_profile(rest[0] if rest else None)  # a ProfileError is reported by main()
-    paths = StatePaths.for_profile(profile)
-    if cmd == "dagster-home":
-        print(paths.ensure().dagster_home)
-    elif cmd == "paths":
-        for name in ("state_dir", "duckdb", "artifacts", "dagster_home"):
-            print(f"{name}: {getattr(paths, name)}")
-    elif cmd == "validate":
-        problems = profile_problems(profile)
-        if problems:
-            source = profile.source_path or "?"
-            print(f"error: profile {source} names {len(problems)} missing file(s):", file=sys.stderr)
-            for line in problems:
-                print(f"  - {line}", file=sys.stderr)
-            return 2
-        counts = train_rows(profile, paths.duckdb)
-        short = shortfalls(profile, counts)
-        if short:
-            source = profile.source_path or "?"
-            print(f"error: profile {source} has {len(short)} scenario(s) short of rows:", file=sys.stderr)
-            for line in short:
-                print(f"  - {line}", file=sys.stderr)
-            return 2
-        print(f"profile {profile.name!r} is valid ({profile.source_path or '?'})")
-        print(f"  datasets:  {', '.join(profile.datasets)}")
-        print("  scenarios (the mix each trains on):")
-        for name, scen in profile.scenarios.items():
-            for line in mix_lines(name, scen, counts):
-                print(f"    {line}")
-        print(f"  methods:   {', '.join(profile.methods)}")
-        print(f"  elicitor:  {elicitor_summary(profile.elicitation)}")
-        print(f"  base:      {profile.base_model.source} {profile.base_model.hub_id or ''}")
-    elif cmd == "plan":
-        import json
-
-        result = plan(profile)
-        print(json.dumps(result, indent=2) if "--json" in flags else format_plan(result))
-    elif cmd == "preflight":
-        checks = run_preflight(profile)
-        print(format_checks(checks))
-        return 0 if all(c.ok for c in checks) else 1
-    else:
-        print(f"error: unknown command {cmd!r}\n{__doc__}", file=sys.stderr)
-        return 2
-    return 0
+def cli() -> None:
+    """The `ual-dagster` console script."""
+    sys.exit(main(sys.argv[1:]))
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    cli()
