@@ -65,7 +65,9 @@ class DatasetConfig(StrictModel):
         description="the UAL task family: high = open-ended, low = one right answer"
     )
     # source: file
-    path: str | None = Field(None, description="local file; relative paths resolve against the project root")
+    path: str | None = Field(
+        None, description="local file; a relative path resolves against the folder of the profile file that states it"
+    )
     format: FileFormat = "auto"
     # source: hub
     hub_id: str | None = None

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from ual_dagster.config.elicitation import FileElicitation, HFLocalElicitation
-from ual_dagster.config.paths import PROMPTS_DIR, resolve_path, template_path
+from ual_dagster.config.paths import PROJECT_ROOT, PROMPTS_DIR, resolve_path, template_path
 from ual_dagster.config.profile import Profile
 
 PROFILE_ENV = "UAL_PROFILE"
@@ -271,6 +271,64 @@ def _without_other_tag_keys(model: type[BaseModel], parent: dict[str, Any], chil
     return out
 
 
+def _anchored(value: Any, base: Path, *, only_local: bool = False) -> Any:
+    """`value` as an absolute path under `base` when it is a relative path string (a hub id or a
+    bundled name, when `only_local`, only when it looks like a path)."""
+    if not isinstance(value, str) or not value:
+        return value
+    if only_local and not _looks_local(value):
+        return value
+    path = Path(value).expanduser()
+    return value if path.is_absolute() else str((base / path).resolve())
+
+
+def _anchor_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
+    """The file's own relative paths, made absolute against `base` (the file's folder), before
+    it is merged with the profile it extends: a path means the file beside the profile that
+    wrote it, whichever profile loads it. Bundled profiles are not rewritten: their folder is
+    the project root, which `resolve_path` already uses."""
+
+    def section(*keys: str) -> dict[str, Any]:
+        node: Any = raw
+        for k in keys:
+            node = node.get(k) if isinstance(node, dict) else None
+        return node if isinstance(node, dict) else {}
+
+    storage = section("storage")
+    if "state_dir" in storage:
+        storage["state_dir"] = _anchored(storage["state_dir"], base)
+    for ds in section("datasets").values():
+        if isinstance(ds, dict):
+            if "path" in ds:
+                ds["path"] = _anchored(ds["path"], base)
+            if "hub_id" in ds:
+                ds["hub_id"] = _anchored(ds["hub_id"], base, only_local=True)
+    el = section("elicitation")
+    prompt = el.get("prompt")
+    if isinstance(prompt, str) and (prompt.endswith(".txt") or "/" in prompt):  # a file, not a bundled stem
+        el["prompt"] = _anchored(prompt, base)
+    if "file_path" in el:
+        el["file_path"] = _anchored(el["file_path"], base)
+    for key in ("hf_model", "model"):
+        if key in el:
+            el[key] = _anchored(el[key], base, only_local=True)
+    bm = section("base_model")
+    if "path" in bm:
+        bm["path"] = _anchored(bm["path"], base)
+    tasks = section("evaluation").get("lm_eval")
+    for task in tasks if isinstance(tasks, list) else []:
+        if isinstance(task, dict) and "data_path" in task:
+            task["data_path"] = _anchored(task["data_path"], base)
+    ae = section("evaluation", "alpaca_eval")
+    if "path" in ae:
+        ae["path"] = _anchored(ae["path"], base)
+    judge = section("evaluation", "alpaca_eval", "judge")
+    annotator = judge.get("annotator")
+    if isinstance(annotator, str) and (annotator.endswith((".yaml", ".yml")) or "/" in annotator):
+        judge["annotator"] = _anchored(annotator, base)
+    return raw
+
+
 def _read_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """The file's mapping, merged over the profile it `extends` (a bundled name or a path
     relative to the file; see `_merge` for the rule), so an example profile states only what
@@ -278,6 +336,8 @@ def _read_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any
     if path in seen:
         raise ProfileError(f"profile {path}: 'extends' forms a cycle ({' -> '.join(map(str, seen + (path,)))})")
     raw = _read_mapping(path)
+    if path.parent.resolve() not in (BUNDLED_DIR.resolve(), PROJECT_ROOT):
+        raw = _anchor_paths(raw, path.parent.resolve())
     parent = raw.pop("extends", None)
     if parent is None:
         return raw

@@ -16,7 +16,11 @@ from ual_dagster.config.training import BaseModelConfig, MethodConfig, TrainingC
 
 
 class StorageConfig(StrictModel):
-    state_dir: str = Field(".ual_state", description="relative paths resolve against the project root")
+    state_dir: str = Field(
+        ".ual_state",
+        description="a relative path resolves against the folder of the profile file that states it (the project "
+        "root for the bundled profiles and for this default)",
+    )
     duckdb_file: str = "ual.duckdb"
     artifacts_dir: str = "artifacts"
     dagster_home: str = "dagster_home"
