@@ -13,8 +13,8 @@ from typing import Any
 
 import dagster as dg
 
-from assets.keys import key_str
-from assets.staleness import warn_if_upstream_stale
+from assets.keys import PREFLIGHT_KEY, key_str
+from assets.staleness import ancestors, asset_graph_of, warn_if_upstream_stale
 from ual_dagster.config import ProfileError
 from ual_dagster.data.errors import DataSourceError
 from ual_dagster.figures import curve_markdown, histogram_markdown
@@ -121,6 +121,50 @@ def check(
         passed=bool(passed),
         severity=dg.AssetCheckSeverity.WARN if warn else dg.AssetCheckSeverity.ERROR,
         metadata={k: _metadata_value(v) for k, v in metadata.items()},
+    )
+
+
+MISSING_NAMED = 3  # how many missing upstream assets a failure names
+
+
+def missing_upstream_failure(store: DuckDBStore, asset: str) -> dg.Failure:
+    """The failure of a step whose upstream `asset` was never built: one line with how many of the
+    step's upstream assets are missing, the first few (in build order) and the command that
+    builds them. Outside a run (a direct call) it names `asset` alone."""
+    try:
+        context = dg.AssetExecutionContext.get()
+    except dg.DagsterInvariantViolationError:
+        context = None
+    target, missing = asset, [asset]
+    if context is not None:
+        key = context.asset_key
+        graph = asset_graph_of(context)
+        if graph.has(key):
+            recorded = store.recorded_assets()
+            depth: dict[dg.AssetKey, int] = {}
+
+            def level(k: dg.AssetKey) -> int:  # distance from the roots: build order
+                if k not in depth:
+                    parents = [p for p in graph.get(k).parent_keys if graph.has(p)]
+                    depth[k] = 1 + max((level(p) for p in parents), default=-1)
+                return depth[k]
+
+            # preflight records no fingerprint (its data version is constant): never "missing"
+            absent = [
+                a
+                for a in ancestors(graph, key)
+                if a != PREFLIGHT_KEY and graph.get(a).is_materializable and key_str(a) not in recorded
+            ]
+            names = [key_str(a) for a in sorted(absent, key=lambda a: (level(a), key_str(a)))]
+            target, missing = key_str(key), names or [asset]
+    shown = ", ".join(missing[:MISSING_NAMED]) + (
+        f" and {len(missing) - MISSING_NAMED} more" if len(missing) > MISSING_NAMED else ""
+    )
+    n = len(missing)
+    return dg.Failure(
+        description=f"{target}: {n} upstream asset{'s' if n != 1 else ''} never materialised ({shown}); "
+        f"build {'them' if n != 1 else 'it'} with: dagster asset materialize --select '*{target}'",
+        allow_retries=False,
     )
 
 

@@ -9,7 +9,20 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.common import missing_upstream_failure
 from ual_dagster.storage import ArtifactStore, DuckDBStore
+
+
+class StepStore(DuckDBStore):
+    """The store as an asset step sees it: an upstream that was never built fails the step with
+    one line (how many upstream assets are missing, the first few, the command that builds
+    them) instead of a traceback."""
+
+    def require_version(self, asset: str) -> str:
+        fp = self.get_version(asset)
+        if fp is None:
+            raise missing_upstream_failure(self, asset)
+        return fp
 
 
 class DuckDBStoreResource(dg.ConfigurableResource):
@@ -18,7 +31,7 @@ class DuckDBStoreResource(dg.ConfigurableResource):
     database: str
 
     def store(self) -> DuckDBStore:
-        return DuckDBStore(self.database)
+        return StepStore(self.database)
 
 
 class ArtifactStoreResource(dg.ConfigurableResource):

@@ -49,7 +49,7 @@ def unsynced_assets(instance: dg.DagsterInstance, asset_graph) -> set[dg.AssetKe
     }
 
 
-def _ancestors(asset_graph, key: dg.AssetKey) -> set[dg.AssetKey]:
+def ancestors(asset_graph, key: dg.AssetKey) -> set[dg.AssetKey]:
     seen: set[dg.AssetKey] = set()
     todo = list(asset_graph.get(key).parent_keys)
     while todo:
@@ -61,7 +61,7 @@ def _ancestors(asset_graph, key: dg.AssetKey) -> set[dg.AssetKey]:
     return seen
 
 
-def _asset_graph(context: dg.AssetExecutionContext):
+def asset_graph_of(context: dg.AssetExecutionContext):
     """The code location's graph; an in-process `dg.materialize` has no repository, only its job's graph."""
     try:
         return context.repository_def.asset_graph
@@ -73,13 +73,13 @@ def _asset_graph(context: dg.AssetExecutionContext):
 
 def stale_upstream(context: dg.AssetExecutionContext, key: dg.AssetKey) -> list[str]:
     """'<ancestor>: <why>' for every stale or missing ancestor of `key` that this run does not rebuild."""
-    asset_graph = _asset_graph(context)
+    asset_graph = asset_graph_of(context)
     if not asset_graph.has(key):
         return []
     # a run without an explicit selection runs its whole job
     selected = context.run.asset_selection or context.job_def.asset_layer.selected_asset_keys
     outside = sorted(
-        (a for a in _ancestors(asset_graph, key) if a not in selected and asset_graph.get(a).is_materializable),
+        (a for a in ancestors(asset_graph, key) if a not in selected and asset_graph.get(a).is_materializable),
         key=lambda k: k.to_user_string(),
     )
     if not outside:

@@ -114,8 +114,19 @@ class DuckDBStore:
             row = con.execute("SELECT fingerprint FROM asset_versions WHERE asset = ?", [asset]).fetchone()
         return row[0] if row else None
 
+    def recorded_assets(self) -> set[str]:
+        """Every asset that has recorded a fingerprint (has been built at least once)."""
+        with self.connect() as con:
+            con.execute(_VERSIONS_DDL)
+            return {row[0] for row in con.execute("SELECT asset FROM asset_versions").fetchall()}
+
     def require_version(self, asset: str) -> str:
+        """The upstream's fingerprint; a missing one is an error that says how to build it (an asset
+        step's store, assets/resources.py, fails the step with the whole missing cone instead)."""
         fp = self.get_version(asset)
         if fp is None:
-            raise RuntimeError(f"upstream asset {asset!r} has not been materialised yet (no row in asset_versions)")
+            raise RuntimeError(
+                f"upstream asset {asset!r} has not been materialised yet; build it with: "
+                f"dagster asset materialize --select '*{asset}'"
+            )
         return fp
