@@ -8,7 +8,7 @@ from assets.resources import DuckDBStoreResource
 from ual_dagster import versions
 from ual_dagster.config import Profile
 from ual_dagster.config.elicitation import OpenAIElicitation
-from ual_dagster.data.selection import selection_config, targets_for_dataset
+from ual_dagster.data.selection import selection_config, targets_for_dataset, used_by_a_scenario
 from ual_dagster.elicitation.checks import dataset_checks
 from ual_dagster.elicitation.elicitor import elicitor_fingerprint
 from ual_dagster.elicitation.scores import stale_samples
@@ -31,8 +31,13 @@ def _uncertainty_asset(profile: Profile, dataset: str) -> dg.AssetsDefinition:
         code_version=code_version(versions.UNCERTAINTY_ASSET, elicitor, selection_config(profile, dataset)),
         automation_condition=DATA_OR_CODE_CHANGED,
         pool="duckdb",
-        description=f"Uncertainty u in [0, 1] of the rows of {dataset!r} that the scenarios use, elicited by {elicitor} "
-        "(DuckDB table `uncertainty`, cached per row: an unchanged sample is never paid twice).",
+        description=(
+            f"Uncertainty u in [0, 1] of the rows of {dataset!r} that the scenarios use (plus a small reserve), "
+            if used_by_a_scenario(profile, dataset) and cfg.elicit_scope == "used"
+            else f"Uncertainty u in [0, 1] of every {'/'.join(cfg.elicit_splits)} row of {dataset!r} "
+            + ("(no scenario uses it, so it is scored in full), " if not used_by_a_scenario(profile, dataset) else "")
+        )
+        + f"elicited by {elicitor} (DuckDB table `uncertainty`, cached per row: an unchanged sample is never paid twice).",
         # blocking: training on partly scored (coverage) or out-of-range scores would be wrong, so a
         # failing check stops everything downstream in the run; a re-run resumes the elicitation
         check_specs=[dg.AssetCheckSpec(name, asset=key, blocking=True) for name in CHECKS],

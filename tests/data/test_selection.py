@@ -11,6 +11,7 @@ from ual_dagster.config import Profile, load_profile
 from ual_dagster.config.data import ScenarioConfig
 from ual_dagster.data import build_instruction_set, draw_scenario
 from ual_dagster.data.selection import elicitation_targets, take_scored, targets_for_dataset
+from ual_dagster.data.store import sample_ids_by_split
 from ual_dagster.elicitation import elicit_dataset
 from ual_dagster.storage import DuckDBStore
 from ual_dagster.train.training_sets import build_training_set, read_training_set
@@ -136,7 +137,7 @@ def test_plan_paper_elicits_at_most_105_percent_of_the_rows_used():
     )
 
 
-def test_a_data_set_no_scenario_uses_costs_nothing_and_passes_coverage(tmp_path):
+def test_a_data_set_no_scenario_uses_is_elicited_in_full_and_passes_coverage(tmp_path):
     from ual_dagster.elicitation import dataset_checks
 
     profile = _profile(tmp_path)
@@ -147,8 +148,9 @@ def test_a_data_set_no_scenario_uses_costs_nothing_and_passes_coverage(tmp_path)
         "unused",
         store,
     )
-    assert targets == []
+    assert targets is None  # every row of elicit_splits: no silent zero (issue 21)
     result = elicit_dataset("unused", profile.elicitation, store, only=targets)
-    assert result.metadata["calls"] == 0 and result.metadata["to_elicit"] == 0
+    n_train = len(sample_ids_by_split(store, "unused")["train"])
+    assert result.metadata["to_elicit"] == n_train > 0
     coverage = {c.name: c for c in dataset_checks(store, "unused", profile.elicitation, only=targets)}
     assert coverage["uncertainty_coverage"].passed

@@ -14,6 +14,8 @@ Which rows are chosen depends on the ids and on which rows have an ok score, nev
 the score values, so a new prompt changes epsilons, not rows. With every train row
 scored, `take_scored` picks exactly what `draw_scenario` over the scored rows picks.
 Held-out rows are elicited only when `elicit_splits` names `heldout` (evaluation probes).
+A data set that no scenario uses is elicited in full (every row of `elicit_splits`): it was
+added to be scored, and an empty table would be a silent zero.
 """
 
 from __future__ import annotations
@@ -87,12 +89,17 @@ def take_scored(cfg: ScenarioConfig, train_ids: Mapping[str, Sequence[str]], sco
     return ScenarioDraw(sorted(pairs), requested, drawn, shortfall)
 
 
+def used_by_a_scenario(profile, dataset: str) -> bool:
+    return any(dataset in s.weights for s in profile.scenarios.values())
+
+
 def targets_for_dataset(profile, dataset: str, store) -> list[str] | None:
     """The ids `uncertainty_<dataset>` elicits under the profile, or None for every row of
-    `elicit_splits` (scope 'all'). Reads only the `samples` table."""
+    `elicit_splits`: scope 'all', and a data set no scenario uses (no silent zero: a user who
+    adds a data set wants it scored). Reads only the `samples` table."""
 
     cfg = profile.elicitation
-    if cfg.elicit_scope == "all":
+    if cfg.elicit_scope == "all" or not used_by_a_scenario(profile, dataset):
         return None
     ids = sample_ids_by_split(store, dataset)
     train = {dataset: ids.get("train", [])} if "train" in cfg.elicit_splits else {dataset: []}
@@ -104,6 +111,8 @@ def targets_for_dataset(profile, dataset: str, store) -> list[str] | None:
 def selection_config(profile, dataset: str) -> dict:
     """What `targets_for_dataset` reads from the profile: part of the uncertainty asset's code version."""
     cfg = profile.elicitation
+    if not used_by_a_scenario(profile, dataset):  # elicited in full (targets_for_dataset); only then said
+        return {"version": SELECTION_VERSION, "scope": "all (no scenario uses it)", "splits": sorted(cfg.elicit_splits)}
     return {
         "version": SELECTION_VERSION,
         "scope": cfg.elicit_scope,
