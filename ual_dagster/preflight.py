@@ -257,6 +257,13 @@ def run_preflight(
         checks.append(_gpu_check("GPU for evaluation (evaluation.device: cuda)", cuda))
     if profile.training.launcher.kind in ("in_process", "subprocess") and profile.training.precision == "bf16":
         checks.append(_gpu_check("GPU for training (precision: bf16)", cuda))
+    # the optional k8s extra, where the profile starts pods
+    uses_k8s = "k8s" in (profile.orchestration.executor, profile.training.launcher.kind, profile.evaluation.launcher)
+    if uses_k8s:
+        if importlib.util.find_spec("dagster_k8s") is not None:
+            checks.append(_ok("dagster-k8s (the k8s extra)", "installed"))
+        else:
+            checks.append(_missing("dagster-k8s (the k8s extra)", "pip install 'ual-dagster[k8s]'"))
     # disk
     need = DISK_GB_HUB_MODEL if bm.source == "hub" else DISK_GB_LOCAL_MODEL
     if profile.training.min_free_disk_gb is not None:

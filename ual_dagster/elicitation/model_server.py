@@ -3,7 +3,7 @@
 `base_url: local-model` (with `model: packaged:smollm2` or a local transformers folder)
 starts this server for the run, so the `openai` backend talks HTTP to a real model,
 every method included: `transformers serve` would do for verbalized scores but ignores
-`logprobs`/`top_logprobs` (shared/research/evaltools.md, verified), and llama-cpp-python,
+`logprobs`/`top_logprobs` (tests/elicitation/test_transformers_serve.py), and llama-cpp-python,
 which returns them, is a C++ build. Here each generated token carries the model's raw
 log-probability (log-softmax of its logits, before temperature, as vLLM reports them)
 and its `top_logprobs` alternatives.
