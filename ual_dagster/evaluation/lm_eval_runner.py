@@ -27,13 +27,16 @@ from ual_dagster.evaluation.prompts import render_prompt
 from ual_dagster.evaluation.scores import STDERR_FROM_ITEMS, ItemScore, ScoreRow, clean_number, mean_and_stderr
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.jsonl import iter_json_objects
-from ual_dagster.progress import Log
+from ual_dagster.progress import EVERY_S, Log, Progress
 from ual_dagster.storage import ArtifactStore
 
 TASKS_DIR = Path(__file__).parent / "tasks"
 DATA_PLACEHOLDER = "__UAL_DATA_FILE__"
 LM_EVAL_TASKS_PLACEHOLDER = "__LM_EVAL_TASKS__"  # for `include:` of a built-in task
 RESULTS_FILE = "results.json"
+# lm-eval's own progress bar is tqdm on stderr, which the run's log never sees: the model wrapper
+# below reports each batch instead, a line with an ETA at least this often (tests set it to 0)
+PROGRESS_EVERY_S = EVERY_S
 
 
 def shipped_tasks() -> list[str]:
@@ -305,7 +308,14 @@ def _simple_evaluate(
         manager = TaskManager(include_defaults=True)
     loaded = handle.get()
     # add_bos_token: contexts start with bos, as in training (whatever the tokenizer's post-processor does).
-    lm = HFLM(pretrained=loaded.model, tokenizer=loaded.tokenizer, batch_size=generation.batch_size, add_bos_token=True)
+    lm = _progress_lm(HFLM)(
+        pretrained=loaded.model,
+        tokenizer=loaded.tokenizer,
+        batch_size=generation.batch_size,
+        add_bos_token=True,
+        progress_label=f"lm-eval {task.name}",
+        progress_log=log,
+    )
     results = lm_eval.simple_evaluate(
         model=lm,
         tasks=[task.name],
@@ -323,3 +333,60 @@ def _simple_evaluate(
     if results is None or task.name not in results.get("results", {}):
         raise RuntimeError(f"lm-eval returned no results for task {task.name!r}")
     return results
+
+
+def _progress_lm(hflm: type) -> type:
+    """`hflm` (lm-eval's HFLM, imported only where lm-eval runs) reporting its progress to `log`:
+    each request type lm-eval asks for (generate_until, loglikelihood, loglikelihood_rolling) is
+    one Progress over its requests, advanced by every batch the model runs, with a heartbeat
+    line (and its ETA) at least every PROGRESS_EVERY_S seconds. lm-eval's own tqdm bar (stderr
+    only) is switched off: these lines replace it."""
+
+    class ProgressHFLM(hflm):
+        def __init__(self, *args: Any, progress_label: str, progress_log: Log, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            self._progress_label, self._progress_log = progress_label, progress_log
+            self._progress: Progress | None = None
+
+        def _tracked(self, what: str, requests: Sequence[Any], run: Any) -> Any:
+            if self._progress_log is None:
+                return run()
+            total = len(requests)
+            label = f"{self._progress_label} {what}"
+            with Progress(label, total, self._progress_log, unit="requests", every_s=PROGRESS_EVERY_S) as progress:
+                self._progress = progress
+                try:
+                    out = run()
+                finally:
+                    self._progress = None
+                progress.update(total)  # the last line says done
+            return out
+
+        def _advance(self, rows: int) -> None:
+            progress = self._progress
+            if progress is not None:  # batches can outnumber requests (rolling windows): done only at the end
+                progress.update(min(progress.done + rows, max(0, progress.total - 1)))
+
+        def generate_until(self, requests: Any, disable_tqdm: bool = False) -> Any:
+            return self._tracked("generate", requests, lambda: super(ProgressHFLM, self).generate_until(requests, True))
+
+        def loglikelihood(self, requests: Any, disable_tqdm: bool = False) -> Any:
+            return self._tracked(
+                "loglikelihood", requests, lambda: super(ProgressHFLM, self).loglikelihood(requests, True)
+            )
+
+        def loglikelihood_rolling(self, requests: Any, disable_tqdm: bool = False) -> Any:
+            run = lambda: super(ProgressHFLM, self).loglikelihood_rolling(requests, True)  # noqa: E731
+            return self._tracked("loglikelihood_rolling", requests, run)
+
+        def _model_generate(self, context: Any, max_length: int, stop: list[str], **kwargs: Any) -> Any:
+            out = super()._model_generate(context, max_length, stop, **kwargs)
+            self._advance(int(context.shape[0]))
+            return out
+
+        def _model_call(self, inps: Any, attn_mask: Any = None, labels: Any = None) -> Any:
+            out = super()._model_call(inps, attn_mask, labels)
+            self._advance(int(inps.shape[0]))
+            return out
+
+    return ProgressHFLM
