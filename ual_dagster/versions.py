@@ -39,7 +39,7 @@ ALPACA_EVAL = "alpaca-eval-v1"
 ANSWER_LIKELIHOOD = "answer-likelihood-v1"
 CLUSTERING = "token-clustering-v1"
 EVAL_PIPELINE = "eval-pipeline-1"
-REPORT = "comparison-report-v3"
+REPORT = "comparison-report-v4"  # 4: the training-curve plot shows the plain token NLL, not each objective
 PREFLIGHT = "preflight-1"
 
 PACKAGE = Path(__file__).resolve().parent

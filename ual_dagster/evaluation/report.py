@@ -99,6 +99,16 @@ def _table_exists(store: DuckDBStore, name: str) -> bool:
         )
 
 
+def _has_column(store: DuckDBStore, table: str, column: str) -> bool:
+    with store.connect() as con:
+        return bool(
+            con.execute(
+                "SELECT count(*) FROM information_schema.columns WHERE table_name = ? AND column_name = ?",
+                [table, column],
+            ).fetchone()[0]
+        )
+
+
 def _read(store: DuckDBStore, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
     with store.connect() as con:
         return con.execute(sql, params or []).fetchdf()
@@ -180,18 +190,32 @@ def plot_forest(cmp: pd.DataFrame, scenario: str, methods: Mapping[str, MethodCo
     return path
 
 
+# The widest figure, in pixels at dpi 100: the UI's Markdown preview is about 900 px wide.
+MAX_FIGURE_PX = 900
+
+
 def plot_training_curves(curves: pd.DataFrame, path: Path) -> Path:
+    """Per scenario, each method's plain token NLL per step (the `nll` column): the same quantity
+    for every method, unlike each method's own smoothed objective (`loss`), which puts LS and UAL
+    above SFT by construction. A curve recorded before nll was logged is named in the legend."""
     plt = _plt()
     scenarios = sorted(curves["scenario"].unique())
-    fig, axes = plt.subplots(1, len(scenarios), figsize=(5 * len(scenarios), 4), squeeze=False)
+    width = min(MAX_FIGURE_PX / 100, 3.2 * len(scenarios))
+    fig, axes = plt.subplots(1, len(scenarios), figsize=(width, 3.4), squeeze=False)
+    has_nll = "nll" in curves.columns
     for ax, scen in zip(axes[0], scenarios):
         for method, grp in curves[curves["scenario"] == scen].groupby("method"):
             g = grp.sort_values("step")
-            ax.plot(g["step"], g["loss"], label=method)
-        ax.set_title(scen)
-        ax.set_xlabel("step")
-        ax.set_ylabel("loss")
-        ax.legend(fontsize=7)
+            nll = pd.to_numeric(g["nll"], errors="coerce") if has_nll else pd.Series(dtype=float)
+            if nll.notna().any():
+                ax.plot(g["step"], nll, label=method)
+            else:
+                ax.plot([], [], label=f"{method} (no NLL recorded)")
+        ax.set_title(scen, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.set_ylabel("token NLL (no smoothing)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -360,12 +384,22 @@ def comparison_report(store: DuckDBStore, out_dir: str | Path, profile: Profile)
     lines += _clustering_section(scores, methods)
     n_curves = n_unc = 0
     if _table_exists(store, "training_curves"):
-        curves = _read(store, "SELECT scenario, method, seed, step, loss FROM training_curves")
+        nll = "nll" if _has_column(store, "training_curves", "nll") else "NULL AS nll"  # a state from before nll
+        curves = _read(store, f"SELECT scenario, method, seed, step, loss, {nll} FROM training_curves")
         curves = curves[curves["seed"].isin(list(exp.seeds)[:1])]
         n_curves = len(curves)
         if n_curves:
             plots.append(plot_training_curves(curves, out_dir / "training_curves.png"))
-            lines += [f"## Training curves (seed {exp.seeds[0]})", "", "![training curves](training_curves.png)", ""]
+            lines += [
+                f"## Training curves (seed {exp.seeds[0]})",
+                "",
+                "Plain token NLL of the training targets per step (cross-entropy without smoothing, on the "
+                "tokens each method trains on), so the methods compare; each method's own objective, smoothed "
+                "for LS and UAL, is the `loss` column of DuckDB `training_curves`.",
+                "",
+                "![training curves](training_curves.png)",
+                "",
+            ]
     if _table_exists(store, "uncertainty"):
         unc = _read(
             store,

@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS training_curves (
     seed INTEGER,
     checkpoint VARCHAR NOT NULL,
     step INTEGER NOT NULL,
-    loss DOUBLE,
+    loss DOUBLE,                -- the method's training objective (smoothed for LS / UAL)
+    nll DOUBLE,                 -- plain token NLL of the same tokens: comparable across methods
     lr DOUBLE,
     tokens BIGINT,
     tokens_per_s DOUBLE,
@@ -226,6 +227,7 @@ def complete_checkpoint(
     with store.connect() as con:
         con.execute(CURVES_DDL)
         con.execute("ALTER TABLE training_curves ADD COLUMN IF NOT EXISTS seed INTEGER")  # state from before seeds
+        con.execute("ALTER TABLE training_curves ADD COLUMN IF NOT EXISTS nll DOUBLE")  # state from before nll
         frame = pd.DataFrame()
         if not curve.empty:
             frame = pd.DataFrame(
@@ -236,6 +238,7 @@ def complete_checkpoint(
                     "checkpoint": plan.fingerprint,
                     "step": curve["step"].astype(int),
                     "loss": curve.get("loss"),
+                    "nll": curve.get("nll"),  # None in a result trained before nll was recorded
                     "lr": curve.get("lr"),
                     "tokens": curve.get("tokens"),
                     "tokens_per_s": curve.get("tokens_per_s"),

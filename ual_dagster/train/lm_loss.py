@@ -38,7 +38,7 @@ from contextlib import contextmanager
 import torch
 
 from ual_dagster.train.examples import Batch
-from ual_dagster.train.loss import uncertainty_smoothed_linear_loss, uncertainty_smoothed_loss
+from ual_dagster.train.loss import TokenNLL, uncertainty_smoothed_linear_loss, uncertainty_smoothed_loss
 
 LOSS_IMPLS = ("auto", "logits", "linear")
 
@@ -155,7 +155,7 @@ class MicroBatchLoss:
             model, None, "logits", f"training.loss_impl 'auto' fell back to the logits: {reason}", logits_chunk_tokens
         )
 
-    def __call__(self, batch: Batch, normalizer: float) -> torch.Tensor:
+    def __call__(self, batch: Batch, normalizer: float, nll: TokenNLL | None = None) -> torch.Tensor:
         if self.impl == "logits":
             logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
             return uncertainty_smoothed_loss(
@@ -164,6 +164,7 @@ class MicroBatchLoss:
                 batch.epsilon,
                 chunk_tokens=self.logits_chunk_tokens,
                 normalizer=normalizer,
+                nll=nll,
             )
         with capture_lm_head_input(self.head, skip=True) as inputs:
             self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
@@ -180,4 +181,5 @@ class MicroBatchLoss:
             batch.epsilon,
             bias=bias,
             normalizer=normalizer,
+            nll=nll,
         )

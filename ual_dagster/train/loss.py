@@ -28,6 +28,30 @@ import math
 import torch
 
 
+class TokenNLL:
+    """The plain token NLL (-log p_y, cross-entropy without smoothing) of the targets the loss
+    calls it is passed to saw, summed: the same pass has lse and z_y, so it costs one
+    subtraction and a sum per token. A training curve of it compares across methods, where the
+    smoothed objective of each method differs by construction."""
+
+    def __init__(self) -> None:
+        self._sum: torch.Tensor | None = None
+        self.tokens = 0
+
+    def add(self, nll_tokens: torch.Tensor) -> None:
+        part = nll_tokens.detach().float().sum()
+        self._sum = part if self._sum is None else self._sum + part
+        self.tokens += nll_tokens.numel()
+
+    @property
+    def total(self) -> float:
+        return float(self._sum) if self._sum is not None else 0.0
+
+    @property
+    def mean(self) -> float | None:
+        return self.total / self.tokens if self.tokens else None
+
+
 def uncertainty_smoothed_loss(
     logits: torch.Tensor,
     labels: torch.Tensor,
@@ -35,6 +59,7 @@ def uncertainty_smoothed_loss(
     ignore_index: int = -100,
     chunk_tokens: int = 64,
     normalizer: int | float | torch.Tensor | None = None,
+    nll: TokenNLL | None = None,
 ) -> torch.Tensor:
     """Sum of per-token smoothed losses over non-ignored tokens, divided by `normalizer`.
 
@@ -42,7 +67,8 @@ def uncertainty_smoothed_loss(
     logits (the caller does the causal shift). epsilon: a float, (B,) per sample or
     (B, T) per token. normalizer: the target-token count of the whole accumulated
     batch when gradients are accumulated over micro-batches; default: this batch's
-    count. A batch without targets gives 0 with a zero gradient.
+    count. A batch without targets gives 0 with a zero gradient. nll: also add the targets'
+    plain NLL (no smoothing, not normalised) to this accumulator; the loss is unchanged.
     """
     if logits.dim() < 2:
         raise ValueError(f"logits must be (..., V), got shape {tuple(logits.shape)}")
@@ -63,6 +89,7 @@ def uncertainty_smoothed_loss(
         target_positions,
         normalizer,
         chunk_tokens,
+        nll,
     )
 
 
@@ -123,7 +150,7 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
     # op is a parallel region whose threads must all be scheduled.
 
     @staticmethod
-    def forward(ctx, logits2d, flat_labels, eps_tokens, positions, normalizer, chunk_tokens):
+    def forward(ctx, logits2d, flat_labels, eps_tokens, positions, normalizer, chunk_tokens, nll=None):
         vocab = logits2d.shape[1]
         targets = flat_labels.index_select(0, positions)
         eps = eps_tokens.index_select(0, positions)
@@ -146,6 +173,8 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
             lse[s:e].log_().add_(row_max.squeeze(1))
         z_y = logits2d[positions, targets].float()
         token_loss = lse - z_y
+        if nll is not None:
+            nll.add(token_loss)
         if any_smoothing:
             token_loss = token_loss + eps * (z_y - row_sums / vocab)
         norm = float(normalizer) if not torch.is_tensor(normalizer) else float(normalizer.item())
@@ -188,7 +217,7 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
             out.scatter_add_(1, target_cols[s:e], target_part[s:e])
             if not (direct and contiguous):
                 grad.index_copy_(0, positions[s:e], out.to(grad.dtype))
-        return grad, None, None, None, None, None
+        return grad, None, None, None, None, None, None
 
 
 # Bytes of the fp32 (chunk x V) work buffer of the linear loss when chunk_tokens is not
@@ -217,11 +246,12 @@ def uncertainty_smoothed_linear_loss(
     bias: torch.Tensor | None = None,
     chunk_tokens: int | None = None,
     normalizer: int | float | torch.Tensor | None = None,
+    nll: TokenNLL | None = None,
 ) -> torch.Tensor:
     """`uncertainty_smoothed_loss(hidden @ weight.T + bias, labels, epsilon, ...)` without the logits.
 
     hidden: (B, T, H) or (N, H), the lm_head's input; weight: (V, H), the lm_head's
-    weight; bias: (V,) or None; labels / epsilon / ignore_index / normalizer as in
+    weight; bias: (V,) or None; labels / epsilon / ignore_index / normalizer / nll as in
     `uncertainty_smoothed_loss`. hidden, weight and bias must share one dtype: the
     matmul runs in it (as `F.linear` would) and everything after it in fp32.
     chunk_tokens: target rows per chunk; default `linear_chunk_tokens(V, device)`.
@@ -274,12 +304,15 @@ def uncertainty_smoothed_linear_loss(
         normalizer,
         chunk_tokens,
         needs,
+        nll,
     )
 
 
 class _SmoothedLinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, hidden2d, weight, bias, flat_labels, eps_tokens, positions, normalizer, chunk_tokens, needs):
+    def forward(
+        ctx, hidden2d, weight, bias, flat_labels, eps_tokens, positions, normalizer, chunk_tokens, needs, nll=None
+    ):
         need_hidden, need_weight, need_bias = needs
         any_grad = any(needs)
         vocab = weight.shape[0]
@@ -324,6 +357,8 @@ class _SmoothedLinearCrossEntropy(torch.autograd.Function):
             z.sub_(row_max).exp_()
             sum_exp = z.sum(dim=1)
             token_loss[s:e] = loss + sum_exp.log() + row_max.squeeze(1)
+            if nll is not None:
+                nll.add(sum_exp.log() + row_max.squeeze(1) - z_y)
             if not any_grad:
                 continue
             # z becomes d loss / d logits of the chunk: softmax - (1 - eps) onehot - eps / V, over norm.
@@ -365,4 +400,4 @@ class _SmoothedLinearCrossEntropy(torch.autograd.Function):
             out_weight = grad_weight.mul_(scale).to(ctx.weight_dtype)
         if grad_bias is not None:
             out_bias = grad_bias.mul_(scale).to(ctx.weight_dtype)
-        return out_hidden, out_weight, out_bias, None, None, None, None, None, None
+        return out_hidden, out_weight, out_bias, None, None, None, None, None, None, None

@@ -36,6 +36,7 @@ from ual_dagster.train.examples import (
     tokenize_example,
 )
 from ual_dagster.train.lm_loss import MicroBatchLoss
+from ual_dagster.train.loss import TokenNLL
 from ual_dagster.train.resume import (
     latest_checkpoint,
     load_checkpoint,
@@ -57,7 +58,7 @@ class TrainResult(BaseModel):
 
     steps: int
     final_loss: float
-    curve: list[dict]  # per optimizer step: step, loss, lr, tokens, tokens_per_s, eps_mean
+    curve: list[dict]  # per optimizer step: step, loss (the objective), nll (plain), lr, tokens, tokens_per_s, eps_mean
     tokens_per_s: float
     eps_stats: dict
     resumed_from_step: int
@@ -209,10 +210,11 @@ def train_lora(
         # DDP averages gradients over processes, so each normalises by global tokens / processes.
         normalizer = max(float(global_targets), 1.0) / n_procs
         step_loss_sum, step_tokens, eps_sum, eps_n = 0.0, 0, 0.0, 0
+        step_nll = TokenNLL()  # the plain NLL of the same tokens, from the same pass
         for i, batch in enumerate(batches):
             # Gradients are all-reduced once per step, on its last micro-batch.
             with accelerator.no_sync(model) if i < len(batches) - 1 else nullcontext():
-                loss = loss_fn(batch, normalizer)
+                loss = loss_fn(batch, normalizer, step_nll)
                 accelerator.backward(loss)
             step_loss_sum += float(loss.detach()) * normalizer
             step_tokens += batch.input_tokens
@@ -229,6 +231,8 @@ def train_lora(
         row = {
             "step": step + 1,
             "loss": step_loss,
+            # comparable across methods: -log p(target) without smoothing, mean over the same tokens
+            "nll": step_nll.total / max(int(local_targets), 1),
             "lr": lr,
             "tokens": tokens_before + tokens_run,
             "tokens_per_s": step_tokens / max(time.perf_counter() - step_started, 1e-9),
