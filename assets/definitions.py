@@ -21,6 +21,8 @@ from assets.training import training_assets
 from ual_dagster.config import Profile, ProfileError, active_profile
 from ual_dagster.storage import StatePaths
 
+PROFILE_TAG = "ual/profile"
+
 
 def build_definitions(profile: Profile | None = None) -> dg.Definitions:
     """All definitions of `profile` (default: the active one); tests pass their own."""
@@ -50,6 +52,8 @@ def build_definitions(profile: Profile | None = None) -> dg.Definitions:
         executor = dg.in_process_executor
     else:
         executor = dg.multiprocess_executor.configured({"max_concurrent": profile.orchestration.max_concurrent})
+    # every asset names its profile (a tag, shown on the asset's page and searchable in the catalog)
+    assets = [a.map_asset_specs(lambda spec: spec.merge_attributes(tags={PROFILE_TAG: profile.name})) for a in assets]
     return dg.Definitions(
         assets=assets,
         schedules=[reelicitation_schedule(profile)],
@@ -64,6 +68,8 @@ def build_definitions(profile: Profile | None = None) -> dg.Definitions:
             "artifacts": ArtifactStoreResource(root=str(paths.artifacts)),
         },
         executor=executor,
+        # the code location is always `ual_dagster`: these say which profile it was built from
+        metadata={"ual/profile": profile.name, "ual/profile_file": str(profile.source_path or "(built in code)")},
     )
 
 

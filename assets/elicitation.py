@@ -10,7 +10,7 @@ from ual_dagster.config import Profile
 from ual_dagster.config.elicitation import OpenAIElicitation
 from ual_dagster.data.selection import selection_config, targets_for_dataset, used_by_a_scenario
 from ual_dagster.elicitation.checks import dataset_checks
-from ual_dagster.elicitation.elicitor import elicitor_fingerprint
+from ual_dagster.elicitation.elicitor import LOCAL_BASE_URLS, elicitor_fingerprint, elicitor_label
 from ual_dagster.elicitation.scores import stale_samples
 
 CHECKS = ("uncertainty_coverage", "uncertainty_range")
@@ -24,7 +24,10 @@ def _uncertainty_asset(profile: Profile, dataset: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=key,
         group_name="elicitation",
-        kinds={"duckdb", "openai"} if isinstance(cfg, OpenAIElicitation) else {"duckdb"},
+        # a bundled loopback server is local, though the openai client talks to it
+        kinds={"duckdb", "openai"}
+        if isinstance(cfg, OpenAIElicitation) and cfg.base_url not in LOCAL_BASE_URLS
+        else {"duckdb"},
         deps=[instruction_set_key(dataset)],
         # the elicitor fingerprint covers backend, model, prompt text, method and parameters
         # ...and the selection: which rows the scenarios use (ual_dagster/data/selection.py)
@@ -37,7 +40,8 @@ def _uncertainty_asset(profile: Profile, dataset: str) -> dg.AssetsDefinition:
             else f"Uncertainty u in [0, 1] of every {'/'.join(cfg.elicit_splits)} row of {dataset!r} "
             + ("(no scenario uses it, so it is scored in full), " if not used_by_a_scenario(profile, dataset) else "")
         )
-        + f"elicited by {elicitor} (DuckDB table `uncertainty`, cached per row: an unchanged sample is never paid twice).",
+        + f"elicited by {elicitor_label(cfg)} (elicitor {elicitor}; DuckDB table `uncertainty`, cached per row: "
+        "an unchanged sample is never paid twice).",
         # blocking: training on partly scored (coverage) or out-of-range scores would be wrong, so a
         # failing check stops everything downstream in the run; a re-run resumes the elicitation
         check_specs=[dg.AssetCheckSpec(name, asset=key, blocking=True) for name in CHECKS],
@@ -60,7 +64,7 @@ def _uncertainty_asset(profile: Profile, dataset: str) -> dg.AssetsDefinition:
             store,
             key,
             result.fingerprint,
-            result.metadata,
+            {"elicitor_label": elicitor_label(cfg), **result.metadata},
             config={"elicitor": elicitor, **cfg.model_dump(mode="json", exclude={"api_key_env"})},
             reused=False if result.metadata.get("to_elicit") else None,  # None: unchanged scores = reused
             check_results=[check(o.name, key, o.passed, {"summary": o.description, **o.metadata}) for o in outcomes],

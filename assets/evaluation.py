@@ -197,7 +197,7 @@ def comparison_report_asset(profile: Profile) -> dg.AssetsDefinition:
         store, arts = duckdb.store(), artifacts.store()
         result = pipeline.write_report(profile, store, arts, store.require_version(key_str(EVAL_SCORES_KEY)))
         meta = dict(result.metadata)
-        meta.update(report_metadata(result.markdown_path, result.markdown_text, meta.get("plots") or []))
+        meta.update(report_metadata(result.markdown_path, result.markdown_text, meta.pop("plots", None) or []))
         return finish(store, REPORT_KEY, result.fingerprint, meta, reused=result.reused)
 
     return _asset

@@ -23,31 +23,14 @@ from dataclasses import asdict
 from typing import Any
 
 from ual_dagster.config import Profile, load_profile
-from ual_dagster.config.elicitation import (
-    ElicitationConfig,
-    FileElicitation,
-    HFLocalElicitation,
-    OpenAIElicitation,
-)
 from ual_dagster.config.loader import PROFILE_ENV, profile_problems
 from ual_dagster.data.counts import mix_lines, scenario_mix, shortfalls, train_rows
+from ual_dagster.elicitation.elicitor import elicitor_label
 from ual_dagster.plan import format_plan, plan
 from ual_dagster.preflight import format_checks, run_preflight
 from ual_dagster.storage import StatePaths
 
 PROG = "ual-dagster"
-
-
-def elicitor_summary(cfg: ElicitationConfig) -> str:
-    """'backend / what answers / how', for the validate summary."""
-    match cfg:
-        case OpenAIElicitation():
-            return f"openai / {cfg.model} / {cfg.method}"
-        case HFLocalElicitation():
-            return f"hf_local / {cfg.hf_model} / expected_score"
-        case FileElicitation():
-            return f"file / {cfg.file_path}"
-    return cfg.backend
 
 
 def _print_json(data: Any) -> None:
@@ -100,7 +83,7 @@ def _validate(args: argparse.Namespace) -> int:
         for line in mix_lines(name, scen, counts):
             print(f"    {line}")
     print(f"  methods:   {', '.join(profile.methods)}")
-    print(f"  elicitor:  {elicitor_summary(profile.elicitation)}")
+    print(f"  elicitor:  {elicitor_label(profile.elicitation)}")
     print(f"  base:      {profile.base_model.source} {profile.base_model.hub_id or ''}")
     return 0
 
@@ -127,7 +110,7 @@ def _validate_data(profile: Profile, counts: dict) -> dict[str, Any]:
         "datasets": list(profile.datasets),
         "scenarios": scenarios,
         "methods": list(profile.methods),
-        "elicitor": elicitor_summary(profile.elicitation),
+        "elicitor": elicitor_label(profile.elicitation),
         "base_model": {"source": profile.base_model.source, "hub_id": profile.base_model.hub_id},
     }
 

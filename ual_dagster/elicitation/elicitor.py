@@ -90,3 +90,25 @@ def elicitor_fingerprint(cfg: ElicitationConfig) -> str:
         case OracleElicitation():
             return f"oracle:intrinsic:{versions.ORACLE}:{stable_hash(versions.ELICITATION, 'oracle', length=8)}"
     raise TypeError(f"not an elicitation config: {type(cfg).__name__}")
+
+
+LOCAL_BASE_URLS = ("local-heuristic", "local-model")  # the loopback servers started per run
+
+
+def elicitor_label(cfg: ElicitationConfig) -> str:
+    """What a person reads for the elicitor (the fingerprint stays the cache key): 'local:<model>'
+    for the bundled loopback servers, which the openai client talks to over HTTP but which run
+    here and cost nothing; 'openai:<model>' for a remote OpenAI-compatible server; the backend
+    and model otherwise."""
+    match cfg:
+        case OpenAIElicitation() if cfg.base_url in LOCAL_BASE_URLS:
+            return f"local:{cfg.model} ({cfg.method}, bundled loopback server, no cost)"
+        case OpenAIElicitation():
+            return f"openai:{cfg.model} ({cfg.method}, {cfg.base_url or 'api.openai.com'})"
+        case HFLocalElicitation():
+            return f"local:{cfg.hf_model} (hf_local, in-process, no cost)"
+        case FileElicitation():
+            return f"file:{cfg.file_path}"
+        case OracleElicitation():
+            return "oracle (the testbed's intrinsic uncertainty)"
+    return str(cfg.backend)

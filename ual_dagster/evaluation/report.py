@@ -127,6 +127,22 @@ def excludes_zero(row: Any) -> bool:
     return (row.ci_low > 0) or (row.ci_high < 0)
 
 
+def significant(row: Any, level: float) -> bool:
+    """The report's one significance mark (bold in the tables, red in the forest plots): the
+    Holm-adjusted p below 1 - level. An unadjusted interval that excludes zero is not enough."""
+    return not _is_nan(row.p_adjusted) and row.p_adjusted < 1 - level
+
+
+def identical(row: Any) -> bool:
+    """Method and baseline scored the same on every item of every seed (estimate and interval 0):
+    as when both trained with the same eps on every sample, e.g. UAL with the oracle u = 0 of a
+    single-answer task (eps = eps_min = 0) against SFT."""
+    return row.estimate == 0 and row.ci_low == 0 and row.ci_high == 0
+
+
+IDENTICAL_CELL = "0 on every item (identical)"
+
+
 def scenario_sentence(scenario: str, cmp: pd.DataFrame) -> str:
     """One sentence: which differences of this scenario exclude zero, in which direction, and
     which of them survive Holm's adjustment (the intervals themselves are unadjusted)."""
@@ -161,9 +177,12 @@ def scenario_sentence(scenario: str, cmp: pd.DataFrame) -> str:
     return sentence + "."
 
 
-def plot_forest(cmp: pd.DataFrame, scenario: str, methods: Mapping[str, MethodConfig], path: Path) -> Path | None:
+def plot_forest(
+    cmp: pd.DataFrame, scenario: str, methods: Mapping[str, MethodConfig], path: Path, level: float = 0.95
+) -> Path | None:
     """UAL methods against each baseline: one panel per (benchmark, metric), each with its
-    own axis (metrics are on different scales), estimate and CI, zero marked."""
+    own axis (metrics are on different scales), estimate and CI, zero marked; red where the
+    Holm-adjusted p < 1 - level (the report's one significance mark), grey where identical."""
     ual = [n for n, m in methods.items() if m.kind == "ual"]
     d = cmp[(cmp["scenario"] == scenario) & cmp["method"].isin(ual)]
     if d.empty:
@@ -178,12 +197,17 @@ def plot_forest(cmp: pd.DataFrame, scenario: str, methods: Mapping[str, MethodCo
         est = g["estimate"].to_numpy(float)
         err = np.vstack([est - g["ci_low"].to_numpy(float), g["ci_high"].to_numpy(float) - est])
         for k, r in enumerate(g.itertuples()):
-            color = "tab:red" if excludes_zero(r) else "tab:blue"
+            color = "tab:gray" if identical(r) else "tab:red" if significant(r, level) else "tab:blue"
             ax.errorbar(est[k], y[k], xerr=err[:, k : k + 1], fmt="o", color=color, capsize=3)
         ax.axvline(0, color="black", lw=0.8)
-        ax.set_yticks(y, [f"{r.method} - {r.baseline}" for r in g.itertuples()], fontsize=8)
+        names = [f"{r.method} - {r.baseline}" + (" (identical)" if identical(r) else "") for r in g.itertuples()]
+        ax.set_yticks(y, names, fontsize=8)
         ax.set_title(f"{bench} / {metric}", fontsize=9)
-    fig.suptitle(f"{scenario}: UAL against each baseline (red: interval excludes 0)", fontsize=10)
+    alpha = round(1 - level, 3)
+    fig.suptitle(
+        f"{scenario}: UAL against each baseline (red: Holm-adjusted p < {alpha}; grey: identical on every item)",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -226,7 +250,8 @@ def plot_uncertainty(unc: pd.DataFrame, methods: Mapping[str, MethodConfig], pat
     plt = _plt()
     datasets = sorted(unc["dataset"].unique())
     ual = [(n, m) for n, m in methods.items() if m.kind == "ual" and m.uncertainty == "elicited"]
-    fig, axes = plt.subplots(2, len(datasets), figsize=(4.5 * len(datasets), 7), squeeze=False)
+    width = min(MAX_FIGURE_PX / 100, 4.5 * len(datasets))
+    fig, axes = plt.subplots(2, len(datasets), figsize=(width, 7), squeeze=False)
     for j, ds in enumerate(datasets):
         u = unc.loc[unc["dataset"] == ds, "uncertainty"].dropna().astype(float).to_numpy()
         axes[0][j].hist(u, bins=20, range=(0, 1), color="tab:purple")
@@ -344,6 +369,11 @@ def comparison_report(store: DuckDBStore, out_dir: str | Path, profile: Profile)
         "not adjusted for multiplicity; p is two-sided and Holm-adjusted over all contrasts of the scenario (with "
         f"{exp.bootstrap_iters} resamples the smallest unadjusted p is {2 / (exp.bootstrap_iters + 1):.4f}).",
         "",
+        f"One significance mark throughout: **bold** in the tables and red in the forest plots mean a "
+        f"Holm-adjusted p < {round(1 - exp.ci_level, 3)}. '{IDENTICAL_CELL}' marks a method that scored exactly "
+        "as its baseline on every item and seed, as when both train with the same eps on every sample (e.g. "
+        "`ual_oracle` on single-answer tasks: u = 0, so eps = eps_min).",
+        "",
         "## Summary",
         "",
     ]
@@ -363,13 +393,15 @@ def comparison_report(store: DuckDBStore, out_dir: str | Path, profile: Profile)
             ]
             for r in g.itertuples():
                 cell = f"{_signed(r.estimate)} [{_signed(r.ci_low)}, {_signed(r.ci_high)}]"
-                if excludes_zero(r):
+                if identical(r):
+                    cell = IDENTICAL_CELL
+                elif significant(r, exp.ci_level):
                     cell = f"**{cell}**"
                 lines.append(
                     f"| {r.metric} | {r.method} - {r.baseline} | {cell} | {_p(r.p_adjusted)} | {r.n_seeds} x {r.n_items} |"
                 )
             lines.append("")
-        forest = plot_forest(cmp, scen, methods, out_dir / f"forest_{scen}.png")
+        forest = plot_forest(cmp, scen, methods, out_dir / f"forest_{scen}.png", exp.ci_level)
         if forest is not None:
             plots.append(forest)
             lines += [f"![forest plot {scen}]({forest.name})", ""]
@@ -435,7 +467,8 @@ def comparison_report(store: DuckDBStore, out_dir: str | Path, profile: Profile)
     excl = cmp[(cmp["ci_low"] > 0) | (cmp["ci_high"] < 0)]
     metadata = {
         "report": str(md),
-        "plots": [str(p) for p in plots],
+        "plots": [str(p) for p in plots],  # for the caller; the asset shows them as pictures, not as paths
+        "figures": "every plot is a picture in `preview` (the report as Markdown; open it with 'Show Markdown')",
         "comparisons": len(cmp),
         "comparisons_excluding_zero": len(excl),
         "summary": [scenario_sentence(s, cmp) for s in profile.scenarios],

@@ -9,6 +9,7 @@ in DuckDB and writes the marker last.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -160,8 +161,19 @@ class CheckpointPlan:
         return self.spec.save(self.out_dir / SPEC_FILE)
 
     def reuse_metadata(self) -> dict[str, Any]:
+        """What a reused checkpoint's materialisation says: its manifest's figures and, from the
+        run that trained it (its train_result.json), its eps histogram and loss curve, so every
+        materialisation of the variant shows the pictures, not only the one that trained."""
         keep = ("steps", "final_loss", "tokens_per_s", "train_seconds", "examples", "adapter_path")
-        return {k: self.manifest[k] for k in keep if k in self.manifest}
+        meta: dict[str, Any] = {k: self.manifest[k] for k in keep if k in self.manifest}
+        if self.result_path.is_file():
+            done = json.loads(self.result_path.read_text())
+            if done.get("eps_stats"):
+                meta["eps_histogram"] = done["eps_stats"]
+            curve = loss_curve(done.get("curve", []))
+            if curve:
+                meta["loss_curve"] = curve
+        return meta
 
 
 def plan_checkpoint(
@@ -267,5 +279,9 @@ def complete_checkpoint(
         **plan.eps_summary,
     }
     artifacts.finish(KIND, plan.fingerprint, manifest)
-    loss_curve = {str(int(r["step"])): round(float(r["loss"]), 5) for r in result.curve if r.get("loss") is not None}
-    return {**manifest, "eps_histogram": result.eps_stats, "loss_curve": loss_curve}
+    return {**manifest, "eps_histogram": result.eps_stats, "loss_curve": loss_curve(result.curve)}
+
+
+def loss_curve(curve: list[dict]) -> dict[str, float]:
+    """{step: loss} of a training curve, for the asset's loss-curve picture."""
+    return {str(int(r["step"])): round(float(r["loss"]), 5) for r in curve if r.get("loss") is not None}
