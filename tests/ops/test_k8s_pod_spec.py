@@ -24,7 +24,9 @@ def _cluster_launcher() -> K8sLauncher:
 
 def test_cluster_profile_loads_offline_and_trains_on_kubernetes():
     p = load_profile("cluster")
-    assert p.orchestration.executor == "k8s"  # a pod per step: evaluation steps get GPU pods too (docs/paper.md)
+    # steps are run-worker processes; training and evaluation go to GPU pods through Pipes
+    assert p.orchestration.executor == "multiprocess"
+    assert isinstance(p.evaluation.launcher, K8sLauncher) and p.evaluation.launcher.gpus == 1
     launcher = p.training.launcher
     assert isinstance(launcher, K8sLauncher) and launcher.distributed == "accelerate"
     assert launcher.gpus == 4 and launcher.state_pvc == "ual-state" and launcher.image

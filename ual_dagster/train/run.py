@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ual_dagster.config.training import TrainingConfig
 from ual_dagster.jsonl import iter_json_objects
+from ual_dagster.train.entry_points import TRAIN_ENTRY, entry_command
 from ual_dagster.train.examples import TrainExample
 from ual_dagster.train.trainer import TrainResult, train_lora
 
@@ -93,11 +93,5 @@ def run_training(
 
 
 def training_command(spec_path: str | Path, num_processes: int = 1) -> list[str]:
-    """Command line that runs the spec at `spec_path` through the Pipes entry point.
-
-    More than one process goes through `accelerate launch` (one process per GPU).
-    """
-    entry = ["-m", "ual_dagster.train.pipes_entry", "--spec", str(spec_path)]
-    if num_processes > 1:
-        return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes), *entry]
-    return [sys.executable, *entry]
+    """Command line that runs the spec at `spec_path` through the training Pipes entry point."""
+    return entry_command(TRAIN_ENTRY, spec_path, num_processes=num_processes)
