@@ -214,6 +214,7 @@ def cluster_checkpoints(
     plots: dict[str, str] = {}
     failed: dict[str, str] = {}
     transient: list[str] = []  # failures not kept in the cache: the next run tries again
+    jobs: dict[str, Any] = {}  # engine jobs' metadata (job id, node, state), per checkpoint
     computed = 0
     for (scenario, method), ckpt in sorted(checkpoints.items()):
         label = f"{scenario}/{method}"
@@ -237,6 +238,8 @@ def cluster_checkpoints(
                     result_path=str(job_dir / RESULT_FILE),
                 )
                 res = run_job(spec, spec.save(job_dir / SPEC_FILE), step="cluster", fingerprint=cfp)
+                if res.get("metadata", {}).get("job"):
+                    jobs[label] = res["metadata"]["job"]
                 if res.get("input_error"):  # bad probe data: kept, so it is not retried
                     outcome = save_clustering(store, cfp, ckpt, [], error=res["input_error"])
                 else:
@@ -266,6 +269,7 @@ def cluster_checkpoints(
         "plots": plots,
         "failed": failed,
         "eval_sets": eval_sets_fp,
+        **({"jobs": jobs} if jobs else {}),
     }
     return StepResult(fp, meta, reused=computed == 0 and not transient)
 
