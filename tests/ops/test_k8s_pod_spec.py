@@ -1,8 +1,8 @@
 """The training and evaluation pods for PipesK8sClient: built from the profile, valid Kubernetes.
 
-Each spec is read into the `kubernetes` client's V1PodSpec model and written back: a key
-the API does not know would be dropped on the way (and so is caught), a required field
-left out raises. The specs also go through dagster_k8s.pipes.build_pod_body, the function
+Each spec is read into the `kubernetes` client's V1PodSpec model and written back
+(conftest.as_k8s_model): a key the API does not know would be dropped on the way (and so
+is caught), a required field left out raises. The specs also go through dagster_k8s.pipes.build_pod_body, the function
 PipesK8sClient.run uses, so a field dagster-k8s would overwrite fails here and not on the
 cluster.
 """
@@ -13,7 +13,6 @@ import json
 
 import pytest
 from dagster_k8s.pipes import build_pod_body
-from kubernetes.client import ApiClient
 
 from ual_dagster.config import ProfileError, load_profile
 from ual_dagster.config.loader import resolve_profile_path
@@ -23,19 +22,6 @@ from ual_dagster.storage import StatePaths
 from ual_dagster.train.k8s import ENTRY_MODULE, EVAL_ENTRY_MODULE, k8s_pod_spec, pod_command
 
 FAKE_SECRETS = {"HF_TOKEN": "hf_do-not-leak-0123", "OPENAI_API_KEY": "sk-do-not-leak-4567"}
-
-
-def as_k8s_model(kind: str, data: dict):
-    """`data` (camelCase, as `kubectl get -o yaml` shows it) read into the client's model `kind`.
-
-    The model is written back and must equal `data`: the client drops keys it does not
-    know without a word, so a misspelt or misplaced key shows up as a difference here.
-    A required field that is missing raises ValueError in the model's constructor.
-    """
-    api = ApiClient()
-    model = api._ApiClient__deserialize(data, kind)
-    assert api.sanitize_for_serialization(model) == data, f"{kind}: keys the Kubernetes API does not know"
-    return model
 
 
 def _rendered(role: str) -> tuple[K8sLauncher, str, dict]:
@@ -176,30 +162,30 @@ def test_the_pod_mounts_the_state_dir_of_the_profile_the_definitions_were_built_
     assert {e["name"]: e["value"] for e in container["env"]}["HF_HOME"] == str(state / "hf_home")
 
 
-def test_the_validator_catches_unknown_keys_and_missing_required_fields():
+def test_the_validator_catches_unknown_keys_and_missing_required_fields(k8s_model):
     spec = k8s_pod_spec(_cluster_launcher(), "/mnt/ual-state")
-    as_k8s_model("V1PodSpec", spec)
+    k8s_model("V1PodSpec", spec)
     misspelt = {**spec, "nodeSelectors": {"a": "b"}}
     with pytest.raises(AssertionError, match="keys the Kubernetes API does not know"):
-        as_k8s_model("V1PodSpec", misspelt)
+        k8s_model("V1PodSpec", misspelt)
     nested = json.loads(json.dumps(spec))
     nested["containers"][0]["resources"]["limit"] = {"cpu": "1"}
     with pytest.raises(AssertionError, match="keys the Kubernetes API does not know"):
-        as_k8s_model("V1PodSpec", nested)
+        k8s_model("V1PodSpec", nested)
     with pytest.raises(ValueError, match="containers"):
-        as_k8s_model("V1PodSpec", {k: v for k, v in spec.items() if k != "containers"})
+        k8s_model("V1PodSpec", {k: v for k, v in spec.items() if k != "containers"})
     nameless = json.loads(json.dumps(spec))
     del nameless["containers"][0]["name"]
     with pytest.raises(ValueError, match="name"):
-        as_k8s_model("V1PodSpec", nameless)
+        k8s_model("V1PodSpec", nameless)
 
 
 @pytest.mark.parametrize("role", ["train", "eval"])
-def test_cluster_pods_are_valid_v1_pod_specs_with_gpus_shared_state_and_no_secret_values(role, monkeypatch):
+def test_cluster_pods_are_valid_v1_pod_specs_with_gpus_shared_state_and_no_secret_values(role, monkeypatch, k8s_model):
     for name, value in FAKE_SECRETS.items():
         monkeypatch.setenv(name, value)
     launcher, state_dir, spec = _rendered(role)
-    pod = as_k8s_model("V1PodSpec", spec)
+    pod = k8s_model("V1PodSpec", spec)
 
     (container,) = pod.containers
     assert container.name == role and container.image == launcher.image
