@@ -19,13 +19,13 @@ from assets.resources import ArtifactStoreResource, DuckDBStoreResource
 from assets.training import compute_pool
 from ual_dagster import versions
 from ual_dagster.config import Profile
-from ual_dagster.config.training import InProcessLauncher, K8sLauncher
+from ual_dagster.config.training import InProcessLauncher
 from ual_dagster.evaluation import eval_sets, pipeline
 from ual_dagster.evaluation.eval_data import datasets_needed
+from ual_dagster.evaluation.k8s import evaluation_launcher, evaluation_pod_command, evaluation_pod_spec
 from ual_dagster.figures import inline_markdown_images, markdown_image
 from ual_dagster.storage import StatePaths
 from ual_dagster.train.entry_points import EVAL_ENTRY
-from ual_dagster.train.k8s import k8s_pod_spec
 
 
 def _variants(profile: Profile) -> list[tuple[str, str]]:
@@ -41,10 +41,9 @@ def job_runner(
     launcher = profile.evaluation.launcher
     if isinstance(launcher, InProcessLauncher):
         return None
-    pod_spec = (
-        k8s_pod_spec(launcher, StatePaths.for_profile(profile).state_dir) if isinstance(launcher, K8sLauncher) else None
-    )
-    pod_command = ["python", "-m", EVAL_ENTRY] if pod_spec else None
+    k8s = evaluation_launcher(profile)
+    pod_spec = evaluation_pod_spec(k8s, StatePaths.for_profile(profile).state_dir) if k8s else None
+    pod_command = evaluation_pod_command(k8s) if k8s else None
 
     def run(spec, spec_path, *, step: str, fingerprint: str) -> dict:
         result, job = engine_jobs.run(
