@@ -9,7 +9,7 @@
 # `--install` installs them with apt-get first, nothing is installed otherwise. Idempotent: `start`
 # on a running cluster with an unchanged config does nothing; a changed config restarts the daemons.
 #
-# One node named after `hostname` with CPUs = nproc and RealMemory = MemTotal minus a margin, one
+# One node named after `hostname -s` with CPUs = nproc and RealMemory = MemTotal minus a margin, one
 # partition (Default=YES, $UAL_SLURM_PARTITION or `debug`), processes tracked without cgroups
 # (proctrack/linuxproc, task/none), cores as the consumable (select/cons_tres, CR_Core: two 1-CPU
 # jobs run at once on two cores). No accounting daemon: finished jobs stay visible to `scontrol show
@@ -87,7 +87,7 @@ do_stop() {
   stop_daemon munged "$MUNGE_PID"
 }
 
-node_state() { sinfo -h -N -n "$(hostname)" -o '%t' 2>/dev/null | head -n1; }
+node_state() { sinfo -h -N -n "$(hostname -s)" -o '%t' 2>/dev/null | head -n1; }
 
 do_status() {
   local d ok=0
@@ -114,7 +114,7 @@ do_status() {
 
 write_conf() { # -> path of the rendered config
   local host cpus mem_mb margin real tmp
-  host=$(hostname)
+  host=$(hostname -s)
   cpus=$(nproc)
   mem_mb=$(($(awk '/^MemTotal:/ {print $2}' /proc/meminfo) / 1024))
   # slurmd drains a node whose memory is below RealMemory: leave 5% (at least 256 MB) spare
@@ -227,19 +227,19 @@ do_start() {
     state=$(node_state || true)
     case $state in
       idle | mix | alloc | comp*)
-        say "node $(hostname) is $state; partition $PARTITION ($(nproc) CPUs)"
+        say "node $(hostname -s) is $state; partition $PARTITION ($(nproc) CPUs)"
         return 0
         ;;
       down* | drain* | drng*)
         # e.g. left down by an earlier unclean stop: ReturnToService=2 needs slurmd to register again
-        scontrol update NodeName="$(hostname)" State=RESUME >/dev/null 2>&1 || true
+        scontrol update NodeName="$(hostname -s)" State=RESUME >/dev/null 2>&1 || true
         ;;
     esac
     if [ "$SECONDS" -ge "$deadline" ]; then
       running slurmctld "$CTLD_PID" || say "slurmctld is not running"
       running slurmd "$SLURMD_PID" || say "slurmd is not running"
       tail -n 5 "$LOG_DIR/slurmctld.log" "$LOG_DIR/slurmd.log" >&2 2>/dev/null || true
-      die "node $(hostname) not idle after ${TIMEOUT_S} s (state: '${state:-no answer from slurmctld}'); see $LOG_DIR"
+      die "node $(hostname -s) not idle after ${TIMEOUT_S} s (state: '${state:-no answer from slurmctld}'); see $LOG_DIR"
     fi
     sleep 0.5
   done

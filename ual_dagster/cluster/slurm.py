@@ -195,6 +195,11 @@ def _run(args: Sequence[str], *, check: bool = True, cwd: str | Path | None = No
     return out
 
 
+def installed() -> bool:
+    """Whether Slurm's client commands are on PATH (the dead-run sweep skips Slurm where they are not)."""
+    return all(shutil.which(tool) for tool in ("sbatch", "squeue", "scontrol", "scancel"))
+
+
 def unavailable_reason() -> str | None:
     """None when slurmctld answers and a partition has a usable node; else why not (one line)."""
     try:
