@@ -175,8 +175,10 @@ def test_a_job_runs_through_pipes_and_reports_back(tmp_path):
     assert f"#SBATCH --job-name={name}\n" in script and f"#SBATCH --comment=dagster_run_id={res.run_id}\n" in script
     assert result.log_path == work / f"slurm-{result.job_id}.log" and "progress 2/2" in result.log_path.read_text()
     assert not (work / CONTEXT_FILE).exists()
-    # scontrol (or jobcomp) still knows the finished job
+    # scontrol still knows the finished job, and the jobcomp record (read once scontrol has forgotten it) has it
     assert slurm.job_state(result.job_id).state == "COMPLETED"
+    record = _wait_for(lambda: slurm.jobcomp_record(result.job_id), 10, "the jobcomp record")
+    assert (record.name, record.state, record.node) == (name, "COMPLETED", result.node)
 
 
 def test_no_secret_reaches_a_file_the_job_or_client_writes(tmp_path, monkeypatch):

@@ -272,7 +272,7 @@ def job_state(job_id: str) -> SlurmJob | None:
     if "Invalid job id" not in out.stderr:
         detail = (out.stderr or out.stdout).strip().replace("\n", " | ")
         raise SlurmError(f"scontrol show job {job_id} failed (exit {out.returncode}): {detail}")
-    return _from_sacct(job_id) or _from_jobcomp(job_id)
+    return _from_sacct(job_id) or jobcomp_record(job_id)
 
 
 def cancel(job_id: str) -> None:
@@ -430,7 +430,8 @@ def _jobcomp_file() -> Path | None:
     return Path(conf["JobCompLoc"])
 
 
-def _from_jobcomp(job_id: str) -> SlurmJob | None:
+def jobcomp_record(job_id: str) -> SlurmJob | None:
+    """The job's line in the jobcomp/filetxt record (JobCompLoc), if the cluster keeps one."""
     path = _jobcomp_file()
     if path is None:
         return None
