@@ -59,7 +59,7 @@ def build_definitions(profile: Profile | None = None) -> dg.Definitions:
         resources={
             "duckdb": DuckDBStoreResource(database=str(paths.duckdb)),
             "artifacts": ArtifactStoreResource(root=str(paths.artifacts)),
-            "engine_jobs": EngineJobsResource(),
+            "engine_jobs": EngineJobsResource.default(),
         },
         executor=executor,
     )

@@ -15,16 +15,14 @@ from typing import Any
 
 import dagster as dg
 
-from ual_dagster.config.training import K8sLauncher, Launcher, SubprocessLauncher
+from assets.resources import PipesK8sClientResource, PipesSubprocessClientResource
+from assets.slurm import PipesSlurmClient
+from ual_dagster.cluster import slurm
+from ual_dagster.config.launchers import K8sLauncher, Launcher, SlurmLauncher, SubprocessLauncher
 from ual_dagster.storage.duckdb_store import ENGINE_JOB_ENV
 from ual_dagster.train.entry_points import entry_command
 
 SPEC_PATH_EXTRA = "spec_path"
-
-
-def job_name(step: str, fingerprint: str) -> str:
-    """`ual-<step>-<first 12 characters of the fingerprint>`: what `squeue` or `kubectl get pods` shows."""
-    return f"ual-{step}-{fingerprint[:12]}"
 
 
 def _reported_result(invocation_messages: list[Any], name: str) -> dict:
@@ -39,11 +37,17 @@ def _reported_result(invocation_messages: list[Any], name: str) -> dict:
 
 
 class EngineJobsResource(dg.ConfigurableResource):
-    """Starts engine jobs through Dagster Pipes for the launcher a profile names: a local
-    subprocess (PipesSubprocessClient), a Kubernetes pod (PipesK8sClient) or a Slurm job
-    (PipesSlurmClient, assets/slurm.py)."""
+    """Starts engine jobs through Dagster Pipes for the launcher a profile names, with the
+    Pipes client resource of its kind: a local subprocess, a Kubernetes pod or a Slurm job."""
 
-    k8s_poll_interval_s: float = 5.0
+    subprocess: PipesSubprocessClientResource
+    k8s: PipesK8sClientResource
+    slurm: PipesSlurmClient
+
+    @classmethod
+    def default(cls) -> "EngineJobsResource":
+        """Every client with its defaults (a deployment configures them in its definitions)."""
+        return cls(subprocess=PipesSubprocessClientResource(), k8s=PipesK8sClientResource(), slurm=PipesSlurmClient())
 
     def run(
         self,
@@ -60,43 +64,38 @@ class EngineJobsResource(dg.ConfigurableResource):
         num_processes: int = 1,
     ) -> tuple[dict, dict[str, Any]]:
         """Run `module` on the spec where `launcher` says; (the reported result, job metadata)."""
-        name = job_name(step, fingerprint)
+        name = slurm.job_name(step, fingerprint)
         extras = {SPEC_PATH_EXTRA: str(spec_path)}
         started = time.perf_counter()
+        if isinstance(launcher, SlurmLauncher):
+            python = "python" if launcher.setup else None  # setup lines may activate another environment
+            job = self.slurm.run(
+                context=context,
+                command=entry_command(module, spec_path, python=python, num_processes=num_processes),
+                launcher=launcher,
+                job_name=name,
+                work_dir=work_dir / "slurm",
+                extras=extras,
+            )
+            return _reported_result(job.custom_messages, name), {"launcher": "slurm", **job.metadata()}
         if isinstance(launcher, SubprocessLauncher):
-            invocation = dg.PipesSubprocessClient(env={ENGINE_JOB_ENV: "1"}).run(
+            invocation = self.subprocess.get_client().run(
                 context=context,
                 command=entry_command(module, spec_path, num_processes=num_processes),
                 extras=extras,
+                env={ENGINE_JOB_ENV: "1"},
             )
-            meta = {"launcher": "subprocess", "job_name": name}
         elif isinstance(launcher, K8sLauncher):
-            from dagster_k8s import PipesK8sClient
-
-            invocation = PipesK8sClient(poll_interval=self.k8s_poll_interval_s).run(
+            invocation = self.k8s.get_client().run(
                 context=context,
                 command=pod_command,
-                namespace=launcher.namespace,
+                namespace=self.k8s.pod_namespace(launcher.namespace),
                 env={ENGINE_JOB_ENV: "1"},
                 base_pod_meta={"labels": {"app.kubernetes.io/name": "ual-dagster", "ual-dagster/job": name}},
                 base_pod_spec=pod_spec,
                 extras=extras,
             )
-            meta = {"launcher": "k8s", "job_name": name}
-        elif launcher.kind == "slurm":
-            from assets.slurm import PipesSlurmClient
-
-            python = "python" if launcher.setup else None  # setup lines may activate another environment
-            job = PipesSlurmClient().run(
-                context=context,
-                command=entry_command(module, spec_path, python=python, num_processes=num_processes),
-                launcher=launcher,
-                job_name=name,
-                work_dir=work_dir,
-                extras=extras,
-            )
-            return _reported_result(job.custom_messages, name), {"launcher": "slurm", **job.metadata()}
         else:
             raise TypeError(f"launcher {launcher.kind!r} does not start engine jobs")
-        meta["seconds"] = round(time.perf_counter() - started, 2)
+        meta = {"launcher": launcher.kind, "job_name": name, "seconds": round(time.perf_counter() - started, 2)}
         return _reported_result(list(invocation.get_custom_messages()), name), meta
