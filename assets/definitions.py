@@ -13,6 +13,7 @@ import dagster as dg
 from assets.data import data_assets
 from assets.elicitation import reelicitation_schedule, uncertainty_assets
 from assets.evaluation import evaluation_assets
+from assets.launch import EngineJobsResource
 from assets.preflight import preflight_asset
 from assets.resources import ArtifactStoreResource, DuckDBStoreResource
 from assets.runs import dead_run_sweep, sweep_dead_runs_at_load
@@ -44,11 +45,7 @@ def build_definitions(profile: Profile | None = None) -> dg.Definitions:
         minimum_interval_seconds=60,
         description="Materialises an asset when a dependency's data version or its own code version changed.",
     )
-    if profile.orchestration.executor == "k8s":  # a pod per step; evaluation steps ask for GPUs by tag
-        from dagster_k8s import k8s_job_executor
-
-        executor = k8s_job_executor.configured({"max_concurrent": profile.orchestration.max_concurrent})
-    elif profile.orchestration.executor == "in_process":
+    if profile.orchestration.executor == "in_process":
         executor = dg.in_process_executor
     else:
         executor = dg.multiprocess_executor.configured({"max_concurrent": profile.orchestration.max_concurrent})
@@ -66,6 +63,7 @@ def build_definitions(profile: Profile | None = None) -> dg.Definitions:
         resources={
             "duckdb": DuckDBStoreResource(database=str(paths.duckdb)),
             "artifacts": ArtifactStoreResource(root=str(paths.artifacts)),
+            "engine_jobs": EngineJobsResource.default(),
         },
         executor=executor,
         # the code location is always `ual_dagster`: these say which profile it was built from

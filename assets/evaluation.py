@@ -14,17 +14,53 @@ from assets.keys import (
     key_str,
     lora_key,
 )
+from assets.launch import EngineJobsResource
 from assets.resources import ArtifactStoreResource, DuckDBStoreResource
+from assets.training import compute_pool
 from ual_dagster import versions
 from ual_dagster.config import Profile
+from ual_dagster.config.training import InProcessLauncher
 from ual_dagster.evaluation import eval_sets, pipeline
 from ual_dagster.evaluation.eval_data import datasets_needed
-from ual_dagster.evaluation.k8s import evaluation_op_tags
+from ual_dagster.evaluation.k8s import evaluation_launcher, evaluation_pod_command, evaluation_pod_spec
 from ual_dagster.figures import inline_markdown_images, markdown_image
+from ual_dagster.storage import StatePaths
+from ual_dagster.train.entry_points import EVAL_ENTRY
 
 
 def _variants(profile: Profile) -> list[tuple[str, str]]:
     return [(s, m) for s in profile.scenarios for m in profile.methods]
+
+
+def job_runner(
+    context: dg.AssetExecutionContext, profile: Profile, engine_jobs: EngineJobsResource
+) -> pipeline.JobRunner | None:
+    """How this profile's evaluation jobs run: None (in this process) for launcher in_process,
+    else an engine job per checkpoint through `engine_jobs` (assets/launch.py). The job's
+    metadata (job id, node, elapsed time, state) is logged and kept in `context`'s run log."""
+    launcher = profile.evaluation.launcher
+    if isinstance(launcher, InProcessLauncher):
+        return None
+    k8s = evaluation_launcher(profile)
+    pod_spec = evaluation_pod_spec(k8s, StatePaths.for_profile(profile).state_dir) if k8s else None
+    pod_command = evaluation_pod_command(k8s) if k8s else None
+
+    def run(spec, spec_path, *, step: str, fingerprint: str) -> dict:
+        result, job = engine_jobs.run(
+            context,
+            launcher,
+            step=step,
+            fingerprint=fingerprint,
+            module=EVAL_ENTRY,
+            spec_path=spec_path,
+            work_dir=spec_path.parent,
+            pod_spec=pod_spec,
+            pod_command=pod_command,
+        )
+        result.setdefault("metadata", {})["job"] = job
+        return result
+
+    return run
 
 
 def eval_sets_asset(profile: Profile) -> dg.AssetsDefinition:
@@ -40,6 +76,7 @@ def eval_sets_asset(profile: Profile) -> dg.AssetsDefinition:
         deps=[instruction_set_key(d) for d in needed],
         code_version=code_version(versions.EVAL_SETS, needed),
         automation_condition=DATA_OR_CODE_CHANGED,
+        pool="duckdb",
         description="The evaluation inputs (held-out items, benchmark files) exported once, named by their content "
         "hash, so that editing a training row leaves every evaluation fresh.",
     )
@@ -65,13 +102,15 @@ def _evaluation_asset(profile: Profile, scenario: str, method: str) -> dg.Assets
         deps=[lora_key(scenario, method), EVAL_SETS_KEY, BASE_MODEL_KEY],
         code_version=code_version(versions.EVAL_PIPELINE, cfg.model_dump(mode="json", exclude={"clustering"})),
         automation_condition=DATA_OR_CODE_CHANGED,
-        pool="train",
-        op_tags=evaluation_op_tags(profile),
+        pool=compute_pool(cfg.launcher),
         description=f"lm-eval and AlpacaEval scores of {lora_key(scenario, method).to_user_string()} "
         "(rows in DuckDB table `eval_scores`); skipped when its checkpoint and eval config are unchanged.",
     )
     def _asset(
-        context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource, artifacts: ArtifactStoreResource
+        context: dg.AssetExecutionContext,
+        duckdb: DuckDBStoreResource,
+        artifacts: ArtifactStoreResource,
+        engine_jobs: EngineJobsResource,
     ) -> dg.MaterializeResult:
         from ual_dagster.train.checkpoints import variant_checkpoints  # torch: only where a step runs
 
@@ -87,6 +126,7 @@ def _evaluation_asset(profile: Profile, scenario: str, method: str) -> dg.Assets
             base_fp=store.require_version(key_str(BASE_MODEL_KEY)),
             eval_sets_fp=store.require_version(key_str(EVAL_SETS_KEY)),
             log=context.log.info,
+            run_job=job_runner(context, profile, engine_jobs),
         )
         return finish(store, key, result.fingerprint, result.metadata, config=cfg, reused=result.reused)
 
@@ -105,15 +145,17 @@ def token_clustering_asset(profile: Profile) -> dg.AssetsDefinition:
         deps=[lora_key(s, m) for s, m in variants] + [EVAL_SETS_KEY, BASE_MODEL_KEY],
         code_version=code_version(versions.EVAL_PIPELINE, cfg, profile.experiment.seeds[0]),
         automation_condition=DATA_OR_CODE_CHANGED,
-        pool="train",
-        op_tags=evaluation_op_tags(profile),
+        pool=compute_pool(profile.evaluation.launcher),
         description="The paper's feature-space analysis: clustering quality of response-token hidden states by "
         "token identity (silhouette, Davies-Bouldin) per checkpoint and layer, with 2-D projections. A side "
         "analysis: a checkpoint it cannot score fails the WARN check `clustering_complete`, not the scores.",
         check_specs=[dg.AssetCheckSpec("clustering_complete", asset=TOKEN_CLUSTERING_KEY)],
     )
     def _asset(
-        context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource, artifacts: ArtifactStoreResource
+        context: dg.AssetExecutionContext,
+        duckdb: DuckDBStoreResource,
+        artifacts: ArtifactStoreResource,
+        engine_jobs: EngineJobsResource,
     ) -> dg.MaterializeResult:
         from ual_dagster.train.checkpoints import variant_checkpoints  # torch: only where a step runs
 
@@ -129,6 +171,7 @@ def token_clustering_asset(profile: Profile) -> dg.AssetsDefinition:
             eval_sets_fp=store.require_version(key_str(EVAL_SETS_KEY)),
             seed=seed,
             log=context.log.info,
+            run_job=job_runner(context, profile, engine_jobs),
         )
         meta = dict(result.metadata)
         plots = meta.pop("plots", {})
@@ -162,6 +205,7 @@ def eval_scores_asset(profile: Profile) -> dg.AssetsDefinition:
         deps=[evaluation_key(s, m) for s, m in variants] + [TOKEN_CLUSTERING_KEY],
         code_version=code_version(versions.EVAL_PIPELINE, profile.experiment, profile.baselines()),
         automation_condition=DATA_OR_CODE_CHANGED,
+        pool="duckdb",
         description="All scores of every scenario x method x seed in DuckDB `eval_scores` (scenario, method, seed, "
         "checkpoint, benchmark, metric, value, stderr, n), per-item results in `eval_items`, and the paired "
         "`comparisons` of every method against each baseline (estimate, CI, Holm-adjusted p).",
@@ -188,6 +232,7 @@ def comparison_report_asset(profile: Profile) -> dg.AssetsDefinition:
         deps=[EVAL_SCORES_KEY],
         code_version=code_version(versions.EVAL_PIPELINE),
         automation_condition=DATA_OR_CODE_CHANGED,
+        pool="duckdb",
         description="UAL vs SFT vs LS per scenario and benchmark, with deltas and their uncertainty and the "
         "paper's reported gains for reference: Markdown + PNG plots.",
     )

@@ -1,12 +1,12 @@
 """base_model and lora_<scenario>_<method>: content-addressed model artifacts."""
 
 import time
-from pathlib import Path
 
 import dagster as dg
 
 from assets.common import DATA_OR_CODE_CHANGED, code_version, finish
 from assets.keys import BASE_MODEL_KEY, PREFLIGHT_KEY, key_str, lora_key, training_set_key
+from assets.launch import EngineJobsResource
 from assets.resources import ArtifactStoreResource, DuckDBStoreResource
 from ual_dagster import versions
 from ual_dagster.config import Profile
@@ -14,8 +14,9 @@ from ual_dagster.config.training import InProcessLauncher, K8sLauncher, Launcher
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.storage import StatePaths
 from ual_dagster.train import base_model as bm
+from ual_dagster.train.entry_points import TRAIN_ENTRY
 from ual_dagster.train.k8s import k8s_pod_spec, pod_command
-from ual_dagster.train.versioning import effective_training_config, result_config
+from ual_dagster.train.versioning import data_parallel, effective_training_config, result_config
 
 
 def base_model_asset(profile: Profile) -> dg.AssetsDefinition:
@@ -71,14 +72,17 @@ def _lora_asset(profile: Profile, scenario: str, method: str) -> dg.AssetsDefini
         # the fields that change the weights (as in the checkpoint fingerprint): not the launcher
         code_version=code_version(versions.LORA, result_config(train_cfg), method_cfg, matched, seeds),
         automation_condition=DATA_OR_CODE_CHANGED,
-        pool="train",
+        pool=compute_pool(train_cfg.launcher),
         description=f"LoRA adapters for scenario {scenario!r} trained with method {method!r} "
         f"({method_cfg.kind}), one per seed {seeds}; each directory is named by the fingerprint of its inputs "
         "(seed included), reused when unchanged, resumed from its last checkpoint after a crash.",
         metadata={"training_pod": dg.MetadataValue.json(pod_spec)} if pod_spec else None,
     )
     def _asset(
-        context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource, artifacts: ArtifactStoreResource
+        context: dg.AssetExecutionContext,
+        duckdb: DuckDBStoreResource,
+        artifacts: ArtifactStoreResource,
+        engine_jobs: EngineJobsResource,
     ) -> dg.MaterializeResult:
         from ual_dagster.train import checkpoints  # torch: only where a step runs
 
@@ -105,10 +109,15 @@ def _lora_asset(profile: Profile, scenario: str, method: str) -> dg.AssetsDefini
                 per_seed[str(seed)] = {"checkpoint": plan.fingerprint, "reused": True, **plan.reuse_metadata()}
                 continue
             started = time.perf_counter()
-            result = _launch(context, plan, plan.train_cfg.launcher, pod_spec)
+            result, job = _launch(context, plan, plan.train_cfg.launcher, pod_spec, engine_jobs)
             seconds = round(time.perf_counter() - started, 2)
             meta = checkpoints.complete_checkpoint(store, arts, plan, result, seconds=seconds)
-            per_seed[str(seed)] = {"checkpoint": plan.fingerprint, "reused": False, **meta}
+            per_seed[str(seed)] = {
+                "checkpoint": plan.fingerprint,
+                "reused": False,
+                **meta,
+                **({"job": job} if job else {}),
+            }
             trained += 1
         checkpoints.record_variant_checkpoints(store, scenario, method, fps, eps_mean)
         fingerprint = stable_hash("lora-variant", sorted(fps.items()))
@@ -130,6 +139,15 @@ def _lora_asset(profile: Profile, scenario: str, method: str) -> dg.AssetsDefini
     return _asset
 
 
+def compute_pool(launcher: Launcher) -> str | None:
+    """The pool of a step whose heavy work runs where `launcher` says: `train` (this machine's
+    cores or GPUs, one step at a time by default) for in_process and subprocess; none for a
+    cluster launcher, whose scheduler decides what runs, so up to orchestration.max_concurrent
+    jobs are queued at once. Such a step writes DuckDB only after its job, in short
+    transactions, from the one run worker (docs/deployment.md, "Who writes")."""
+    return "train" if isinstance(launcher, InProcessLauncher | SubprocessLauncher) else None
+
+
 def training_pod_spec(profile: Profile, launcher: Launcher) -> dict | None:
     """The pod a k8s launcher trains in, mounting `profile`'s state folder; None for local launchers."""
     if not isinstance(launcher, K8sLauncher):
@@ -137,44 +155,39 @@ def training_pod_spec(profile: Profile, launcher: Launcher) -> dict | None:
     return k8s_pod_spec(launcher, StatePaths.for_profile(profile).state_dir)
 
 
-def _launch(context: dg.AssetExecutionContext, plan, launcher: Launcher, pod_spec: dict | None):
-    """Run the training where the profile says: in this process, a local subprocess, or Kubernetes.
-
-    The subprocess and Kubernetes paths go through Dagster Pipes and run the same
-    entry point (`python -m ual_dagster.train.pipes_entry`), which streams its logs back.
-    """
-    from ual_dagster.train.run import TrainResult, run_training, training_command
+def _launch(
+    context: dg.AssetExecutionContext, plan, launcher: Launcher, pod_spec: dict | None, engine_jobs: EngineJobsResource
+):
+    """Run the training where the profile says: in this process, or as an engine job (a local
+    subprocess, a Kubernetes pod, a Slurm job) through Dagster Pipes, which runs
+    `python -m ual_dagster.train.pipes_entry` and reports the TrainResult; (result, job metadata)."""
+    from ual_dagster.train.run import TrainResult, run_training
 
     if isinstance(launcher, InProcessLauncher):
-        return run_training(plan.spec, log=context.log.info)
-    spec_path = plan.write_spec()
-    extras = {"spec_path": str(spec_path)}
-    if isinstance(launcher, SubprocessLauncher):
-        dg.PipesSubprocessClient().run(
-            context=context,
-            command=training_command(spec_path, num_processes=_local_processes(launcher)),
-            extras=extras,
-        )
-    else:
-        from dagster_k8s import PipesK8sClient
-
-        PipesK8sClient().run(
-            context=context,
-            command=pod_command(launcher),
-            namespace=launcher.namespace,
-            base_pod_spec=pod_spec,
-            extras=extras,
-        )
-    return TrainResult.model_validate_json(Path(plan.result_path).read_text())
+        return run_training(plan.spec, log=context.log.info), {}
+    payload, job = engine_jobs.run(
+        context,
+        launcher,
+        step="train",
+        fingerprint=plan.fingerprint,
+        module=TRAIN_ENTRY,
+        spec_path=plan.write_spec(),
+        work_dir=plan.out_dir,
+        pod_spec=pod_spec,
+        pod_command=pod_command(launcher) if isinstance(launcher, K8sLauncher) else None,
+        num_processes=_processes(launcher),
+    )
+    return TrainResult.model_validate(payload), job
 
 
-def _local_processes(launcher: SubprocessLauncher) -> int:
-    """One process per local GPU under accelerate; a single process otherwise."""
-    if launcher.distributed != "accelerate":
-        return 1
-    import torch
+def _processes(launcher: Launcher) -> int:
+    """The processes an engine job starts (the data-parallel count of its checkpoint's fingerprint)."""
+    processes = data_parallel(launcher)
+    if processes == "all local GPUs":
+        import torch
 
-    return max(torch.cuda.device_count(), 1)
+        return max(torch.cuda.device_count(), 1)
+    return int(processes)
 
 
 def training_assets(profile: Profile) -> list[dg.AssetsDefinition]:

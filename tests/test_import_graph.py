@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, ...]] = [
     ),
     ("ual_dagster.figures",),
     ("ual_dagster.config",),
-    ("ual_dagster.storage",),
+    ("ual_dagster.storage", "ual_dagster.cluster"),
     ("ual_dagster.models",),
     ("ual_dagster.data",),
     ("ual_dagster.elicitation",),

@@ -86,19 +86,19 @@ def test_paper_judge_is_not_a_retired_model_and_the_historic_one_is_flagged(tmp_
 
 
 def test_cluster_evaluation_steps_run_in_gpu_pods():
+    """Evaluation pods are started through Pipes from the run worker, not as k8s_job_executor step pods."""
     from assets.definitions import build_definitions
+    from ual_dagster.evaluation.k8s import evaluation_launcher, evaluation_pod_spec
+    from ual_dagster.storage import StatePaths
 
     profile = load_profile("cluster")
-    defs = build_definitions(profile)
-    graph = defs.resolve_asset_graph()
+    graph = build_definitions(profile).resolve_asset_graph()
     for key in graph.get_all_asset_keys():
-        if key.path[0] in ("evaluations", "token_clustering"):
-            node = graph.get(key)
-            tags = node.assets_def.op.tags
-            spec = json.loads(tags["dagster-k8s/config"])
-            assert spec["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == "1", key
-            assert spec["container_config"]["image"] == profile.training.launcher.image
-    assert type(defs.executor).__name__ == "ExecutorDefinition" and defs.executor.name == "k8s"
+        assert "dagster-k8s/config" not in graph.get(key).assets_def.op.tags, key
+    spec = evaluation_pod_spec(evaluation_launcher(profile), StatePaths.for_profile(profile).state_dir)
+    (container,) = spec["containers"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert container["image"] == profile.training.launcher.image
 
 
 def test_k8s_evaluation_needs_a_pod_per_step_executor(tmp_path):

@@ -258,7 +258,7 @@ def run_preflight(
     if profile.training.launcher.kind in ("in_process", "subprocess") and profile.training.precision == "bf16":
         checks.append(_gpu_check("GPU for training (precision: bf16)", cuda))
     # the optional k8s extra, where the profile starts pods
-    uses_k8s = "k8s" in (profile.orchestration.executor, profile.training.launcher.kind, profile.evaluation.launcher)
+    uses_k8s = "k8s" in (profile.training.launcher.kind, profile.evaluation.launcher.kind)
     if uses_k8s:
         if importlib.util.find_spec("dagster_k8s") is not None:
             checks.append(_ok("dagster-k8s (the k8s extra)", "installed"))

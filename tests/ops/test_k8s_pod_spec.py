@@ -1,11 +1,15 @@
-"""The training pod for PipesK8sClient: built from the profile, accepted by dagster-k8s.
+"""The training and evaluation pods for PipesK8sClient: built from the profile, valid Kubernetes.
 
-The spec goes through dagster_k8s.pipes.build_pod_body, the function PipesK8sClient.run
-uses, so a key the Kubernetes models do not know, or a field dagster-k8s would
-overwrite, fails here and not on the cluster.
+Each spec is read into the `kubernetes` client's V1PodSpec model and written back
+(conftest.as_k8s_model): a key the API does not know would be dropped on the way (and so
+is caught), a required field left out raises. The specs also go through dagster_k8s.pipes.build_pod_body, the function
+PipesK8sClient.run uses, so a field dagster-k8s would overwrite fails here and not on the
+cluster.
 """
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from dagster_k8s.pipes import build_pod_body
@@ -13,7 +17,20 @@ from dagster_k8s.pipes import build_pod_body
 from ual_dagster.config import ProfileError, load_profile
 from ual_dagster.config.loader import resolve_profile_path
 from ual_dagster.config.training import InProcessLauncher, K8sLauncher, SubprocessLauncher, TrainingConfig
-from ual_dagster.train.k8s import ENTRY_MODULE, k8s_pod_spec, pod_command
+from ual_dagster.evaluation.k8s import evaluation_launcher, evaluation_pod_command
+from ual_dagster.storage import StatePaths
+from ual_dagster.train.k8s import ENTRY_MODULE, EVAL_ENTRY_MODULE, k8s_pod_spec, pod_command
+
+FAKE_SECRETS = {"HF_TOKEN": "hf_do-not-leak-0123", "OPENAI_API_KEY": "sk-do-not-leak-4567"}
+
+
+def _rendered(role: str) -> tuple[K8sLauncher, str, dict]:
+    """The launcher, state dir and pod spec of `role` as the cluster profile renders them."""
+    profile = load_profile("cluster")
+    launcher = profile.training.launcher if role == "train" else evaluation_launcher(profile)
+    assert isinstance(launcher, K8sLauncher)
+    state_dir = str(StatePaths.for_profile(profile).state_dir)
+    return launcher, state_dir, k8s_pod_spec(launcher, state_dir, role=role)
 
 
 def _cluster_launcher() -> K8sLauncher:
@@ -24,7 +41,9 @@ def _cluster_launcher() -> K8sLauncher:
 
 def test_cluster_profile_loads_offline_and_trains_on_kubernetes():
     p = load_profile("cluster")
-    assert p.orchestration.executor == "k8s"  # a pod per step: evaluation steps get GPU pods too (docs/paper.md)
+    # steps are run-worker processes; training and evaluation go to GPU pods through Pipes
+    assert p.orchestration.executor == "multiprocess"
+    assert isinstance(p.evaluation.launcher, K8sLauncher) and p.evaluation.launcher.gpus == 1
     launcher = p.training.launcher
     assert isinstance(launcher, K8sLauncher) and launcher.distributed == "accelerate"
     assert launcher.gpus == 4 and launcher.state_pvc == "ual-state" and launcher.image
@@ -144,3 +163,84 @@ def test_the_pod_mounts_the_state_dir_of_the_profile_the_definitions_were_built_
     (container,) = pod["containers"]
     assert {m["name"]: m["mountPath"] for m in container["volumeMounts"]}["ual-state"] == str(state)
     assert {e["name"]: e["value"] for e in container["env"]}["HF_HOME"] == str(state / "hf_home")
+
+
+def test_the_validator_catches_unknown_keys_and_missing_required_fields(k8s_model):
+    spec = k8s_pod_spec(_cluster_launcher(), "/mnt/ual-state")
+    k8s_model("V1PodSpec", spec)
+    misspelt = {**spec, "nodeSelectors": {"a": "b"}}
+    with pytest.raises(AssertionError, match="keys the Kubernetes API does not know"):
+        k8s_model("V1PodSpec", misspelt)
+    nested = json.loads(json.dumps(spec))
+    nested["containers"][0]["resources"]["limit"] = {"cpu": "1"}
+    with pytest.raises(AssertionError, match="keys the Kubernetes API does not know"):
+        k8s_model("V1PodSpec", nested)
+    with pytest.raises(ValueError, match="containers"):
+        k8s_model("V1PodSpec", {k: v for k, v in spec.items() if k != "containers"})
+    nameless = json.loads(json.dumps(spec))
+    del nameless["containers"][0]["name"]
+    with pytest.raises(ValueError, match="name"):
+        k8s_model("V1PodSpec", nameless)
+
+
+@pytest.mark.parametrize("role", ["train", "eval"])
+def test_cluster_pods_are_valid_v1_pod_specs_with_gpus_shared_state_and_no_secret_values(role, monkeypatch, k8s_model):
+    for name, value in FAKE_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    launcher, state_dir, spec = _rendered(role)
+    pod = k8s_model("V1PodSpec", spec)
+
+    (container,) = pod.containers
+    assert container.name == role and container.image == launcher.image
+    assert launcher.gpus >= 1 and container.resources.limits["nvidia.com/gpu"] == str(launcher.gpus)
+    assert [(t.key, t.operator, t.effect) for t in pod.tolerations] == [("nvidia.com/gpu", "Exists", "NoSchedule")]
+    assert pod.node_selector == {"nvidia.com/gpu.present": "true"} == launcher.node_selector
+    assert pod.restart_policy == "Never"
+
+    # the state volume at the same absolute path as in the code location, the HF cache on it
+    assert state_dir == "/mnt/ual-state"
+    mounts = {m.name: m.mount_path for m in container.volume_mounts}
+    claims = {v.name: v.persistent_volume_claim.claim_name for v in pod.volumes if v.persistent_volume_claim}
+    assert mounts["ual-state"] == state_dir and claims == {"ual-state": launcher.state_pvc}
+    env = {e.name: e.value for e in container.env}
+    assert env == {"HF_HOME": f"{state_dir}/hf_home", "HF_HUB_ENABLE_HF_TRANSFER": "0", "PYTHONUNBUFFERED": "1"}
+    assert env["HF_HOME"].startswith(mounts["ual-state"] + "/")
+    assert mounts["dshm"] == "/dev/shm"
+
+    # the Secret by name only: no value from the environment anywhere in the spec
+    assert [s.secret_ref.name for s in container.env_from] == [launcher.secret] == ["ual-secrets"]
+    assert all(e.value_from is None for e in container.env)
+    text = json.dumps(spec)
+    assert not [name for name, value in FAKE_SECRETS.items() if value in text]
+
+
+def test_evaluation_pod_runs_the_job_entry_through_dagster_k8s():
+    launcher, state_dir, spec = _rendered("eval")
+    assert evaluation_pod_command(launcher) == ["python", "-m", EVAL_ENTRY_MODULE]
+    assert EVAL_ENTRY_MODULE == "ual_dagster.evaluation.job_entry"
+    pod = build_pod_body(
+        pod_name="eval-abc",
+        image=None,
+        command=evaluation_pod_command(launcher),
+        env_vars={"DAGSTER_PIPES_CONTEXT": "ctx", "DAGSTER_PIPES_MESSAGES": "msgs"},
+        base_pod_meta=None,
+        base_pod_spec=spec,
+    )
+    (container,) = pod.spec.containers
+    assert container.command == ["python", "-m", EVAL_ENTRY_MODULE]
+    assert container.resources.limits["nvidia.com/gpu"] == "1"
+    assert {e.name for e in container.env} >= {"HF_HOME", "DAGSTER_PIPES_CONTEXT", "DAGSTER_PIPES_MESSAGES"}
+    # evaluation is one process: accelerate is refused, not silently run four times
+    with pytest.raises(ValueError, match="distributed: none"):
+        pod_command(launcher.model_copy(update={"distributed": "accelerate"}), role="eval")
+    with pytest.raises(ValueError, match="role must be one of"):
+        k8s_pod_spec(launcher, state_dir, role="serve")
+
+
+def test_cluster_evaluation_pods_use_the_training_image_volume_and_secret():
+    profile = load_profile("cluster")
+    train, evaluation = profile.training.launcher, evaluation_launcher(profile)
+    same = ("image", "state_pvc", "namespace", "secret", "service_account")
+    assert {k: getattr(evaluation, k) for k in same} == {k: getattr(train, k) for k in same}
+    assert (evaluation.gpus, evaluation.memory, evaluation.distributed) == (1, "64Gi", "none")
+    assert evaluation_launcher(load_profile("tiny")) is None

@@ -7,7 +7,7 @@ import pytest
 
 from ual_dagster.config.training import K8sLauncher, LoraConfig, MethodConfig, SubprocessLauncher, TrainingConfig
 from ual_dagster.train.run import TrainSpec, read_examples, training_command, write_examples
-from ual_dagster.train.trainer import RESULT_FILE
+from ual_dagster.train.trainer import RESULT_FILE, TrainResult
 from ual_dagster.train.versioning import checkpoint_fingerprint
 
 from .conftest import make_examples
@@ -70,7 +70,7 @@ def test_training_command_uses_accelerate_for_several_processes(tmp_path):
 
 
 @pytest.mark.slow
-def test_pipes_subprocess_trains_and_reports_materialization(tiny_base, tmp_path):
+def test_pipes_subprocess_trains_and_reports_its_result(tiny_base, tmp_path):
     spec = TrainSpec(
         base_path=tiny_base,
         examples_path=str(write_examples(tmp_path / "ex.jsonl", make_examples(16, epsilon=0.1))),
@@ -78,18 +78,21 @@ def test_pipes_subprocess_trains_and_reports_materialization(tiny_base, tmp_path
         out_dir=str(tmp_path / "out"),
     )
     spec_path = spec.save(tmp_path / "spec.json")
+    reported: list = []
 
     @dg.asset
     def lora(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocessClient):
-        return pipes.run(
-            context=context, command=training_command(spec_path), extras={"data_version": "fp123"}
-        ).get_materialize_result()
+        invocation = pipes.run(context=context, command=training_command(spec_path))
+        reported.extend(invocation.get_custom_messages())
+        return dg.MaterializeResult()
 
     result = dg.materialize([lora], resources={"pipes": dg.PipesSubprocessClient()})
     assert result.success
-    mat = result.asset_materializations_for_node("lora")[0]
-    assert mat.metadata["steps"].value == 2
-    assert mat.tags["dagster/data_version"] == "fp123"
+    # the step gets the TrainResult from what the job reported through Pipes ...
+    assert len(reported) == 1
+    payload = TrainResult.model_validate(reported[0])
+    assert payload.steps == 2 and payload.eps_stats["mean"] == pytest.approx(0.1)
+    # ... which is the result the job also left on disk
     stored = json.loads((tmp_path / "out" / RESULT_FILE).read_text())
-    assert stored["steps"] == 2 and stored["eps_stats"]["mean"] == pytest.approx(0.1)
+    assert stored["steps"] == payload.steps and stored["final_loss"] == pytest.approx(payload.final_loss)
     assert (tmp_path / "out" / "adapter" / "adapter_model.safetensors").is_file()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from ual_dagster.config.base import StrictModel
+from ual_dagster.config.training import InProcessLauncher, Launcher
 
 
 class GenerationConfig(StrictModel):
@@ -83,26 +84,14 @@ class ClusteringConfig(StrictModel):
     seed: int = 0
 
 
-class EvaluationPodConfig(StrictModel):
-    """launcher k8s: the pod each evaluation step runs in (dagster_k8s.k8s_job_executor step pod)."""
-
-    image: str | None = Field(
-        None, description="a CUDA image with the project; None: training.launcher.image (launcher k8s)"
-    )
-    gpus: int = Field(1, ge=1)
-    cpu: str = "8"
-    memory: str = Field("64Gi", description="a 7B model in bf16 plus generation batches; the run worker's 16Gi cannot")
-    node_selector: dict[str, str] = {}
-
-
 class EvaluationConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    launcher: Literal["local", "k8s"] = Field(
-        "local",
-        description="local: evaluation runs where the Dagster step runs; k8s: each evaluation and token_clustering "
-        "step gets its own GPU pod (needs orchestration.executor: k8s)",
+    launcher: Launcher = Field(
+        InProcessLauncher(),
+        description="where checkpoint evaluation and token clustering run (docs/deployment.md): the same kinds as "
+        "training.launcher (in_process, subprocess, k8s, slurm); every kind but in_process runs "
+        "`python -m ual_dagster.evaluation.job_entry` through Dagster Pipes and writes only files",
     )
-    k8s_pod: EvaluationPodConfig = EvaluationPodConfig()
     generation: GenerationConfig = GenerationConfig()
     lm_eval: list[LmEvalTaskConfig] = []
     alpaca_eval: AlpacaEvalConfig | None = AlpacaEvalConfig()
@@ -113,3 +102,21 @@ class EvaluationConfig(StrictModel):
         ge=0,
         description="lm-eval bootstrap resamples for standard errors; 0 reports none (the paper profile uses 1000)",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pod_keys_moved(cls, data: object) -> object:
+        if isinstance(data, dict) and "k8s_pod" in data:
+            raise ValueError(
+                "evaluation.k8s_pod moved into evaluation.launcher: write launcher: {kind: k8s, image, state_pvc, "
+                "gpus, cpu, memory, node_selector, ...} (docs/deployment.md)"
+            )
+        return data
+
+    @field_validator("launcher", mode="before")
+    @classmethod
+    def _launcher_shorthand(cls, value: object) -> object:
+        """`launcher: subprocess` is short for `{kind: subprocess}`; the old `local` is `in_process`."""
+        if value == "local":
+            return {"kind": "in_process"}
+        return {"kind": value} if isinstance(value, str) else value

@@ -27,12 +27,24 @@ class StorageConfig(StrictModel):
 
 
 class OrchestrationConfig(StrictModel):
-    executor: Literal["in_process", "multiprocess", "k8s"] = Field(
+    executor: Literal["in_process", "multiprocess"] = Field(
         "in_process",
-        description="in_process: no per-step interpreter start-up; best on a few cores; k8s: a pod per step "
-        "(dagster_k8s.k8s_job_executor), needed for evaluation.launcher k8s",
+        description="in_process: no per-step interpreter start-up; best on a few cores; multiprocess: up to "
+        "max_concurrent steps at once, e.g. to queue several variants' cluster jobs (heavy work runs where "
+        "training.launcher and evaluation.launcher say, not in the step's process)",
     )
     max_concurrent: int = Field(2, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_k8s_executor(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("executor") == "k8s":
+            raise ValueError(
+                "executor 'k8s' is gone: evaluation runs in GPU pods through evaluation.launcher {kind: k8s, ...} "
+                "(Dagster Pipes from the run worker); use executor: multiprocess (docs/deployment.md)"
+            )
+        return data
+
     automation: bool = Field(True, description="start the data-version-aware automation sensor with the daemon")
     reelicit_schedule: bool = True
 
@@ -66,8 +78,6 @@ class Profile(StrictModel):
                     f"name {name!r} must start with a letter and use only letters, digits and '_' "
                     "(it becomes a Dagster asset key)"
                 )
-        if self.evaluation.launcher == "k8s" and self.orchestration.executor != "k8s":
-            raise ValueError("evaluation.launcher 'k8s' needs orchestration.executor 'k8s' (a pod per step)")
         for scen, cfg in self.scenarios.items():
             unknown = sorted(set(cfg.weights) - set(self.datasets))
             if unknown:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from ual_dagster.config.base import StrictModel
+from ual_dagster.config.launchers import (  # noqa: F401  (re-exported: the launchers lived here)
+    InProcessLauncher,
+    K8sLauncher,
+    Launcher,
+    SlurmLauncher,
+    SubprocessLauncher,
+)
 
 
 class TinyModelConfig(StrictModel):
@@ -58,50 +65,6 @@ class LoraConfig(StrictModel):
     target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj"]
 
 
-class InProcessLauncher(StrictModel):
-    """Train inside the Dagster step's own process."""
-
-    kind: Literal["in_process"] = "in_process"
-
-
-class SubprocessLauncher(StrictModel):
-    """Train in a local child process through Dagster Pipes (PipesSubprocessClient)."""
-
-    kind: Literal["subprocess"] = "subprocess"
-    distributed: Literal["none", "accelerate"] = Field(
-        "none", description="accelerate: start with `accelerate launch`, one process per local GPU"
-    )
-
-
-class K8sLauncher(StrictModel):
-    """Train in a Kubernetes pod through Dagster Pipes (PipesK8sClient); ual_dagster.train.k8s builds the pod."""
-
-    kind: Literal["k8s"] = "k8s"
-    image: str = Field(min_length=1, description="the training image (built from docker/Dockerfile.cuda)")
-    state_pvc: str = Field(
-        min_length=1,
-        description="ReadWriteMany PersistentVolumeClaim holding storage.state_dir, mounted at that same path",
-    )
-    namespace: str = "default"
-    gpus: int = Field(1, ge=0)
-    distributed: Literal["none", "accelerate"] = Field(
-        "none", description="accelerate: start with `accelerate launch`, one process per GPU of the pod"
-    )
-    accelerate_config: str | None = Field(
-        None, description="`accelerate launch --config_file` (a path inside the training container); None = flags only"
-    )
-    secret: str | None = Field(
-        None, description="name of a Kubernetes Secret exposed as env vars in the pod (e.g. HF_TOKEN); never values"
-    )
-    cpu: str = Field("8", description="CPU request of the training pod (Kubernetes quantity)")
-    memory: str = Field("64Gi", description="memory request and limit of the training pod")
-    shm: str = Field("16Gi", description="size of /dev/shm; NCCL and DataLoader workers outgrow the 64Mi default")
-    node_selector: dict[str, str] = Field({}, description="e.g. {nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3}")
-    service_account: str | None = None
-
-
-Launcher = Annotated[InProcessLauncher | SubprocessLauncher | K8sLauncher, Field(discriminator="kind")]
-
 # Keys that moved from `training` into `training.launcher` (old name -> new name), for the error message.
 _MOVED_TO_LAUNCHER = {
     **{f"k8s_{k}": k for k in K8sLauncher.model_fields if k != "kind"},
@@ -143,7 +106,8 @@ class TrainingConfig(StrictModel):
     launcher: Launcher = Field(
         InProcessLauncher(),
         description="where training processes start (docs/deployment.md): {kind: in_process}, "
-        "{kind: subprocess, distributed}, {kind: k8s, image, state_pvc, gpus, ...}; "
+        "{kind: subprocess, distributed}, {kind: k8s, image, state_pvc, gpus, ...}, "
+        "{kind: slurm, partition, gpus, cpus_per_task, mem_gb, time_limit, sbatch_args, setup}; "
         "the strings in_process / subprocess are short for the first two",
     )
 
@@ -159,12 +123,6 @@ class TrainingConfig(StrictModel):
                     "(docs/deployment.md)"
                 )
         return data
-
-    @field_validator("launcher", mode="before")
-    @classmethod
-    def _launcher_shorthand(cls, value: object) -> object:
-        """`launcher: subprocess` is short for `launcher: {kind: subprocess}`."""
-        return {"kind": value} if isinstance(value, str) else value
 
 
 class MethodConfig(StrictModel):

@@ -1,44 +1,34 @@
-"""Evaluation on Kubernetes GPU pods: the step tags that give each evaluation step its own pod.
+"""Evaluation on Kubernetes GPU pods, dispatched through Dagster Pipes from the run worker.
 
-With `orchestration.executor: k8s` every Dagster step runs in a pod of its own
-(dagster_k8s.k8s_job_executor); the `dagster-k8s/config` tag below makes the pods of the
-evaluation and token_clustering steps GPU pods in the CUDA image, instead of the CPU run
-worker, which has neither a GPU nor the memory for a 7B model.
+An evaluation (or token_clustering) step under a k8s launcher starts one GPU pod with
+dagster_k8s.PipesK8sClient, the same way a training step does: the pod spec comes from
+ual_dagster.train.k8s.k8s_pod_spec(launcher, state_dir, role="eval"), so it gets the GPU
+toleration and node selector, the shared state volume with HF_HOME on it, and the Secret
+by name. The pod runs `python -m ual_dagster.evaluation.job_entry`, writes only
+content-addressed files under the state folder and reports through Pipes; the step
+process writes DuckDB. No step needs a pod of its own (`k8s_job_executor`) for this.
 """
 
 from __future__ import annotations
 
-import json
+from pathlib import PurePath
 
 from ual_dagster.config import Profile
 from ual_dagster.config.training import K8sLauncher
-
-K8S_CONFIG_TAG = "dagster-k8s/config"
-
-
-def evaluation_pod_config(profile: Profile) -> dict:
-    pod = profile.evaluation.k8s_pod
-    # a k8s training launcher lends its image and Secret: the same CUDA image, the same HF_TOKEN
-    training_pod = profile.training.launcher if isinstance(profile.training.launcher, K8sLauncher) else None
-    image = pod.image or (training_pod.image if training_pod else None)
-    secret = training_pod.secret if training_pod else None
-    resources = {
-        "requests": {"cpu": pod.cpu, "memory": pod.memory, "nvidia.com/gpu": str(pod.gpus)},
-        "limits": {"memory": pod.memory, "nvidia.com/gpu": str(pod.gpus)},
-    }
-    container: dict = {"resources": resources}
-    if image:
-        container["image"] = image
-    if secret:  # HF_TOKEN for gated base models, OPENAI_API_KEY for the judge
-        container["env_from"] = [{"secret_ref": {"name": secret}}]
-    spec: dict = {"container_config": container}
-    if pod.node_selector:
-        spec["pod_spec_config"] = {"node_selector": dict(pod.node_selector)}
-    return spec
+from ual_dagster.train.k8s import k8s_pod_spec, pod_command
 
 
-def evaluation_op_tags(profile: Profile) -> dict[str, str] | None:
-    """Tags for the evaluation steps: a GPU pod under launcher k8s, none otherwise."""
-    if profile.evaluation.launcher != "k8s":
-        return None
-    return {K8S_CONFIG_TAG: json.dumps(evaluation_pod_config(profile), sort_keys=True)}
+def evaluation_launcher(profile: Profile) -> K8sLauncher | None:
+    """The K8sLauncher evaluation pods are built from; None when evaluation does not run on Kubernetes."""
+    launcher = profile.evaluation.launcher
+    return launcher if isinstance(launcher, K8sLauncher) else None
+
+
+def evaluation_pod_spec(launcher: K8sLauncher, state_dir: str | PurePath) -> dict:
+    """The V1PodSpec dict of one evaluation pod (PipesK8sClient.run's base_pod_spec)."""
+    return k8s_pod_spec(launcher, state_dir, role="eval")
+
+
+def evaluation_pod_command(launcher: K8sLauncher) -> list[str]:
+    """`python -m ual_dagster.evaluation.job_entry` (PipesK8sClient.run's command)."""
+    return pod_command(launcher, role="eval")

@@ -6,8 +6,9 @@ that fingerprint are reused, so a re-run with nothing changed loads no model.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ual_dagster import versions
@@ -15,6 +16,7 @@ from ual_dagster.config import Profile
 from ual_dagster.evaluation.comparisons import compute_comparisons, write_comparisons
 from ual_dagster.evaluation.eval_data import load_eval_data
 from ual_dagster.evaluation.eval_sets import profile_eval_data
+from ual_dagster.evaluation.jobs import RESULT_FILE, SPEC_FILE, EvalJobSpec, result_rows, run_eval_job, write_eval_data
 from ual_dagster.evaluation.report import comparison_report
 from ual_dagster.evaluation.scores import current_rows, has_scores, read_items, read_scores, write_scores
 from ual_dagster.fingerprint import stable_hash
@@ -23,6 +25,20 @@ from ual_dagster.storage import ArtifactStore, DuckDBStore
 from ual_dagster.train.versioning import effective_training_config
 
 CLUSTERING = "token_clustering"
+
+# Runs one evaluation job: (spec, the path it is saved at, step "eval" | "cluster", the
+# fingerprint that names the job) -> the job's result (jobs.run_eval_job's dict). The
+# Dagster layer passes one that dispatches to the profile's evaluation.launcher.
+JobRunner = Callable[..., dict]
+
+
+def in_process_runner(log: Log = None) -> JobRunner:
+    """Run the job in this process (launcher in_process)."""
+
+    def run(spec: EvalJobSpec, spec_path: Path, *, step: str, fingerprint: str) -> dict:
+        return run_eval_job(spec, log=log)
+
+    return run
 
 
 @dataclass
@@ -59,9 +75,13 @@ def evaluate_variant(
     base_fp: str,
     eval_sets_fp: str,
     log: Log = None,
+    run_job: JobRunner | None = None,
 ) -> StepResult:
     """Evaluate each seed's checkpoint of (scenario, method); a seed whose scores and items
-    already exist under its evaluation fingerprint loads no model."""
+    already exist under its evaluation fingerprint loads no model. Each evaluation is a job
+    (`run_job`, default: in this process) that writes files only; its result's rows are
+    written to DuckDB here."""
+    run_job = run_job or in_process_runner(log)
     per_seed: dict[str, Any] = {}
     fps: dict[int, str] = {}
     for seed, checkpoint_fp in sorted(checkpoints.items()):
@@ -75,6 +95,7 @@ def evaluate_variant(
             checkpoint_fp=checkpoint_fp,
             base_fp=base_fp,
             log=log,
+            run_job=run_job,
         )
         fps[seed] = res.fingerprint
         per_seed[str(seed)] = {"eval_fingerprint": res.fingerprint, "reused": res.reused, **res.metadata}
@@ -98,12 +119,10 @@ def _evaluate_seed(
     seed: int,
     checkpoint_fp: str,
     base_fp: str,
-    log: Log = None,
+    log: Log,
+    run_job: JobRunner,
 ) -> StepResult:
-    from ual_dagster.evaluation.checkpoint_eval import (
-        evaluate_checkpoint,
-        evaluation_fingerprint,
-    )
+    from ual_dagster.evaluation.checkpoint_eval import evaluation_fingerprint
     from ual_dagster.train.checkpoints import adapter_path, base_model_path
 
     cfg = profile.evaluation
@@ -118,33 +137,38 @@ def _evaluate_seed(
         return StepResult(eval_fp, {"scores": _rows_of(store, eval_fp)}, reused=True)
     # Generations, lm-eval results and judge annotations are cached under the artifacts by
     # their own keys, so rebuilding a missing items table loads no model either.
-    result = evaluate_checkpoint(
-        base_model_path(store, base_fp),
-        adapter_path(artifacts, checkpoint_fp),
-        checkpoint_fp,
-        cfg,
-        data,
-        artifacts.root / "evaluation",
-        log=log,
+    job_dir = artifacts.root / "evaluation" / "jobs" / eval_fp
+    spec = EvalJobSpec(
+        task="evaluate",
+        base_path=base_model_path(store, base_fp),
+        adapter_path=str(adapter_path(artifacts, checkpoint_fp)),
+        checkpoint_fp=checkpoint_fp,
+        evaluation=cfg.model_dump(mode="json"),
+        eval_data_path=str(write_eval_data(data, artifacts.root / "evaluation" / "data")),
+        work_dir=str(artifacts.root / "evaluation"),
         prompt_template=template,
+        label=f"{scenario}/{method}/seed {seed}",
+        result_path=str(job_dir / RESULT_FILE),
     )
+    result = run_job(spec, spec.save(job_dir / SPEC_FILE), step="eval", fingerprint=eval_fp)
+    rows, items = result_rows(result)
     # replace this seed's rows of every benchmark but token_clustering's (that asset owns them),
     # including benchmarks the evaluation config no longer names
     existing = read_scores(store)
     mine = existing[(existing["scenario"] == scenario) & (existing["method"] == method) & (existing["seed"] == seed)]
-    benchmarks = sorted((set(mine["benchmark"]) | {r.benchmark for r in result.rows}) - {CLUSTERING})
+    benchmarks = sorted((set(mine["benchmark"]) | {r.benchmark for r in rows}) - {CLUSTERING})
     write_scores(
         store,
         scenario,
         method,
         checkpoint_fp,
         eval_fp,
-        result.rows,
+        rows,
         benchmarks=benchmarks,
         seed=seed,
-        items=result.items,
+        items=items,
     )
-    return StepResult(eval_fp, result.metadata)
+    return StepResult(eval_fp, result["metadata"])
 
 
 def probe_data(profile: Profile, store: DuckDBStore):
@@ -168,6 +192,7 @@ def cluster_checkpoints(
     eval_sets_fp: str,
     seed: int = 0,
     log: Log = None,
+    run_job: JobRunner | None = None,
 ) -> StepResult:
     """Token clustering of each variant's checkpoint of one seed (the profile's first: the
     analysis is descriptive, and a pass per seed would multiply its cost), reusing any
@@ -177,22 +202,19 @@ def cluster_checkpoints(
     reported under `failed` (its clustering rows in eval_scores are removed), so the
     scores and the report still build.
     """
-    from ual_dagster.evaluation.clustering import (
-        ClusteringInputError,
-        cluster_checkpoint,
-        clustering_fingerprint,
-        load_clustering,
-        save_clustering,
-    )
+    from ual_dagster.evaluation.clustering import clustering_fingerprint, load_clustering, save_clustering
     from ual_dagster.train.checkpoints import adapter_path, base_model_path
 
+    run_job = run_job or in_process_runner(log)
     cfg = profile.evaluation.clustering
     data = probe_data(profile, store)
+    data_path = str(write_eval_data(data, artifacts.root / "evaluation" / "data"))
     fps: dict[str, str] = {}
     scores: dict[str, Any] = {}
     plots: dict[str, str] = {}
     failed: dict[str, str] = {}
     transient: list[str] = []  # failures not kept in the cache: the next run tries again
+    jobs: dict[str, Any] = {}  # engine jobs' metadata (job id, node, state), per checkpoint
     computed = 0
     for (scenario, method), ckpt in sorted(checkpoints.items()):
         label = f"{scenario}/{method}"
@@ -201,22 +223,27 @@ def cluster_checkpoints(
         fps[label] = cfp
         outcome = load_clustering(store, cfp)
         if outcome is None:
+            job_dir = artifacts.open("clustering", cfp)
             try:
-                res = cluster_checkpoint(
-                    base_model_path(store, base_fp),
-                    adapter_path(artifacts, ckpt),
-                    ckpt,
-                    cfg,
-                    data,
-                    artifacts.open("clustering", cfp),
-                    device=profile.evaluation.device,
+                spec = EvalJobSpec(
+                    task="cluster",
+                    base_path=base_model_path(store, base_fp),
+                    adapter_path=str(adapter_path(artifacts, ckpt)),
+                    checkpoint_fp=ckpt,
+                    evaluation=profile.evaluation.model_dump(mode="json"),
+                    eval_data_path=data_path,
+                    work_dir=str(job_dir),
                     prompt_template=template,
                     label=label,
-                    log=log,
+                    result_path=str(job_dir / RESULT_FILE),
                 )
-                outcome = save_clustering(store, cfp, ckpt, res.rows)
-            except ClusteringInputError as exc:
-                outcome = save_clustering(store, cfp, ckpt, [], error=str(exc))
+                res = run_job(spec, spec.save(job_dir / SPEC_FILE), step="cluster", fingerprint=cfp)
+                if res.get("metadata", {}).get("job"):
+                    jobs[label] = res["metadata"]["job"]
+                if res.get("input_error"):  # bad probe data: kept, so it is not retried
+                    outcome = save_clustering(store, cfp, ckpt, [], error=res["input_error"])
+                else:
+                    outcome = save_clustering(store, cfp, ckpt, result_rows(res)[0])
             except Exception as exc:  # noqa: BLE001 - reported as a failed check, retried next run
                 failed[label] = f"{type(exc).__name__}: {exc}"
                 transient.append(label)
@@ -242,6 +269,7 @@ def cluster_checkpoints(
         "plots": plots,
         "failed": failed,
         "eval_sets": eval_sets_fp,
+        **({"jobs": jobs} if jobs else {}),
     }
     return StepResult(fp, meta, reused=computed == 0 and not transient)
 

@@ -9,6 +9,7 @@ the lock across a long computation such as training.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Iterator, Sequence
@@ -19,6 +20,22 @@ from typing import Any
 import duckdb
 
 LOCK_WAIT_S = 120.0
+
+# Set in every engine job (a Slurm job, a Kubernetes pod, a Pipes subprocess: the entry points
+# ual_dagster.train.pipes_entry and ual_dagster.evaluation.job_entry set it first thing). Such a
+# process writes content-addressed files and reports through Dagster Pipes; the Dagster step
+# process is DuckDB's only writer (docs/deployment.md, "Who writes").
+ENGINE_JOB_ENV = "UAL_ENGINE_JOB"
+
+
+class EngineJobWriteError(RuntimeError):
+    """An engine job tried to open the project's DuckDB file for writing."""
+
+
+def forbid_duckdb_writes() -> None:
+    """Mark this process (and its children) as an engine job: opening DuckDB to write raises."""
+    os.environ[ENGINE_JOB_ENV] = "1"
+
 
 _VERSIONS_DDL = """
 CREATE TABLE IF NOT EXISTS asset_versions (
@@ -73,6 +90,11 @@ class DuckDBStore:
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        if not read_only and os.environ.get(ENGINE_JOB_ENV) == "1":
+            raise EngineJobWriteError(
+                f"an engine job may not open {self.path} for writing: jobs write files under the state folder "
+                "and report through Dagster Pipes; the Dagster step writes DuckDB (docs/deployment.md)"
+            )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -3,9 +3,10 @@
 The spec (a run.TrainSpec) comes from `--spec`, else from the Pipes extras: "spec_path"
 (a JSON file on a volume the process sees) or "train_spec" (the spec inline), e.g.
 PipesK8sClient().run(..., extras={"spec_path": "/state/.../train_spec.json"}).
-An optional extra "data_version" (the checkpoint fingerprint) is reported as the
-materialization's data version. Logs and the final metadata stream back to Dagster;
-outside Dagster the Pipes context is a no-op and this is a plain training script.
+Logs stream back to Dagster, and the TrainResult is reported as a Pipes custom message:
+the step takes the result from there, not from a file that an earlier run may have left.
+Outside Dagster the Pipes context is a no-op and this is a plain training script. The
+process never opens DuckDB for writing (docs/deployment.md, "Who writes").
 
 Under `accelerate launch` only the main process (RANK 0) opens Pipes and talks to
 Dagster, so messages are not duplicated; the other processes only read the extras.
@@ -16,11 +17,11 @@ from __future__ import annotations
 import argparse
 import os
 
+from ual_dagster.storage.duckdb_store import forbid_duckdb_writes
 from ual_dagster.train.run import TrainSpec, run_training
 
 SPEC_EXTRA = "train_spec"
 SPEC_PATH_EXTRA = "spec_path"
-DATA_VERSION_EXTRA = "data_version"
 
 
 def _is_main_process() -> bool:
@@ -48,26 +49,11 @@ def _extras_without_messages() -> dict:
         return dict(data.get("extras") or {})
 
 
-def materialization_metadata(result) -> dict:
-    """Small summary of a TrainResult for the Dagster UI (dicts as Pipes JSON metadata)."""
-    meta = {
-        "steps": result.steps,
-        "final_loss": result.final_loss,
-        "tokens_per_s": round(result.tokens_per_s, 1),
-        "resumed_from_step": result.resumed_from_step,
-        "adapter_path": result.adapter_path,
-        "eps_mean": result.eps_stats["mean"],
-        "eps_histogram": result.eps_stats["histogram"],
-        "loss_curve": {str(r["step"]): round(r["loss"], 4) for r in result.curve},
-        **{k: v for k, v in result.metadata.items() if k != "run_key"},
-    }
-    return {k: {"raw_value": v, "type": "json"} if isinstance(v, dict) else v for k, v in meta.items()}
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", help="path of a TrainSpec JSON file (default: the Pipes extra 'train_spec')")
     args = parser.parse_args(argv)
+    forbid_duckdb_writes()
 
     if not _is_main_process():
         run_training(spec_from(args.spec, _extras_without_messages()))
@@ -79,9 +65,7 @@ def main(argv: list[str] | None = None) -> None:
         # Outside Dagster `pipes` is a MagicMock whose extras are not a dict.
         extras = dict(pipes.extras) if isinstance(pipes.extras, dict) else {}
         result = run_training(spec_from(args.spec, extras), log=pipes.log.info)
-        pipes.report_asset_materialization(
-            metadata=materialization_metadata(result), data_version=extras.get(DATA_VERSION_EXTRA)
-        )
+        pipes.report_custom_message(result.model_dump(mode="json"))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ual_dagster.config.training import TrainingConfig
 from ual_dagster.jsonl import iter_json_objects
+from ual_dagster.train.entry_points import TRAIN_ENTRY, entry_command
 from ual_dagster.train.examples import TrainExample
 from ual_dagster.train.trainer import TrainResult, train_lora
 
@@ -28,11 +28,12 @@ class TrainSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    base_path: str
+    base_path: str  # a model directory, or a hub id fetched at base_revision (trainer.resolve_base_model)
     examples_path: str  # JSONL: one {instruction, input, output, epsilon} per line
     training: dict  # a TrainingConfig as JSON (method overrides already applied)
     out_dir: str
     progress_every: int = 10
+    base_revision: str | None = None  # the hub commit of base_path (base_model.revision); None for a directory
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -89,15 +90,10 @@ def run_training(
         log=log,
         progress_every=spec.progress_every,
         on_step=on_step,
+        base_revision=spec.base_revision,
     )
 
 
 def training_command(spec_path: str | Path, num_processes: int = 1) -> list[str]:
-    """Command line that runs the spec at `spec_path` through the Pipes entry point.
-
-    More than one process goes through `accelerate launch` (one process per GPU).
-    """
-    entry = ["-m", "ual_dagster.train.pipes_entry", "--spec", str(spec_path)]
-    if num_processes > 1:
-        return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes), *entry]
-    return [sys.executable, *entry]
+    """Command line that runs the spec at `spec_path` through the training Pipes entry point."""
+    return entry_command(TRAIN_ENTRY, spec_path, num_processes=num_processes)

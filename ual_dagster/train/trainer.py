@@ -49,6 +49,9 @@ __all__ = ["TrainExample", "TrainResult", "render_prompt", "train_lora"]
 
 RESULT_FILE = "train_result.json"
 ADAPTER_DIR = "adapter"
+# Weight formats a hub repository may carry next to its safetensors (Llama-2's *.bin doubles
+# its 13.5 GB); with safetensors present, which transformers loads, these are not downloaded.
+OTHER_WEIGHT_FORMATS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.h5", "*.msgpack", "*.onnx", "*.gguf")
 
 
 class TrainResult(BaseModel):
@@ -85,6 +88,39 @@ def eps_stats(examples: list[TrainExample], bin_width: float = 0.05) -> dict:
         "mean": sum(values) / len(values),
         "histogram": dict(sorted(hist.items())),
     }
+
+
+def hub_ignore_patterns(files: list[str]) -> list[str]:
+    """What snapshot_download may skip in a repository with these files: other weight formats
+    when safetensors are there, nothing otherwise."""
+    return list(OTHER_WEIGHT_FORMATS) if any(f.endswith(".safetensors") for f in files) else []
+
+
+def download_hub_model(repo_id: str, revision: str | None, *, local_files_only: bool) -> str:
+    """The local snapshot directory of `repo_id` at `revision`, downloaded into HF_HOME unless
+    `local_files_only` (then only the cache is read, and a missing snapshot raises)."""
+    from huggingface_hub import HfApi, constants, snapshot_download
+
+    if local_files_only or constants.HF_HUB_OFFLINE:
+        return snapshot_download(repo_id, revision=revision, local_files_only=True)
+    files = HfApi().list_repo_files(repo_id, revision=revision)
+    return snapshot_download(repo_id, revision=revision, ignore_patterns=hub_ignore_patterns(files) or None)
+
+
+def resolve_base_model(base_path: str, revision: str | None, *, state) -> str:
+    """The local directory every process loads the base model from.
+
+    A directory (the tiny profile's built model, a local model) is used as it is. A hub id
+    is downloaded by the main process alone, while the other processes wait
+    (`state.main_process_first()`: accelerate's Accelerator or PartialState, a barrier
+    across the ranks of `accelerate launch`); they then read the same snapshot from the
+    cache without a request of their own. So four ranks fetch a 13.5 GB model once, not
+    four times into the same cache at once, and every rank loads the pinned `revision`.
+    """
+    if Path(base_path).expanduser().exists():
+        return str(base_path)
+    with state.main_process_first():
+        return download_hub_model(base_path, revision, local_files_only=not state.is_main_process)
 
 
 def _mixed_precision(cfg: TrainingConfig) -> str:
@@ -134,8 +170,12 @@ def train_lora(
     log: Callable[[str], None] | None = None,
     progress_every: int = 10,
     on_step: Callable[[dict], None] | None = None,
+    base_revision: str | None = None,
 ) -> TrainResult:
     """Fine-tune LoRA adapters on `examples`; the adapter is saved to out_dir/adapter.
+
+    `base_path` is a model directory or a hub id; a hub id is fetched at `base_revision`
+    by the main process before any process loads it (resolve_base_model).
 
     on_step is called with each step's curve row after the step (and after any
     checkpoint of that step is saved): progress reporting.
@@ -156,7 +196,7 @@ def train_lora(
 
     mixed = _mixed_precision(cfg)
     accelerator = Accelerator(mixed_precision=mixed, cpu=not torch.cuda.is_available())
-    tokenizer, model = _load_model(base_path, cfg, mixed)
+    tokenizer, model = _load_model(resolve_base_model(base_path, base_revision, state=accelerator), cfg, mixed)
     tokenized = [tokenize_example(e, tokenizer, cfg.prompt_template, cfg.max_length) for e in examples]
     n_procs, rank = accelerator.num_processes, accelerator.process_index
     # batch_size is per device; the schedule deals global batches and each process takes its slice.

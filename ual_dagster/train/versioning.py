@@ -23,7 +23,10 @@ NOT_RESULT_FIELDS = {"launcher", "save_every_steps", "min_free_disk_gb"}
 def data_parallel(launcher: Launcher) -> int | str:
     """Processes whose gradients are averaged per optimiser step. batch_size is per process,
     so this changes the global batch and with it the weights: 1 without accelerate, the pod's
-    GPUs on Kubernetes, and on a local subprocess every local GPU (counted when it starts)."""
+    GPUs on Kubernetes, one per GPU of a Slurm job, and on a local subprocess every local GPU
+    (counted when it starts)."""
+    if launcher.kind == "slurm":
+        return max(launcher.gpus, 1)
     if isinstance(launcher, InProcessLauncher) or launcher.distributed == "none":
         return 1
     if isinstance(launcher, K8sLauncher):

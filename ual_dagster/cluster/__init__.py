@@ -1,0 +1,1 @@
+"""Compute engines beyond this machine that the Dagster layer hands work to (Slurm)."""
