@@ -482,7 +482,9 @@ def build_model(plan: Plan, shape: str):
     from transformers import AutoModelForCausalLM, LlamaConfig
 
     config = LlamaConfig(**plan.shapes[shape], pad_token_id=0, bos_token_id=1, eos_token_id=2)
-    dtype = torch.bfloat16 if plan.device == "cuda" else torch.float32  # as the trainer loads it
+    # bf16 weights as the trainer loads them on a GPU; the dry run too, so that it takes the
+    # GPU's dtype paths (CPU autocast does bf16)
+    dtype = torch.bfloat16
     torch.manual_seed(0)
     with torch.device(plan.device):
         model = AutoModelForCausalLM.from_config(config, dtype=dtype)
@@ -555,7 +557,7 @@ def train_ours(plan: Plan, shape: str, grad_ckpt: bool) -> dict:
     reset_accelerate_state()
     model = build_lora_model(plan, shape, grad_ckpt)
     flops = train_flops_per_token(model, plan.train_seq)
-    accelerator = Accelerator(mixed_precision="bf16" if plan.device == "cuda" else "no", cpu=plan.device != "cuda")
+    accelerator = Accelerator(mixed_precision="bf16", cpu=plan.device != "cuda")
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=2e-4, weight_decay=0.0)
     total = plan.train_warmup + plan.train_steps
@@ -644,7 +646,7 @@ def train_hf(plan: Plan, shape: str, grad_ckpt: bool) -> dict:
             weight_decay=0.0,
             max_grad_norm=1.0,
             label_smoothing_factor=LABEL_SMOOTHING,
-            bf16=device == "cuda",
+            bf16=True,
             use_cpu=device != "cuda",
             gradient_checkpointing=grad_ckpt,
             optim="adamw_torch",
