@@ -11,7 +11,8 @@ It needs only torch, transformers, peft and accelerate (as on the GPU machine's 
 found loaded at the end (`forbidden_imports`, a test checks it is empty). The project is not
 installed: the repository root goes on sys.path.
 
-Sections, side by side in one process:
+Sections, side by side in one run (each in a fresh process, so that a sticky CUDA error or a
+crash in one costs only its own rows, and each starts with the GPU's memory free):
 
 a. loss: forward + backward of the lm_head's cross-entropy from hidden states (N, H) and a
    frozen (V, H) weight, bf16: ours (uncertainty_smoothed_linear_loss, per-sample eps),
@@ -38,6 +39,7 @@ import json
 import math
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -198,31 +200,35 @@ def make_plan(mode: str) -> Plan:
 
 
 class Reporter:
-    """Prints one line per figure, a heartbeat when nothing was printed for 5 s, and keeps
-    results.json current after every row (a killed run leaves what it had)."""
+    """Prints one line per figure and, with `heartbeat`, a line whenever 5 s passed without one;
+    keeps results.json current after every row (a killed run leaves what it had). Each section
+    runs in its own process (see main): its Reporter reads results.json as the sections before
+    it left it and adds its rows. `started` is the run's start (time.time()), shared by all."""
 
-    def __init__(self, out_dir: Path, plan: Plan):
+    def __init__(self, out_dir: Path, plan: Plan, started: float, heartbeat: bool = True):
         self.out_dir = out_dir
-        self.started = time.perf_counter()
-        self.last_print = self.started
+        self.started = started
+        self.last_print = time.time()
         self.current = "starting"
-        self.results: dict = {"meta": {}, "loss": [], "train": [], "generate": []}
+        path = out_dir / "results.json"
+        self.results: dict = json.loads(path.read_text()) if path.is_file() else empty_results()
         self.plan = plan
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        threading.Thread(target=self._heartbeat, daemon=True).start()
+        if heartbeat:
+            threading.Thread(target=self._heartbeat, daemon=True).start()
 
     def elapsed(self) -> float:
-        return time.perf_counter() - self.started
+        return time.time() - self.started
 
     def say(self, msg: str) -> None:
         with self._lock:
             print(f"[gpu-bench {self.elapsed():6.1f}s] {msg}", flush=True)
-            self.last_print = time.perf_counter()
+            self.last_print = time.time()
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(1.0):
-            if time.perf_counter() - self.last_print >= 5.0:
+            if time.time() - self.last_print >= 5.0:
                 self.say(f"... still running: {self.current}")
 
     def add(self, section: str, row: dict) -> None:
@@ -233,7 +239,7 @@ class Reporter:
         self.results["meta"]["wall_s"] = round(self.elapsed(), 1)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.out_dir / "results.json.tmp"
-        tmp.write_text(json.dumps(self.results, indent=1, default=_json_default) + "\n")
+        tmp.write_text(json.dumps(_finite_or_none(self.results), indent=1, allow_nan=False) + "\n")
         tmp.replace(self.out_dir / "results.json")
 
     def over_budget(self) -> str | None:
@@ -245,10 +251,19 @@ class Reporter:
         self._stop.set()
 
 
-def _json_default(value):
+def empty_results() -> dict:
+    return {"meta": {}, "loss": [], "train": [], "generate": [], "forbidden_imports": []}
+
+
+def _finite_or_none(value):
+    """JSON has no NaN / inf: a figure that came out non-finite is written as null."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    return str(value)
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    return value
 
 
 def _round(x: float | None, digits: int = 4):
@@ -266,8 +281,6 @@ def guarded(rep: Reporter, label: str, row: dict, fn: Callable[[], dict]) -> dic
             return {**row, **fn()}
         except torch.cuda.OutOfMemoryError as exc:
             reason = f"out of memory: {str(exc).splitlines()[0]}"
-        except SkipRow as exc:
-            reason = str(exc)
         except Exception as exc:  # one broken row must not end the run; the traceback goes to stderr
             traceback.print_exc()
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
@@ -275,10 +288,6 @@ def guarded(rep: Reporter, label: str, row: dict, fn: Callable[[], dict]) -> dic
             release_memory()
     rep.say(f"{label}: skipped ({reason})")
     return {**row, "skipped": reason}
-
-
-class SkipRow(Exception):
-    """This row cannot run here (the message says why)."""
 
 
 # ---------------------------------------------------------------------------- device helpers
@@ -766,48 +775,78 @@ def forbidden_imports() -> list[str]:
     return sorted(m for m in sys.modules if m.split(".")[0] in FORBIDDEN)
 
 
+SECTIONS = {"loss": run_loss, "train": run_train, "generate": run_generate}
+
+
+def run_section(section: str, plan: Plan, out_dir: Path, started: float) -> int:
+    """One section in this process: its rows into results.json, and the modules it loaded."""
+    if plan.device == "cpu":
+        torch.set_num_threads(min(4, os.cpu_count() or 1))
+    rep = Reporter(out_dir, plan, started)
+    tflops, device_name = bf16_peak_tflops(plan.device)
+    rep.results["meta"].update({"device": device_name, "bf16_peak_tflops": tflops})
+    try:
+        SECTIONS[section](rep, plan)
+    finally:
+        rep.results["forbidden_imports"] = sorted(set(rep.results["forbidden_imports"]) | set(forbidden_imports()))
+        rep.write()
+        rep.close()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="fewer sizes and steps: at most 3 minutes on an H100/H200")
     mode.add_argument("--cpu-dry-run", action="store_true", help="tiny shapes on the CPU: every code path, no figures")
     parser.add_argument("--out", default=os.environ.get("GPU_BENCH_OUT", "gpu_bench_out"), help="results folder")
+    parser.add_argument("--section", choices=sorted(SECTIONS), help=argparse.SUPPRESS)  # internal: one section
+    parser.add_argument("--started", type=float, help=argparse.SUPPRESS)  # internal: the run's start
     args = parser.parse_args(argv)
+    flag = ["--cpu-dry-run"] if args.cpu_dry_run else ["--quick"] if args.quick else []
     plan = make_plan("cpu-dry-run" if args.cpu_dry_run else "quick" if args.quick else "full")
-    if plan.device == "cuda" and not torch.cuda.is_available():
-        print("no CUDA device here: run with --cpu-dry-run to check the code paths on the CPU", file=sys.stderr)
-        return 2
+    out_dir = Path(args.out)
     # transformers >= 5.2x renames gradient_checkpointing to activation_checkpointing with a
     # FutureWarning per call; 5.17 (the GPU image) knows only the old name, which both accept.
     warnings.filterwarnings("ignore", category=FutureWarning)
-    if plan.device == "cpu":
-        torch.set_num_threads(min(4, os.cpu_count() or 1))
-    rep = Reporter(Path(args.out), plan)
-    tflops, device_name = bf16_peak_tflops(plan.device)
+    if args.section:
+        return run_section(args.section, plan, out_dir, args.started or time.time())
+
+    if plan.device == "cuda" and not torch.cuda.is_available():
+        print("no CUDA device here: run with --cpu-dry-run to check the code paths on the CPU", file=sys.stderr)
+        return 2
+    started = time.time()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").unlink(missing_ok=True)
+    rep = Reporter(out_dir, plan, started, heartbeat=False)
     rep.results["meta"] = {
         "mode": plan.mode,
-        "device": device_name,
-        "bf16_peak_tflops": tflops,
-        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started)),
         "versions": _versions(),
         "budget_s": plan.budget_s,
+        "section_errors": {},
     }
-    rep.say(
-        f"mode {plan.mode} on {device_name} (bf16 peak {tflops} TFLOP/s); results in {rep.out_dir / 'results.json'}"
-    )
-    try:
-        run_loss(rep, plan)
-        run_train(rep, plan)
-        run_generate(rep, plan)
-    finally:
-        rep.results["forbidden_imports"] = forbidden_imports()
-        rep.write()
-        rep.close()
-    skipped = sum("skipped" in r for s in ("loss", "train", "generate") for r in rep.results[s])
-    rep.say(f"done in {rep.elapsed():.0f} s; {skipped} rows skipped; {rep.out_dir / 'results.json'}")
+    rep.write()
+    rep.say(f"mode {plan.mode}; results in {out_dir / 'results.json'}")
+    # Each section in a fresh process: a sticky CUDA error (a third-party kernel's illegal
+    # access, say) or a crash costs only that section's remaining rows, and each section
+    # starts with the GPU's memory free.
+    errors = {}
+    for section in SECTIONS:
+        cmd = [sys.executable, str(Path(__file__).resolve()), *flag, "--out", str(out_dir)]
+        rc = subprocess.call([*cmd, "--section", section, "--started", repr(started)])
+        if rc != 0:
+            errors[section] = f"its process ended with exit code {rc}; rows it had not written are missing"
+            rep.say(f"section {section}: {errors[section]}")
+    rep = Reporter(out_dir, plan, started, heartbeat=False)  # what the sections wrote
+    rep.results["meta"]["section_errors"] = errors
+    rep.results["forbidden_imports"] = sorted(set(rep.results["forbidden_imports"]) | set(forbidden_imports()))
+    rep.write()
+    skipped = sum("skipped" in r for s in SECTIONS for r in rep.results[s])
+    rep.say(f"done in {rep.elapsed():.0f} s; {skipped} rows skipped; {out_dir / 'results.json'}")
     if rep.results["forbidden_imports"]:
         rep.say(f"WARNING: loaded modules this benchmark must not need: {rep.results['forbidden_imports']}")
-    return 0
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":
