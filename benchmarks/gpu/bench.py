@@ -383,15 +383,16 @@ def loss_inputs(plan: Plan, n: int, seed: int, ignored_fraction: float = 0.0):
     """hidden (n, H) ~ N(0, 1), weight (V, H) ~ N(0, 0.02) (logits of std about 0.02 sqrt(H)),
     random labels, a fraction of them ignore_index; eps per sample of loss_sample_tokens
     tokens, uniform in [0, 2 * LABEL_SMOOTHING], repeated per token."""
-    g = torch.Generator(device="cpu").manual_seed(seed)
-    h = torch.randn(n, plan.loss_hidden, generator=g).to(plan.device, torch.bfloat16)
-    w = (0.02 * torch.randn(plan.loss_vocab, plan.loss_hidden, generator=g)).to(plan.device, torch.bfloat16)
-    y = torch.randint(0, plan.loss_vocab, (n,), generator=g)
+    dev = plan.device  # drawn where they are used: half a billion weights are seconds on a CPU
+    g = torch.Generator(device=dev).manual_seed(seed)
+    h = torch.randn(n, plan.loss_hidden, generator=g, device=dev).to(torch.bfloat16)
+    w = (0.02 * torch.randn(plan.loss_vocab, plan.loss_hidden, generator=g, device=dev)).to(torch.bfloat16)
+    y = torch.randint(0, plan.loss_vocab, (n,), generator=g, device=dev)
     if ignored_fraction:
-        y[torch.rand(n, generator=g) < ignored_fraction] = IGNORE_INDEX
+        y[torch.rand(n, generator=g, device=dev) < ignored_fraction] = IGNORE_INDEX
     samples = math.ceil(n / plan.loss_sample_tokens)
-    eps = (2 * LABEL_SMOOTHING * torch.rand(samples, generator=g)).repeat_interleave(plan.loss_sample_tokens)[:n]
-    return h, w, y.to(plan.device), eps.to(plan.device)
+    eps = 2 * LABEL_SMOOTHING * torch.rand(samples, generator=g, device=dev)
+    return h, w, y, eps.repeat_interleave(plan.loss_sample_tokens)[:n]
 
 
 def reference_loss(h, w, y, eps):
