@@ -5,9 +5,17 @@
    safetensors folder, so transformers, peft and lm-eval load it like a hub model);
 2. runs preflight, then materialises every asset of the profile in this process (the
    in-process executor, so peak GPU memory is this process's);
-3. prints one JSON object: training tokens/s per variant (from DuckDB training_curves),
-   wall seconds, peak GPU memory (torch.cuda.max_memory_allocated; null on a CPU) and the
-   scores, so a GPU run's figures can be pasted into docs/paper.md.
+3. prints one JSON object: training tokens and tokens/s per variant (from DuckDB
+   training_curves), wall seconds, peak GPU memory (torch.cuda.max_memory_allocated; null
+   on a CPU) and the scores, so a GPU run's figures can be pasted into docs/paper.md.
+
+Training figures count only the curves this run trained: a variant whose curve was already
+in the state (a re-run on existing state) is listed under `train_reused`, not reported beside
+this run's wall time. Per variant, `train_tokens` is the input tokens of its run (the curve's
+`tokens` are cumulative), and `train_tokens_per_s` is those tokens over the steps' time with
+the first step (warm-up) left out; a one-step run keeps it and is listed under
+`train_rate_includes_warmup`. For the GPU figures (loss, LoRA step, generation) see
+benchmarks/gpu/.
 """
 
 from __future__ import annotations
@@ -34,27 +42,83 @@ def prepare_model(profile: Profile) -> Path:
     return convert_gguf_to_hf(smollm2_gguf_path(), out, source_sha256=smollm2_sha256())
 
 
-def _figures(profile: Profile) -> dict[str, Any]:
+CurveRows = dict[tuple[str, int | None, str], list[tuple[int, int, float]]]
+
+
+def _curve_rows(profile: Profile) -> CurveRows:
+    """(variant, seed, checkpoint) -> [(step, cumulative tokens, step tokens/s)] by step; {} before any training."""
+    from ual_dagster.storage import StatePaths
+
+    store = StatePaths.for_profile(profile).store()
+    if not store.path.is_file():
+        return {}
+    with store.connect(read_only=True) as con:
+        exists = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'training_curves'"
+        ).fetchone()[0]
+        if not exists:
+            return {}
+        rows = con.execute(
+            "SELECT scenario || '/' || method, seed, checkpoint, step, tokens, tokens_per_s FROM training_curves "
+            "ORDER BY 1, 2, 3, 4"
+        ).fetchall()
+    curves: CurveRows = {}
+    for variant, seed, checkpoint, step, tokens, tps in rows:
+        curves.setdefault((variant, seed, checkpoint), []).append((int(step), int(tokens), float(tps)))
+    return curves
+
+
+def train_figures(before: CurveRows, after: CurveRows) -> dict[str, Any]:
+    """Training figures of the curves in `after` that are not unchanged from `before`.
+
+    A curve's `tokens` are cumulative, so its run's tokens are the last step's; a step's
+    seconds are its tokens (the difference to the previous step) over its tokens/s. The
+    rate leaves the first step out (warm-up: kernels compiled, memory allocated) unless it
+    is the only one. Seeds of one variant add up.
+    """
+    tokens: dict[str, int] = {}
+    seconds: dict[str, float] = {}
+    rate_tokens: dict[str, int] = {}
+    steps: dict[str, int] = {}
+    with_warmup: set[str] = set()
+    reused: set[str] = set()
+    for (variant, seed, checkpoint), curve in sorted(after.items(), key=lambda kv: str(kv[0])):
+        if before.get((variant, seed, checkpoint)) == curve:
+            reused.add(variant)
+            continue
+        previous, step_tokens, step_seconds = 0, [], []
+        for _step, cumulative, tps in curve:
+            step_tokens.append(cumulative - previous)
+            step_seconds.append((cumulative - previous) / tps if tps > 0 else 0.0)
+            previous = cumulative
+        timed = slice(1, None) if len(curve) > 1 else slice(None)
+        if len(curve) == 1:
+            with_warmup.add(variant)
+        tokens[variant] = tokens.get(variant, 0) + curve[-1][1]
+        rate_tokens[variant] = rate_tokens.get(variant, 0) + sum(step_tokens[timed])
+        seconds[variant] = seconds.get(variant, 0.0) + sum(step_seconds[timed])
+        steps[variant] = steps.get(variant, 0) + len(curve)
+    return {
+        "train_tokens_per_s": {v: round(rate_tokens[v] / seconds[v], 1) if seconds[v] > 0 else None for v in tokens},
+        "train_tokens": tokens,
+        "train_steps": steps,
+        "train_rate_includes_warmup": sorted(with_warmup),
+        "train_reused": sorted(reused - set(tokens)),
+    }
+
+
+def _scores(profile: Profile) -> list[dict[str, Any]]:
     from ual_dagster.storage import StatePaths
 
     store = StatePaths.for_profile(profile).store()
     with store.connect(read_only=True) as con:
-        curves = con.execute(
-            "SELECT scenario || '/' || method, avg(tokens_per_s), sum(tokens), count(*) FROM training_curves "
-            "GROUP BY 1 ORDER BY 1"
-        ).fetchall()
         scores = con.execute(
             "SELECT scenario || '/' || method, benchmark, metric, value, stderr, n FROM eval_scores ORDER BY 1, 2, 3"
         ).fetchall()
-    return {
-        "train_tokens_per_s": {v: round(tps, 1) for v, tps, _, _ in curves},
-        "train_tokens": {v: int(t) for v, _, t, _ in curves},
-        "train_steps": {v: int(n) for v, _, _, n in curves},
-        "scores": [
-            {"variant": v, "benchmark": b, "metric": m, "value": val, "stderr": se, "n": n}
-            for v, b, m, val, se, n in scores
-        ],
-    }
+    return [
+        {"variant": v, "benchmark": b, "metric": m, "value": val, "stderr": se, "n": n}
+        for v, b, m, val, se, n in scores
+    ]
 
 
 def run_smoke(profile: Profile) -> dict[str, Any]:
@@ -71,6 +135,7 @@ def run_smoke(profile: Profile) -> dict[str, Any]:
     if not all(c.ok for c in checks):
         raise RuntimeError("preflight failed:\n" + format_checks(checks))
     paths = StatePaths.for_profile(profile).ensure()
+    before = _curve_rows(profile)  # curves already there were trained by an earlier run
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
@@ -90,7 +155,8 @@ def run_smoke(profile: Profile) -> dict[str, Any]:
         "model": str(model_dir),
         "wall_seconds": round(seconds, 1),
         "peak_gpu_memory_gib": None if peak is None else round(peak, 2),
-        **_figures(profile),
+        **train_figures(before, _curve_rows(profile)),
+        "scores": _scores(profile),
     }
 
 

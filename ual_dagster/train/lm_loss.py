@@ -37,7 +37,7 @@ from contextlib import contextmanager
 
 import torch
 
-from ual_dagster.train.examples import Batch
+from ual_dagster.train.batch import Batch
 from ual_dagster.train.loss import TokenNLL, uncertainty_smoothed_linear_loss, uncertainty_smoothed_loss
 
 LOSS_IMPLS = ("auto", "logits", "linear")

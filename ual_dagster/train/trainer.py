@@ -17,7 +17,6 @@ import json
 import math
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -43,6 +42,7 @@ from ual_dagster.train.resume import (
     remove_checkpoints,
     save_checkpoint,
 )
+from ual_dagster.train.step import optimizer_step
 from ual_dagster.train.versioning import result_config
 
 __all__ = ["TrainExample", "TrainResult", "render_prompt", "train_lora"]
@@ -245,38 +245,23 @@ def train_lora(
                 batch.shifted_labels.fill_(IGNORE_INDEX)
                 batch.epsilon.zero_()
             batches.append(batch.to(accelerator.device))
-        local_targets = torch.tensor(sum(b.target_tokens for b in batches), device=accelerator.device)
-        global_targets = accelerator.reduce(local_targets, "sum") if n_procs > 1 else local_targets
-        # DDP averages gradients over processes, so each normalises by global tokens / processes.
-        normalizer = max(float(global_targets), 1.0) / n_procs
-        step_loss_sum, step_tokens, eps_sum, eps_n = 0.0, 0, 0.0, 0
+        # Forward / backward of each micro-batch, clip, optimizer and scheduler step (step.py).
         step_nll = TokenNLL()  # the plain NLL of the same tokens, from the same pass
-        for i, batch in enumerate(batches):
-            # Gradients are all-reduced once per step, on its last micro-batch.
-            with accelerator.no_sync(model) if i < len(batches) - 1 else nullcontext():
-                loss = loss_fn(batch, normalizer, step_nll)
-                accelerator.backward(loss)
-            step_loss_sum += float(loss.detach()) * normalizer
-            step_tokens += batch.input_tokens
-            eps_sum += float(batch.epsilon.sum())
-            eps_n += batch.epsilon.numel()
-        if cfg.max_grad_norm is not None:
-            accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm)
-        lr = scheduler.get_last_lr()[0]
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        totals = optimizer_step(
+            model, loss_fn, batches, accelerator, optimizer, scheduler, trainable, cfg.max_grad_norm, step_nll
+        )
+        lr, step_tokens = totals.lr, totals.input_tokens
+        step_loss = totals.mean_loss  # mean token loss of this process
         tokens_run += step_tokens
-        step_loss = step_loss_sum / max(int(local_targets), 1)  # mean token loss of this process
         row = {
             "step": step + 1,
             "loss": step_loss,
             # comparable across methods: -log p(target) without smoothing, mean over the same tokens
-            "nll": step_nll.total / max(int(local_targets), 1),
+            "nll": step_nll.total / max(totals.local_targets, 1),
             "lr": lr,
             "tokens": tokens_before + tokens_run,
             "tokens_per_s": step_tokens / max(time.perf_counter() - step_started, 1e-9),
-            "eps_mean": eps_sum / max(eps_n, 1),
+            "eps_mean": totals.eps_sum / max(totals.eps_n, 1),
         }
         curve.append(row)
         note = f"loss {step_loss:.4f}, lr {lr:.2e}, {row['tokens_per_s']:.0f} tok/s"
