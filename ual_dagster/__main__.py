@@ -25,6 +25,7 @@ from typing import Any
 from ual_dagster.config import Profile, load_profile
 from ual_dagster.config.loader import PROFILE_ENV, profile_problems
 from ual_dagster.data.counts import mix_lines, scenario_mix, shortfalls, train_rows
+from ual_dagster.data.selection import used_by_a_scenario
 from ual_dagster.elicitation.elicitor import elicitor_label
 from ual_dagster.plan import format_plan, plan
 from ual_dagster.preflight import format_checks, run_preflight
@@ -82,10 +83,17 @@ def _validate(args: argparse.Namespace) -> int:
     for name, scen in profile.scenarios.items():
         for line in mix_lines(name, scen, counts):
             print(f"    {line}")
+    unused = _unused(profile)
+    if unused:
+        print(f"  in no scenario (its uncertainty asset scores every row): {', '.join(unused)}")
     print(f"  methods:   {', '.join(profile.methods)}")
     print(f"  elicitor:  {elicitor_label(profile.elicitation)}")
     print(f"  base:      {profile.base_model.source} {profile.base_model.hub_id or ''}")
     return 0
+
+
+def _unused(profile: Profile) -> list[str]:
+    return [d for d in profile.datasets if not used_by_a_scenario(profile, d)]
 
 
 def _validate_data(profile: Profile, counts: dict) -> dict[str, Any]:
@@ -109,6 +117,7 @@ def _validate_data(profile: Profile, counts: dict) -> dict[str, Any]:
         "valid": True,
         "datasets": list(profile.datasets),
         "scenarios": scenarios,
+        "datasets_in_no_scenario": _unused(profile),
         "methods": list(profile.methods),
         "elicitor": elicitor_label(profile.elicitation),
         "base_model": {"source": profile.base_model.source, "hub_id": profile.base_model.hub_id},

@@ -51,3 +51,11 @@ def test_a_data_set_no_scenario_uses_is_scored_in_full(tmp_path: Path):
     with store.connect(read_only=True) as con:
         scored = {r[0] for r in con.execute("SELECT sample_id FROM uncertainty WHERE status = 'ok'").fetchall()}
     assert len(train) == 40 and scored == train  # every train row, not 0
+
+
+def test_validate_names_the_data_sets_no_scenario_uses(capsys):
+    from ual_dagster.__main__ import main
+
+    shared = Path(__file__).resolve().parents[2] / "examples" / "profiles" / "shared_data.yaml"
+    assert main(["validate", str(shared)]) == 0
+    assert "in no scenario (its uncertainty asset scores every row): alpaca, gsm8k" in capsys.readouterr().out
