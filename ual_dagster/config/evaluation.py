@@ -25,6 +25,11 @@ class LmEvalTaskConfig(StrictModel):
     num_fewshot: int = Field(0, ge=0)
     limit: int | None = Field(None, ge=1)
     data_path: str | None = Field(None, description="local JSONL for the shipped tasks (GSM8K-style)")
+    revision: str | None = Field(
+        None,
+        description="commit sha of the hub data set the task loads (e.g. openai/gsm8k for gsm8k and gsm8k_ual); "
+        "passed to datasets.load_dataset through the task's dataset_kwargs. Pin it for hub tasks",
+    )
     dataset: str = Field(
         "testbed_exact",
         description="testbed_exact_heldout: the samples dataset whose held-out single-answer rows are exported",

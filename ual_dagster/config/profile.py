@@ -47,6 +47,11 @@ class Profile(StrictModel):
     methods: dict[str, MethodConfig]
     evaluation: EvaluationConfig = EvaluationConfig()
     experiment: ExperimentConfig = ExperimentConfig()
+    allow_unpinned: bool = Field(
+        False,
+        description="let `validate` pass hub ids without a pinned revision (they follow the hub's main); "
+        "see ual_dagster/config/pins.py",
+    )
     # the YAML file it was loaded from (set by load_profile; None for a profile built in code)
     _source_path: Path | None = PrivateAttr(None)
 

@@ -27,6 +27,7 @@ from ual_dagster.config.training import TrainingConfig
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.progress import Progress
 from ual_dagster.storage.files import atomic_path, atomic_write_text
+from ual_dagster.train.base_model import revision_kwargs, split_model_ref
 from ual_dagster.train.examples import (
     IGNORE_INDEX,
     Schedule,
@@ -92,17 +93,21 @@ def _mixed_precision(cfg: TrainingConfig) -> str:
     return "no"
 
 
-def _load_model(base_path: str, cfg: TrainingConfig, mixed: str):
+def _load_model(base_path: str, cfg: TrainingConfig, mixed: str, revision: str | None = None):
+    """Tokenizer and LoRA-wrapped model. `base_path` may be a model_ref `<hub id>@<revision>`;
+    the revision (or an explicit one) reaches the tokenizer, the model and the PEFT config."""
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(base_path)
+    path, ref_revision = split_model_ref(base_path)
+    revision = revision or ref_revision
+    tokenizer = AutoTokenizer.from_pretrained(path, **revision_kwargs(revision))
     if tokenizer.pad_token_id is None:  # e.g. Llama-2: padding is masked anyway
         tokenizer.pad_token = tokenizer.eos_token
     # Frozen base weights in bf16 on a GPU; the LoRA weights stay fp32 (peft upcasts them).
     dtype = torch.bfloat16 if mixed == "bf16" else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **revision_kwargs(revision))
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
@@ -113,8 +118,9 @@ def _load_model(base_path: str, cfg: TrainingConfig, mixed: str):
         lora_dropout=cfg.lora.dropout,
         target_modules=list(cfg.lora.target_modules),
         task_type="CAUSAL_LM",
+        revision=revision,  # saved in adapter_config.json: the base revision the adapter belongs to
     )
-    return tokenizer, get_peft_model(model, lora)
+    return tokenizer, get_peft_model(model, lora, **revision_kwargs(revision))
 
 
 def _make_scheduler(optimizer, cfg: TrainingConfig, total_steps: int):
