@@ -48,6 +48,10 @@ class JudgeConfig(StrictModel):
     max_retries: int = Field(4, ge=0, description="openai client retries (5xx, 429, timeouts) per judge call")
     timeout_s: float = Field(60.0, gt=0, description="per judge call")
     concurrency: int = Field(4, ge=1, description="judge calls in flight")
+    price_per_1k_prompt_tokens: float | None = Field(
+        None, ge=0, description="USD, for `plan`'s judge_cost_usd; None: unknown (free only on a loopback judge)"
+    )
+    price_per_1k_completion_tokens: float | None = Field(None, ge=0, description="USD, for `plan`")
 
 
 class AlpacaEvalConfig(StrictModel):

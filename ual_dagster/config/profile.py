@@ -29,8 +29,26 @@ class OrchestrationConfig(StrictModel):
         "(dagster_k8s.k8s_job_executor), needed for evaluation.launcher k8s",
     )
     max_concurrent: int = Field(2, ge=1)
-    automation: bool = Field(True, description="start the data-version-aware automation sensor with the daemon")
-    reelicit_schedule: bool = True
+    automation: bool | None = Field(
+        None,
+        description="start the data-version-aware automation sensor with the daemon; None (default): on, unless "
+        "elicitation or the judge costs money (a paid endpoint), then off until the profile says true",
+    )
+    reelicit_schedule: bool | None = Field(
+        None, description="start the re-elicitation schedule with the daemon; None: as `automation`"
+    )
+    max_unattended_cost_usd: float | None = Field(
+        None,
+        ge=0,
+        description="a scheduled or automated run plans first and refuses, before any call, when the plan costs "
+        "more; None: 0 where elicitation or the judge is a paid endpoint (no limit otherwise)",
+    )
+    gpu: str | None = Field(
+        None, description="the GPU type runs use (A100-80GB, H100-80GB, H200, L40S, ...): `plan` estimates gpu_hours"
+    )
+    gpu_usd_per_hour: float | None = Field(
+        None, ge=0, description="what one GPU-hour costs you; `plan` adds gpu_hours x this to total_cost_usd"
+    )
 
 
 class Profile(StrictModel):

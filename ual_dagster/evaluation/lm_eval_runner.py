@@ -263,7 +263,8 @@ def run_lm_eval(
         key = stable_hash(
             versions.LM_EVAL,
             checkpoint_fp,
-            task.model_dump(mode="json"),
+            # an unset revision keeps the key of runs before the field existed
+            task.model_dump(mode="json", exclude={"revision"} if task.revision is None else None),
             _task_data_sha(task.name, data_file),
             generation.max_new_tokens,
             generation.batch_size,
