@@ -90,7 +90,7 @@ def _unattended_refusal(profile: Profile, dataset: str, store, tags) -> str | No
     p = dataset_plan(profile, dataset, store)
     rows = p.to_elicit - p.cached
     cost = elicitation_cost_usd(profile, rows, p.row_chars)
-    return unattended_refusal(profile, f"uncertainty_{dataset}", cost, f"{rows:,} rows to elicit, ${cost:,.2f}")
+    return unattended_refusal(profile, f"uncertainty_{dataset}", cost, f"{rows:,} rows to elicit")
 
 
 def uncertainty_assets(profile: Profile) -> list[dg.AssetsDefinition]:
@@ -123,7 +123,7 @@ def reelicitation_schedule(profile: Profile) -> dg.ScheduleDefinition:
             return
         n_rows = sum(len(rows) for rows in stale.values())
         cost = elicitation_cost_usd(profile, n_rows)
-        refusal = unattended_refusal(profile, "reelicitation", cost, f"{n_rows:,} stale rows, ${cost:,.2f}")
+        refusal = unattended_refusal(profile, "reelicitation", cost, f"{n_rows:,} stale rows")
         if refusal:  # plans first: nothing is requested, so nothing is called
             yield dg.SkipReason(refusal)
             return

@@ -80,7 +80,9 @@ def build_base_model(
 ) -> BaseModelResult:
     log = log or (lambda _msg: None)
     if cfg.source == "hub":
-        fp = stable_hash(versions.BASE_MODEL, "hub", cfg.hub_id, cfg.revision)
+        # "model_ref": since the revision reaches from_pretrained (before, the weights came from
+        # the hub's main whatever the pin), a hub base model is a new one, and so is all it trained
+        fp = stable_hash(versions.BASE_MODEL, "hub", "model_ref", cfg.hub_id, cfg.revision)
         meta = {"source": "hub", "hub_id": cfg.hub_id, "revision": cfg.revision or "unpinned"}
         return BaseModelResult(fp, model_ref(cfg.hub_id, cfg.revision), meta, revision=cfg.revision)
     if cfg.source == "local":
