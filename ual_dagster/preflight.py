@@ -22,6 +22,7 @@ from typing import Any
 from ual_dagster.config import Profile, resolve_path
 from ual_dagster.config.elicitation import OPENAI_DEFAULT_URL
 from ual_dagster.config.paths import template_path
+from ual_dagster.config.pins import task_reads_hub
 
 TIMEOUT_S = 5.0
 LOCAL_HEURISTIC_URL = "local-heuristic"
@@ -40,6 +41,9 @@ RETIRED_MODELS: dict[str, str] = {
 SCHEDULED_RETIREMENTS: dict[str, str] = {
     "gpt-4o-2024-08-06": "listed for retirement in early 2027: plan re-elicitation with a successor before then",
 }
+
+# The hub data set behind lm-eval tasks the profiles use (lm-eval's gsm8k.yaml: dataset_path).
+LM_EVAL_HUB_DATASETS = {"gsm8k": "openai/gsm8k", "gsm8k_ual": "openai/gsm8k"}
 
 # Hub models gated behind a licence: reading them needs HF_TOKEN of an account that accepted
 # it (Llama 2: Meta's licence; Mistral-7B-v0.1: sharing contact details with Mistral AI).
@@ -294,6 +298,9 @@ def run_preflight(
     for task in profile.evaluation.lm_eval:
         if task.data_path:
             checks.append(_path_check(f"lm-eval {task.name} data", task.data_path))
+        elif task.name in LM_EVAL_HUB_DATASETS and task_reads_hub(task):
+            repo = LM_EVAL_HUB_DATASETS[task.name]
+            checks.append(_hub_repo_check(f"lm-eval {task.name} data on the hub", repo, "dataset", task.revision, hub))
     # GPU where this process runs on cuda
     if profile.evaluation.device == "cuda" and profile.evaluation.launcher == "local":
         checks.append(_gpu_check("GPU for evaluation (evaluation.device: cuda)", cuda))
