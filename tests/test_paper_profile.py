@@ -184,6 +184,7 @@ def test_preflight_default_profile_passes():
 
 def test_preflight_paper_all_present_with_patched_clients(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("HF_TOKEN", "hf-test")  # Llama-2 is gated (tests/test_preflight_gated.py)
     profile = load_profile("paper")
     listing = _models_listing({"gpt-4o-2024-08-06", "gpt-4.1-2025-04-14"})
     checks = run_preflight(profile, get=listing, hub=_hub_ok, cuda=lambda: True, free_gb=lambda p: 500.0)
