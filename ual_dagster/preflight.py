@@ -302,7 +302,7 @@ def run_preflight(
             repo = LM_EVAL_HUB_DATASETS[task.name]
             checks.append(_hub_repo_check(f"lm-eval {task.name} data on the hub", repo, "dataset", task.revision, hub))
     # GPU where this process runs on cuda
-    if profile.evaluation.device == "cuda" and profile.evaluation.launcher == "local":
+    if profile.evaluation.device == "cuda" and profile.evaluation.launcher.kind in ("in_process", "subprocess"):
         checks.append(_gpu_check("GPU for evaluation (evaluation.device: cuda)", cuda))
     if profile.training.launcher.kind in ("in_process", "subprocess") and profile.training.precision == "bf16":
         checks.append(_gpu_check("GPU for training (precision: bf16)", cuda))
