@@ -13,6 +13,7 @@ import dagster as dg
 from assets.data import data_assets
 from assets.elicitation import reelicitation_schedule, uncertainty_assets
 from assets.evaluation import evaluation_assets
+from assets.keys import evaluation_key
 from assets.launch import EngineJobsResource
 from assets.preflight import preflight_asset
 from assets.resources import ArtifactStoreResource, DuckDBStoreResource
@@ -20,9 +21,21 @@ from assets.runs import dead_run_sweep, sweep_dead_runs_at_load
 from assets.sensors import source_files_sensor, uncertainty_batches_sensor
 from assets.training import training_assets
 from ual_dagster.config import Profile, ProfileError, active_profile
+from ual_dagster.plan import automation_on, unattended_judge_refusal
 from ual_dagster.storage import StatePaths
 
 PROFILE_TAG = "ual/profile"
+
+
+def automation_target(profile: Profile) -> dg.AssetSelection:
+    """What the automation sensor may materialise: everything, except the per-checkpoint
+    evaluations when their judge is paid and its planned cost is over the unattended limit
+    (orchestration.max_unattended_cost_usd): those run only when a person asks. Paid
+    elicitation is refused inside the uncertainty assets, which plan before any call."""
+    if unattended_judge_refusal(profile) is None:
+        return dg.AssetSelection.all()
+    evals = [evaluation_key(s, m) for s in profile.scenarios for m in profile.methods]
+    return dg.AssetSelection.all() - dg.AssetSelection.assets(*evals)
 
 
 def build_definitions(profile: Profile | None = None) -> dg.Definitions:
@@ -38,10 +51,9 @@ def build_definitions(profile: Profile | None = None) -> dg.Definitions:
     ]
     automation = dg.AutomationConditionSensorDefinition(
         "ual_automation",
-        target=dg.AssetSelection.all(),
-        default_status=dg.DefaultSensorStatus.RUNNING
-        if profile.orchestration.automation
-        else dg.DefaultSensorStatus.STOPPED,
+        target=automation_target(profile),
+        # off by default where elicitation or the judge costs money (ual_dagster.plan.automation_on)
+        default_status=dg.DefaultSensorStatus.RUNNING if automation_on(profile) else dg.DefaultSensorStatus.STOPPED,
         minimum_interval_seconds=60,
         description="Materialises an asset when a dependency's data version or its own code version changed.",
     )

@@ -12,6 +12,13 @@ from ual_dagster.data.selection import selection_config, targets_for_dataset, us
 from ual_dagster.elicitation.checks import dataset_checks
 from ual_dagster.elicitation.elicitor import LOCAL_BASE_URLS, elicitor_fingerprint, elicitor_label
 from ual_dagster.elicitation.scores import stale_samples
+from ual_dagster.plan import (
+    dataset_plan,
+    elicitation_cost_usd,
+    paid_services,
+    reelicit_schedule_on,
+    unattended_refusal,
+)
 
 CHECKS = ("uncertainty_coverage", "uncertainty_range")
 
@@ -55,6 +62,9 @@ def _uncertainty_asset(profile: Profile, dataset: str) -> dg.AssetsDefinition:
         with one_line_failure():  # e.g. a bad API key or URL (every call would fail alike)
             store.require_version(key_str(instruction_set_key(dataset)))
             targets = targets_for_dataset(profile, dataset, store)
+            refusal = _unattended_refusal(profile, dataset, store, context.run.tags if context.run else {})
+            if refusal:  # a schedule, sensor or automation started this run: no call is made
+                raise dg.Failure(description=refusal, allow_retries=False)
             try:
                 result = elicit_dataset(dataset, cfg, store, log=context.log.info, only=targets)
             except BatchStillRunning as exc:  # batch mode: a wait, not a fault; the uncertainty_batches sensor re-runs
@@ -73,6 +83,25 @@ def _uncertainty_asset(profile: Profile, dataset: str) -> dg.AssetsDefinition:
     return _asset
 
 
+# Run tags that say nobody asked for this run by hand (Dagster's own tags).
+UNATTENDED_TAGS = ("dagster/schedule_name", "dagster/sensor_name", "dagster/from_automation_condition")
+
+
+def _unattended_refusal(profile: Profile, dataset: str, store, tags) -> str | None:
+    """For a run a schedule, a sensor or the automation started: the one-line refusal when
+    eliciting this data set's rows still to elicit costs more than the profile allows
+    unattended (orchestration.max_unattended_cost_usd). A run that collects a finished
+    Batch API batch (submitted, and paid, by an earlier run) is not refused."""
+    if not any(t in tags for t in UNATTENDED_TAGS) or tags.get("ual/reason") == "batch_finished":
+        return None
+    if not paid_services(profile) and profile.orchestration.max_unattended_cost_usd is None:
+        return None
+    p = dataset_plan(profile, dataset, store)
+    rows = p.to_elicit - p.cached
+    cost = elicitation_cost_usd(profile, rows, p.row_chars)
+    return unattended_refusal(profile, f"uncertainty_{dataset}", cost, f"{rows:,} rows to elicit")
+
+
 def uncertainty_assets(profile: Profile) -> list[dg.AssetsDefinition]:
     return [_uncertainty_asset(profile, d) for d in profile.datasets]
 
@@ -86,25 +115,32 @@ def reelicitation_schedule(profile: Profile) -> dg.ScheduleDefinition:
         name="reelicitation",
         cron_schedule=cfg.schedule_cron,
         target=targets,
+        # off by default where elicitation or the judge costs money (ual_dagster.plan.reelicit_schedule_on)
         default_status=dg.DefaultScheduleStatus.RUNNING
-        if profile.orchestration.reelicit_schedule
+        if reelicit_schedule_on(profile)
         else dg.DefaultScheduleStatus.STOPPED,
-        description="Re-elicits missing or stale uncertainty rows (new prompt/model/method, or older than ttl_days).",
+        description="Re-elicits missing or stale uncertainty rows (new prompt/model/method, or older than ttl_days); "
+        "plans first and requests nothing when that costs more than orchestration.max_unattended_cost_usd.",
     )
     def _schedule(context: dg.ScheduleEvaluationContext, duckdb: DuckDBStoreResource):
         store = duckdb.store()
         now = context.scheduled_execution_time
-        requested = False
-        for dataset in profile.datasets:
-            stale = stale_samples(store, dataset, cfg, now, targets_for_dataset(profile, dataset, store))
-            if stale:
-                requested = True
-                yield dg.RunRequest(
-                    run_key=f"{dataset}:{now.isoformat()}",
-                    asset_selection=[uncertainty_key(dataset)],
-                    tags={"ual/reason": "reelicitation", "ual/stale_rows": str(len(stale))},
-                )
-        if not requested:
+        stale = {d: stale_samples(store, d, cfg, now, targets_for_dataset(profile, d, store)) for d in profile.datasets}
+        stale = {d: rows for d, rows in stale.items() if rows}
+        if not stale:
             yield dg.SkipReason("no missing or stale uncertainty rows")
+            return
+        n_rows = sum(len(rows) for rows in stale.values())
+        cost = elicitation_cost_usd(profile, n_rows)
+        refusal = unattended_refusal(profile, "reelicitation", cost, f"{n_rows:,} stale rows")
+        if refusal:  # plans first: nothing is requested, so nothing is called
+            yield dg.SkipReason(refusal)
+            return
+        for dataset, rows in stale.items():
+            yield dg.RunRequest(
+                run_key=f"{dataset}:{now.isoformat()}",
+                asset_selection=[uncertainty_key(dataset)],
+                tags={"ual/reason": "reelicitation", "ual/stale_rows": str(len(rows))},
+            )
 
     return _schedule

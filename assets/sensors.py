@@ -18,6 +18,7 @@ from assets.resources import DuckDBStoreResource
 from ual_dagster.config import Profile, resolve_path
 from ual_dagster.config.elicitation import OpenAIElicitation
 from ual_dagster.elicitation.elicitor import elicitor_fingerprint
+from ual_dagster.plan import automation_on
 from ual_dagster.storage import DuckDBStore
 
 
@@ -43,7 +44,7 @@ def source_files_sensor(profile: Profile) -> dg.SensorDefinition:
         target=[instruction_set_key(d) for d in watched] or None,
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.RUNNING
-        if profile.orchestration.automation and watched
+        if automation_on(profile) and watched
         else dg.DefaultSensorStatus.STOPPED,
         description="Re-reads a local data file when its size or modification time changes.",
     )
@@ -82,7 +83,7 @@ def uncertainty_batches_sensor(profile: Profile) -> dg.SensorDefinition:
         target=[uncertainty_key(d) for d in profile.datasets],
         minimum_interval_seconds=int(max(30, poll_s)),
         default_status=dg.DefaultSensorStatus.RUNNING
-        if profile.orchestration.automation and batch_mode
+        if automation_on(profile) and batch_mode
         else dg.DefaultSensorStatus.STOPPED,
         description="Materialises an uncertainty asset when its OpenAI Batch API batch finishes.",
     )

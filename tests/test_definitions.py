@@ -82,3 +82,23 @@ def test_code_versions_change_with_the_result_not_with_how_it_is_computed(tmp_pa
     assert lr_train[0] != base_train[0] and lr_train[1] != base_train[1]
     _, model_elicit = variant("model", elicitation="{model: gpt-4o-mini}")
     assert model_elicit[0] != base_elicit[0] and model_elicit[1] != base_elicit[1]
+
+
+def _pools(profile_name: str) -> dict[str, str | None]:
+    defs = build_definitions(load_profile(profile_name))
+    keys = defs.resolve_asset_graph().get_all_asset_keys()
+    return {key.to_user_string(): defs.resolve_assets_def(key).node_def.pool for key in keys}
+
+
+@pytest.mark.parametrize("name", ["tiny", "slurm", "cluster"])
+def test_who_writes_duckdb_and_which_pool_it_holds(name):
+    """docs/deployment.md, "Who writes": steps whose work is DuckDB hold the one-slot `duckdb`
+    pool; steps that wait on a training or evaluation hold `train` where that work runs on
+    this machine, and no pool where a cluster's scheduler decides (so their jobs queue)."""
+    pools = _pools(name)
+    duckdb_steps = {k for k in pools if k.startswith(("instructions_", "uncertainty_", "training_set_"))}
+    duckdb_steps |= {"eval_sets", "eval_scores", "comparison_report"}
+    assert {k: pools[k] for k in duckdb_steps} == dict.fromkeys(duckdb_steps, "duckdb")
+    compute = {k for k in pools if k.startswith(("lora_", "eval_")) and k not in duckdb_steps} | {"token_clustering"}
+    local = name == "tiny"
+    assert {k: pools[k] for k in compute} == dict.fromkeys(compute, "train" if local else None)

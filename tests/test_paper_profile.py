@@ -101,11 +101,15 @@ def test_cluster_evaluation_steps_run_in_gpu_pods():
     assert container["image"] == profile.training.launcher.image
 
 
-def test_k8s_evaluation_needs_a_pod_per_step_executor(tmp_path):
+def test_the_k8s_executor_is_gone_and_the_error_says_what_replaced_it(tmp_path):
     bad = tmp_path / "p.yaml"
-    bad.write_text("extends: cluster\norchestration: {executor: multiprocess}\n")
-    with pytest.raises(ProfileError, match="executor 'k8s'"):
+    bad.write_text("extends: cluster\norchestration: {executor: k8s}\n")
+    with pytest.raises(ProfileError, match=r"executor 'k8s' is gone: .*evaluation.launcher \{kind: k8s"):
         load_profile(str(bad))
+    old = tmp_path / "old.yaml"
+    old.write_text("extends: cluster\nevaluation: {k8s_pod: {gpus: 1}}\n")
+    with pytest.raises(ProfileError, match="evaluation.k8s_pod moved into evaluation.launcher"):
+        load_profile(str(old))
 
 
 # -- item 4: gsm8k in the training template, reading "The answer is" ---------------------
@@ -184,6 +188,7 @@ def test_preflight_default_profile_passes():
 
 def test_preflight_paper_all_present_with_patched_clients(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("HF_TOKEN", "hf-test")  # Llama-2 is gated (tests/test_preflight_gated.py)
     profile = load_profile("paper")
     listing = _models_listing({"gpt-4o-2024-08-06", "gpt-4.1-2025-04-14"})
     checks = run_preflight(profile, get=listing, hub=_hub_ok, cuda=lambda: True, free_gb=lambda p: 500.0)

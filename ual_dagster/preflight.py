@@ -22,6 +22,7 @@ from typing import Any
 from ual_dagster.config import Profile, resolve_path
 from ual_dagster.config.elicitation import OPENAI_DEFAULT_URL
 from ual_dagster.config.paths import template_path
+from ual_dagster.config.pins import task_reads_hub
 
 TIMEOUT_S = 5.0
 LOCAL_HEURISTIC_URL = "local-heuristic"
@@ -40,6 +41,40 @@ RETIRED_MODELS: dict[str, str] = {
 SCHEDULED_RETIREMENTS: dict[str, str] = {
     "gpt-4o-2024-08-06": "listed for retirement in early 2027: plan re-elicitation with a successor before then",
 }
+
+# The hub data set behind lm-eval tasks the profiles use (lm-eval's gsm8k.yaml: dataset_path).
+LM_EVAL_HUB_DATASETS = {"gsm8k": "openai/gsm8k", "gsm8k_ual": "openai/gsm8k"}
+
+# Hub models gated behind a licence: reading them needs HF_TOKEN of an account that accepted
+# it (Llama 2: Meta's licence; Mistral-7B-v0.1: sharing contact details with Mistral AI).
+GATED_MODEL_ORGS = ("meta-llama/", "mistralai/")
+HF_TOKEN_URL = "https://huggingface.co/settings/tokens"
+
+
+def is_gated(repo_id: str) -> bool:
+    return repo_id.startswith(GATED_MODEL_ORGS)
+
+
+def _hf_token() -> str | None:
+    return os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or None
+
+
+def _access_refused(exc: BaseException) -> bool:
+    """The hub said no to this token (gated, unauthorised, forbidden), not "unreachable"."""
+    names = {c.__name__ for c in type(exc).__mro__}
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return (
+        "GatedRepoError" in names or status in (401, 403) or any(f" {code} " in f" {exc} " for code in ("401", "403"))
+    )
+
+
+def _gated_hint(repo_id: str) -> str:
+    state = "HF_TOKEN is not set" if not _hf_token() else "the account of HF_TOKEN has no access"
+    return (
+        f"{state}: {repo_id} is a gated model; accept its licence at https://huggingface.co/{repo_id} "
+        f"while logged in, create a read token at {HF_TOKEN_URL} and export HF_TOKEN"
+    )
+
 
 # Free disk the state folder needs: a 7B base model in bf16 (~13.5 GB in the hub cache),
 # nine LoRA adapters with optimizer state per checkpoint interval, generations and the
@@ -154,22 +189,31 @@ def annotator_model(annotator: str) -> str | None:
 
 
 def _hub_repo_check(name: str, repo_id: str, repo_type: str, revision: str | None, check: Callable) -> Check:
-    token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
+    token = _hf_token()
     if not revision or revision == "main":
         return _missing(name, f"pin {repo_id} to a commit sha (revision {revision or 'unset'} follows the hub)")
     try:
         check(repo_id, repo_type, revision, token)
     except Exception as exc:  # noqa: BLE001 - gated, not found, offline: each says so in its message
         kind = type(exc).__name__
-        hint = (
-            "request access on the hub and set HF_TOKEN"
-            if "Gated" in kind
-            else "check the id, the network and HF_TOKEN"
-        )
+        if _access_refused(exc):
+            return _missing(
+                name, f"hub refused {repo_id}@{revision[:12]} ({kind}); request access: {_gated_hint(repo_id)}"
+            )
         return _missing(
-            name, f"hub {repo_type} {repo_id}@{revision[:12]} unreachable ({kind}: {str(exc)[:120]}); {hint}"
+            name,
+            f"hub {repo_type} {repo_id}@{revision[:12]} unreachable ({kind}: {str(exc)[:120]}); "
+            "check the id, the network and HF_TOKEN",
         )
     return _ok(name, f"{repo_id}@{revision[:12]} readable")
+
+
+def _hf_token_check(repo_id: str) -> Check:
+    """A gated base model needs HF_TOKEN before anything else can be checked."""
+    name = f"HF_TOKEN for the gated model {repo_id}"
+    if _hf_token():
+        return _ok(name, "HF_TOKEN is set; the hub check below says whether its account was granted access")
+    return _missing(name, _gated_hint(repo_id))
 
 
 def _path_check(name: str, path: str | Path) -> Check:
@@ -237,6 +281,8 @@ def run_preflight(
     # hub: base model, data sets, AlpacaEval reference outputs
     bm = profile.base_model
     if bm.source == "hub" and bm.hub_id:
+        if is_gated(bm.hub_id):
+            checks.append(_hf_token_check(bm.hub_id))
         checks.append(_hub_repo_check("base model on the hub", bm.hub_id, "model", bm.revision, hub))
     if bm.source == "local" and bm.path:
         checks.append(_path_check("base model folder", bm.path))
@@ -252,8 +298,11 @@ def run_preflight(
     for task in profile.evaluation.lm_eval:
         if task.data_path:
             checks.append(_path_check(f"lm-eval {task.name} data", task.data_path))
+        elif task.name in LM_EVAL_HUB_DATASETS and task_reads_hub(task):
+            repo = LM_EVAL_HUB_DATASETS[task.name]
+            checks.append(_hub_repo_check(f"lm-eval {task.name} data on the hub", repo, "dataset", task.revision, hub))
     # GPU where this process runs on cuda
-    if profile.evaluation.device == "cuda" and profile.evaluation.launcher == "local":
+    if profile.evaluation.device == "cuda" and profile.evaluation.launcher.kind in ("in_process", "subprocess"):
         checks.append(_gpu_check("GPU for evaluation (evaluation.device: cuda)", cuda))
     if profile.training.launcher.kind in ("in_process", "subprocess") and profile.training.precision == "bf16":
         checks.append(_gpu_check("GPU for training (precision: bf16)", cuda))

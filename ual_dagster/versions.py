@@ -39,8 +39,10 @@ ALPACA_EVAL = "alpaca-eval-v1"
 ANSWER_LIKELIHOOD = "answer-likelihood-v1"
 CLUSTERING = "token-clustering-v1"
 EVAL_PIPELINE = "eval-pipeline-1"
-REPORT = "comparison-report-v4"  # 4: the training-curve plot shows the plain token NLL, not each objective
-PREFLIGHT = "preflight-1"
+# 4: +1.81 labelled as the mean over MetaMath and GSM8K, never beside GSM8K alone;
+# 5: the training-curve plot shows the plain token NLL, one significance mark (Holm), identical contrasts labelled
+REPORT = "comparison-report-v5"
+PREFLIGHT = "preflight-2"  # 2: HF_TOKEN check for gated base models; a hub refusal is named as such
 
 PACKAGE = Path(__file__).resolve().parent
 LOCK = PACKAGE / "versions.lock.json"

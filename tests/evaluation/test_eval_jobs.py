@@ -12,9 +12,12 @@ import sys
 import dagster as dg
 import pytest
 
+from assets.launch import EngineJobsResource
 from ual_dagster.config.evaluation import AnswerLikelihoodConfig, ClusteringConfig, EvaluationConfig
+from ual_dagster.config.launchers import SubprocessLauncher
 from ual_dagster.evaluation.eval_data import EvalData, HeldoutItem
 from ual_dagster.evaluation.jobs import EvalJobSpec, read_eval_data, result_rows, run_eval_job, write_eval_data
+from ual_dagster.train.entry_points import EVAL_ENTRY
 
 DATA = EvalData(
     {
@@ -69,18 +72,29 @@ def test_the_job_entry_gives_the_in_process_rows_and_reports_them_through_pipes(
     assert len(items) >= 4
     assert json.loads((tmp_path / "local" / "job" / "result.json").read_text()) == local
 
+    # the subprocess launcher, through the engine_jobs resource the assets use
     spec = _spec(tiny_checkpoint, tmp_path / "job")
     spec_path = spec.save(tmp_path / "job" / "job_spec.json")
     reported: list = []
 
     @dg.asset
-    def evaluation(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocessClient):
-        cmd = [sys.executable, "-m", "ual_dagster.evaluation.job_entry", "--spec", str(spec_path)]
-        reported.extend(pipes.run(context=context, command=cmd).get_custom_messages())
+    def evaluation(context: dg.AssetExecutionContext, engine_jobs: EngineJobsResource):
+        result, job = engine_jobs.run(
+            context,
+            SubprocessLauncher(),
+            step="eval",
+            fingerprint="0123456789abcdef",
+            module=EVAL_ENTRY,
+            spec_path=spec_path,
+            work_dir=spec_path.parent,
+        )
+        reported.append((result, job))
         return dg.MaterializeResult()
 
-    assert dg.materialize([evaluation], resources={"pipes": dg.PipesSubprocessClient()}).success
-    assert len(reported) == 1
+    assert dg.materialize([evaluation], resources={"engine_jobs": EngineJobsResource.default()}).success
+    ((result, job),) = reported
+    assert job["launcher"] == "subprocess" and job["job_name"] == "ual-eval-0123456789ab"
+    reported = [result]
     job_rows, job_items = result_rows(reported[0])
     assert [r.as_json() for r in job_rows] == [r.as_json() for r in rows]  # same numbers, from files alone
     assert job_items == items

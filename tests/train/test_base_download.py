@@ -138,16 +138,22 @@ def test_train_lora_resolves_the_base_model_before_loading_it(tmp_path, monkeypa
         order.append(("resolve", base_path, revision, type(state).__name__))
         return "/cache/snapshot"
 
-    def fake_load(path, cfg, mixed):
-        order.append(("load", path))
+    def fake_load(path, cfg, mixed, revision=None):
+        order.append(("load", path, revision))
         raise Stop
 
     monkeypatch.setattr(trainer, "resolve_base_model", fake_resolve)
     monkeypatch.setattr(trainer, "_load_model", fake_load)
     examples = [TrainExample(instruction="q", input="", output="a", epsilon=0.0)]
+    expected = [("resolve", "org/base", "abc123", "Accelerator"), ("load", "/cache/snapshot", "abc123")]
     with pytest.raises(Stop):
         trainer.train_lora("org/base", examples, TrainingConfig(), tmp_path, base_revision="abc123")
-    assert order == [("resolve", "org/base", "abc123", "Accelerator"), ("load", "/cache/snapshot")]
+    assert order == expected
+    # the pipeline's form: the base model's path is a model_ref `<hub id>@<revision>`
+    order.clear()
+    with pytest.raises(Stop):
+        trainer.train_lora("org/base@abc123", examples, TrainingConfig(), tmp_path / "ref")
+    assert order == expected
 
 
 def test_only_one_weight_format_is_fetched_when_safetensors_exist():

@@ -41,7 +41,8 @@ def test_hub_and_local_resolve_without_network(tmp_path, tiny_base):
     hub = build_base_model(
         BaseModelConfig(source="hub", hub_id="org/model", revision="abc"), None, ArtifactStore(tmp_path)
     )
-    assert hub.path == "org/model"
+    # the revision rides with the id to every loader (split_model_ref)
+    assert (hub.path, hub.revision) == ("org/model@abc", "abc")
     pinned = build_base_model(
         BaseModelConfig(source="hub", hub_id="org/model", revision="def"), None, ArtifactStore(tmp_path)
     )

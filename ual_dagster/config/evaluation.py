@@ -26,6 +26,11 @@ class LmEvalTaskConfig(StrictModel):
     num_fewshot: int = Field(0, ge=0)
     limit: int | None = Field(None, ge=1)
     data_path: str | None = Field(None, description="local JSONL for the shipped tasks (GSM8K-style)")
+    revision: str | None = Field(
+        None,
+        description="commit sha of the hub data set the task loads (e.g. openai/gsm8k for gsm8k and gsm8k_ual); "
+        "passed to datasets.load_dataset through the task's dataset_kwargs. Pin it for hub tasks",
+    )
     dataset: str = Field(
         "testbed_exact",
         description="testbed_exact_heldout: the samples dataset whose held-out single-answer rows are exported",
@@ -44,6 +49,10 @@ class JudgeConfig(StrictModel):
     max_retries: int = Field(4, ge=0, description="openai client retries (5xx, 429, timeouts) per judge call")
     timeout_s: float = Field(60.0, gt=0, description="per judge call")
     concurrency: int = Field(4, ge=1, description="judge calls in flight")
+    price_per_1k_prompt_tokens: float | None = Field(
+        None, ge=0, description="USD, for `plan`'s judge_cost_usd; None: unknown (free only on a loopback judge)"
+    )
+    price_per_1k_completion_tokens: float | None = Field(None, ge=0, description="USD, for `plan`")
 
 
 class AlpacaEvalConfig(StrictModel):

@@ -17,6 +17,7 @@ from pydantic.fields import FieldInfo
 
 from ual_dagster.config.elicitation import FileElicitation, HFLocalElicitation
 from ual_dagster.config.paths import PROJECT_ROOT, PROMPTS_DIR, resolve_path, template_path
+from ual_dagster.config.pins import unpinned_problems
 from ual_dagster.config.profile import Profile
 
 PROFILE_ENV = "UAL_PROFILE"
@@ -150,8 +151,9 @@ def _looks_local(name: str) -> bool:
 
 def profile_problems(profile: Profile) -> list[str]:
     """One line per file the profile names that does not exist (data, prompts, score files,
-    judge configs, local models). Loading does not require them (a data file may appear
-    later, and its asset then fails naming it); `python -m ual_dagster validate` does."""
+    judge configs, local models), and per hub id without a pinned revision (config/pins.py).
+    Loading does not require them (a data file may appear later, and its asset then fails
+    naming it); `python -m ual_dagster validate` does."""
     problems: list[str] = []
 
     def need(key: str, what: str, path: Path, kind: str = "file") -> None:
@@ -182,7 +184,7 @@ def profile_problems(profile: Profile) -> list[str]:
         annotator = ae.judge.annotator
         if ae.judge.kind == "alpaca_eval" and (annotator.endswith((".yaml", ".yml")) or "/" in annotator):
             need("evaluation.alpaca_eval.judge.annotator", "judge config", resolve_path(annotator), "any")
-    return problems
+    return problems + unpinned_problems(profile)
 
 
 def _read_mapping(path: Path) -> dict[str, Any]:

@@ -45,8 +45,26 @@ class OrchestrationConfig(StrictModel):
             )
         return data
 
-    automation: bool = Field(True, description="start the data-version-aware automation sensor with the daemon")
-    reelicit_schedule: bool = True
+    automation: bool | None = Field(
+        None,
+        description="start the data-version-aware automation sensor with the daemon; None (default): on, unless "
+        "elicitation or the judge costs money (a paid endpoint), then off until the profile says true",
+    )
+    reelicit_schedule: bool | None = Field(
+        None, description="start the re-elicitation schedule with the daemon; None: as `automation`"
+    )
+    max_unattended_cost_usd: float | None = Field(
+        None,
+        ge=0,
+        description="a scheduled or automated run plans first and refuses, before any call, when the plan costs "
+        "more; None: 0 where elicitation or the judge is a paid endpoint (no limit otherwise)",
+    )
+    gpu: str | None = Field(
+        None, description="the GPU type runs use (A100-80GB, H100-80GB, H200, L40S, ...): `plan` estimates gpu_hours"
+    )
+    gpu_usd_per_hour: float | None = Field(
+        None, ge=0, description="what one GPU-hour costs you; `plan` adds gpu_hours x this to total_cost_usd"
+    )
 
 
 class Profile(StrictModel):
@@ -63,6 +81,11 @@ class Profile(StrictModel):
     methods: dict[str, MethodConfig]
     evaluation: EvaluationConfig = EvaluationConfig()
     experiment: ExperimentConfig = ExperimentConfig()
+    allow_unpinned: bool = Field(
+        False,
+        description="let `validate` pass hub ids without a pinned revision (they follow the hub's main); "
+        "see ual_dagster/config/pins.py",
+    )
     # the YAML file it was loaded from (set by load_profile; None for a profile built in code)
     _source_path: Path | None = PrivateAttr(None)
 

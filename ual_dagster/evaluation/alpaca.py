@@ -452,7 +452,10 @@ def run_alpaca_eval(
     judge_key = stable_hash(
         versions.ALPACA_EVAL,
         gen.cache_key,
-        cfg.model_dump(mode="json"),
+        # prices are plan's, not the judge's: a new price never re-judges (and pays) again
+        cfg.model_dump(
+            mode="json", exclude={"judge": {"price_per_1k_prompt_tokens", "price_per_1k_completion_tokens"}}
+        ),
         [(it.instruction, it.reference, it.valid_answers) for it in items],
     )
     artifacts = ArtifactStore(work_dir)

@@ -12,6 +12,7 @@ from typing import Any
 
 from ual_dagster import versions
 from ual_dagster.config import Profile
+from ual_dagster.data.selection import scenario_windows
 from ual_dagster.evaluation.eval_data import EvalData, datasets_needed, load_eval_data
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.storage import ArtifactStore, DuckDBStore
@@ -28,6 +29,26 @@ def profile_eval_data(profile: Profile, store: DuckDBStore) -> EvalData:
     datasets = datasets_needed(profile.evaluation)
     # the probe set of token_clustering reads the same held-out items
     return load_eval_data(store, datasets)
+
+
+def untrained_rows(profile: Profile, store: DuckDBStore) -> EvalData:
+    """Held-out items for data sets without a held-out split (the paper's hub data sets): the
+    train split minus every row a scenario can train on, that is minus each scenario's
+    selection window (its share plus the reserve, ual_dagster/data/selection.py) and minus
+    every row of a materialised training set. No checkpoint has seen these rows."""
+    train = load_eval_data(store, list(profile.datasets), split="train")
+    used: set[tuple[str, str]] = set()
+    for scen in profile.scenarios.values():
+        ids = {d: [it.sample_id for it in train.items.get(d, [])] for d in scen.weights}
+        for d, window in scenario_windows(scen, ids, profile.elicitation.selection_reserve).items():
+            used.update((d, sid) for sid in window)
+    with store.connect(read_only=True) as con:
+        exists = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'training_sets'"
+        ).fetchone()[0]
+        if exists:
+            used.update(con.execute("SELECT DISTINCT dataset, sample_id FROM training_sets").fetchall())
+    return EvalData({d: [it for it in items if (d, it.sample_id) not in used] for d, items in train.items.items()})
 
 
 def build_eval_sets(

@@ -93,9 +93,12 @@ def render_task_yaml(task: str, data_file: Path, out_dir: Path) -> Path:
 UPSTREAM_INCLUDE_TASKS = {"gsm8k_ual": "gsm8k/gsm8k.yaml"}
 
 
-def render_include_task(task: str, prompt_template: str, data_file: Path | None, out_dir: Path) -> Path:
+def render_include_task(
+    task: str, prompt_template: str, data_file: Path | None, out_dir: Path, revision: str | None = None
+) -> Path:
     """The shipped task with its `include:` made absolute, `doc_to_text` in the training
-    template and, for offline runs, the data set pointed at a local JSONL."""
+    template and, for offline runs, the data set pointed at a local JSONL; otherwise the
+    hub data set is read at `revision` (dataset_kwargs, passed to datasets.load_dataset)."""
     import yaml
     from lm_eval import tasks as lm_tasks
 
@@ -105,6 +108,38 @@ def render_include_task(task: str, prompt_template: str, data_file: Path | None,
     if data_file is not None:
         path = str(data_file.resolve())
         cfg.update(dataset_path="json", dataset_name=None, dataset_kwargs={"data_files": {"test": path, "train": path}})
+    elif revision:  # upstream's hub data set, at the pinned commit
+        cfg["dataset_kwargs"] = {**(cfg.get("dataset_kwargs") or {}), "revision": revision}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{task}.yaml"
+    out.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return out
+
+
+# lm-eval built-in tasks whose YAML is known without indexing lm-eval's whole task tree.
+BUILTIN_TASK_YAML = {"gsm8k": "gsm8k/gsm8k.yaml"}
+
+
+def builtin_task_yaml(task: str) -> Path:
+    """The YAML file of an lm-eval built-in task."""
+    from lm_eval import tasks as lm_tasks
+
+    if task in BUILTIN_TASK_YAML:
+        return Path(lm_tasks.__file__).parent / BUILTIN_TASK_YAML[task]
+    entry = lm_tasks.TaskManager(include_defaults=True).task_index.get(task)
+    if not entry or not str(entry.get("yaml_path", "")).endswith((".yaml", ".yml")):
+        raise ValueError(f"lm_eval task {task!r} is not an lm-eval task defined by one YAML file; cannot pin its data")
+    return Path(entry["yaml_path"])
+
+
+def render_pinned_builtin_task(task: str, revision: str, out_dir: Path) -> Path:
+    """An lm-eval built-in task unchanged (same name, prompt, metric) except that its hub
+    data set is read at `revision`: `include:` of upstream's YAML plus dataset_kwargs."""
+    import yaml
+
+    upstream = yaml.safe_load(builtin_task_yaml(task).read_text(encoding="utf-8")) or {}
+    kwargs = {**(upstream.get("dataset_kwargs") or {}), "revision": revision}
+    cfg = {"include": str(builtin_task_yaml(task)), "task": task, "dataset_kwargs": kwargs}
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{task}.yaml"
     out.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True), encoding="utf-8")
@@ -231,7 +266,8 @@ def run_lm_eval(
         key = stable_hash(
             versions.LM_EVAL,
             checkpoint_fp,
-            task.model_dump(mode="json"),
+            # an unset revision keeps the key of runs before the field existed
+            task.model_dump(mode="json", exclude={"revision"} if task.revision is None else None),
             _task_data_sha(task.name, data_file),
             generation.max_new_tokens,
             generation.batch_size,
@@ -297,10 +333,13 @@ def _simple_evaluate(
     from lm_eval.tasks import TaskManager
 
     if task.name in UPSTREAM_INCLUDE_TASKS:
-        render_include_task(task.name, prompt_template, data_file, adir / "tasks")
+        render_include_task(task.name, prompt_template, data_file, adir / "tasks", revision=task.revision)
         manager = TaskManager(include_path=str(adir / "tasks"), include_defaults=False)
     elif data_file is not None:
         render_task_yaml(task.name, data_file, adir / "tasks")
+        manager = TaskManager(include_path=str(adir / "tasks"), include_defaults=False)
+    elif task.revision:  # a built-in task, its hub data set pinned
+        render_pinned_builtin_task(task.name, task.revision, adir / "tasks")
         manager = TaskManager(include_path=str(adir / "tasks"), include_defaults=False)
     else:
         if log:
@@ -308,11 +347,14 @@ def _simple_evaluate(
         manager = TaskManager(include_defaults=True)
     loaded = handle.get()
     # add_bos_token: contexts start with bos, as in training (whatever the tokenizer's post-processor does).
+    # revision: the base model's pinned hub revision, recorded by lm-eval as model_revision
+    # (the weights were loaded at it by the handle; lm-eval loads nothing itself here).
     lm = _progress_lm(HFLM)(
         pretrained=loaded.model,
         tokenizer=loaded.tokenizer,
         batch_size=generation.batch_size,
         add_bos_token=True,
+        revision=getattr(handle, "revision", None) or "main",
         progress_label=f"lm-eval {task.name}",
         progress_log=log,
     )

@@ -25,6 +25,7 @@ from ual_dagster.evaluation.prompts import prompt_token_ids
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.progress import Log, Progress
 from ual_dagster.storage.files import atomic_write_text
+from ual_dagster.train.base_model import revision_kwargs, split_model_ref
 
 
 def resolve_device(device: str) -> torch.device:
@@ -42,18 +43,29 @@ class LoadedCheckpoint:
     device: torch.device
 
 
-def load_checkpoint(base_path: str | Path, adapter_path: str | Path | None, device: str = "auto") -> LoadedCheckpoint:
-    """The base model with the adapter applied (not merged: the adapter stays inspectable)."""
-    from peft import PeftModel
+def load_checkpoint(
+    base_path: str | Path, adapter_path: str | Path | None, device: str = "auto", revision: str | None = None
+) -> LoadedCheckpoint:
+    """The base model with the adapter applied (not merged: the adapter stays inspectable).
+
+    `base_path` may be a model_ref `<hub id>@<revision>` (train/base_model.py); that revision,
+    or an explicit `revision`, reaches the tokenizer and the model, and must match the base
+    revision the adapter was trained on (its adapter_config.json)."""
+    from peft import PeftConfig, PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    path, ref_revision = split_model_ref(base_path)
+    revision = revision or ref_revision
     dev = resolve_device(device)
     dtype = torch.bfloat16 if dev.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
-    tokenizer = AutoTokenizer.from_pretrained(str(base_path))
+    tokenizer = AutoTokenizer.from_pretrained(path, **revision_kwargs(revision))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(str(base_path), dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **revision_kwargs(revision))
     if adapter_path is not None:
+        trained_on = PeftConfig.from_pretrained(str(adapter_path)).revision
+        if revision and trained_on and trained_on != revision:
+            raise ValueError(f"adapter {adapter_path} was trained on {path}@{trained_on}, not on revision {revision}")
         model = PeftModel.from_pretrained(model, str(adapter_path))
     model.to(dev).eval()
     return LoadedCheckpoint(model=model, tokenizer=tokenizer, device=dev)
@@ -64,8 +76,17 @@ class CheckpointHandle:
 
     _holder: "CheckpointHandle | None" = None
 
-    def __init__(self, base_path: str | Path, adapter_path: str | Path | None, device: str = "auto", log: Log = None):
-        self.base_path = Path(base_path)
+    def __init__(
+        self,
+        base_path: str | Path,
+        adapter_path: str | Path | None,
+        device: str = "auto",
+        log: Log = None,
+        revision: str | None = None,
+    ):
+        path, ref_revision = split_model_ref(base_path)
+        self.base_path = Path(path)
+        self.revision = revision or ref_revision  # the hub revision of the base model (None: local)
         self.adapter_path = Path(adapter_path) if adapter_path is not None else None
         self.device = device
         self.log = log
@@ -81,7 +102,7 @@ class CheckpointHandle:
             if CheckpointHandle._holder is not None and CheckpointHandle._holder is not self:
                 CheckpointHandle._holder.release()
             t0 = time.perf_counter()
-            self._loaded = load_checkpoint(self.base_path, self.adapter_path, self.device)
+            self._loaded = load_checkpoint(self.base_path, self.adapter_path, self.device, revision=self.revision)
             self.load_seconds = round(time.perf_counter() - t0, 3)
             CheckpointHandle._holder = self
             if self.log:

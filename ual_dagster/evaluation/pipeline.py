@@ -15,7 +15,7 @@ from ual_dagster import versions
 from ual_dagster.config import Profile
 from ual_dagster.evaluation.comparisons import compute_comparisons, write_comparisons
 from ual_dagster.evaluation.eval_data import load_eval_data
-from ual_dagster.evaluation.eval_sets import profile_eval_data
+from ual_dagster.evaluation.eval_sets import profile_eval_data, untrained_rows
 from ual_dagster.evaluation.jobs import RESULT_FILE, SPEC_FILE, EvalJobSpec, result_rows, run_eval_job, write_eval_data
 from ual_dagster.evaluation.report import comparison_report
 from ual_dagster.evaluation.scores import current_rows, has_scores, read_items, read_scores, write_scores
@@ -174,12 +174,23 @@ def _evaluate_seed(
 def probe_data(profile: Profile, store: DuckDBStore):
     """The probe set of token_clustering: the evaluation's held-out rows, or, when the
     evaluation reads none locally (the paper profile takes gsm8k and AlpacaEval from the
-    hub), the train split of the profile's data sets (a seeded sample is drawn from it)."""
+    hub), the held-out split of the profile's data sets, or, where they have none (hub data
+    sets), their rows that no scenario can train on (eval_sets.untrained_rows). A seeded
+    sample is drawn from it; probes never overlap training rows."""
 
     data = profile_eval_data(profile, store)
     if data.all_items():
         return data
-    return load_eval_data(store, list(profile.datasets), split="train")
+    heldout = load_eval_data(store, list(profile.datasets), split="heldout")
+    if heldout.all_items():
+        return heldout
+    untrained = untrained_rows(profile, store)
+    if not untrained.all_items():
+        raise ValueError(
+            f"token_clustering: data sets {sorted(profile.datasets)} have no held-out rows and every train row "
+            "may be trained on; add a held-out split or shrink the scenarios"
+        )
+    return untrained
 
 
 def cluster_checkpoints(

@@ -51,12 +51,20 @@ PAPER_FIGURES = (
         "scale": "win-rate points, most likely AlpacaEval 1 (vs text-davinci-003); not stated in the paper",
     },
     {
-        "benchmark_prefix": "gsm8k",
+        # The abstract's +1.81 is "on complex low-entropy tasks (i.e., MetaMath and GSM)": the
+        # mean gain over two benchmarks. It is shown only beside that same mean (a row with this
+        # benchmark name), never beside GSM8K alone; this project evaluates no MetaMath test set,
+        # so the report states it in a note instead (PAPER_LOW_ENTROPY_NOTE).
+        "benchmark": "mean(metamath, gsm8k)",
         "metric_prefix": "exact_match",
         "scenario": "mixed",
         "value": 1.81,
-        "scale": "accuracy points (%) on GSM8K test; this table's exact match is a fraction, x100 to compare",
+        "scale": "accuracy points (%), the abstract's mean over MetaMath and GSM8K; x100 to compare",
     },
+)
+PAPER_LOW_ENTROPY_NOTE = (
+    "The paper's +1.81 (mixed scenario, UAL - SFT) is the abstract's mean over MetaMath and GSM8K. This report "
+    "evaluates GSM8K only, so that figure is not set beside the GSM8K rows: it is not the same metric."
 )
 
 
@@ -409,10 +417,13 @@ def comparison_report(store: DuckDBStore, out_dir: str | Path, profile: Profile)
     lines += _scores_section(scores[scores["benchmark"] != CLUSTERING], list(methods), comparable)
     if not comparable:
         lines += [
-            "The paper's figures (mixed scenario: +10.62 AlpacaEval win-rate points, +1.81 GSM8K accuracy points) "
-            "are not shown beside these scores: this profile's benchmarks are the testbed's, on other scales.",
+            "The paper's figures (mixed scenario: +10.62 AlpacaEval win-rate points; +1.81 accuracy points, the "
+            "abstract's mean over MetaMath and GSM8K) are not shown beside these scores: this profile's "
+            "benchmarks are the testbed's, on other scales.",
             "",
         ]
+    else:
+        lines += [PAPER_LOW_ENTROPY_NOTE, ""]
     lines += _clustering_section(scores, methods)
     n_curves = n_unc = 0
     if _table_exists(store, "training_curves"):

@@ -31,8 +31,36 @@ LOCAL_MODEL_FILES = ("config.json", "*.safetensors", "*.bin", "tokenizer.json", 
 @dataclass(frozen=True)
 class BaseModelResult:
     fingerprint: str
-    path: str  # a directory for from_pretrained, or a hub id
+    path: str  # a directory for from_pretrained, or a hub reference "<hub id>@<revision>" (model_ref)
     metadata: dict = field(default_factory=dict)
+    revision: str | None = None  # the hub revision `path` carries (None: a local folder or an unpinned id)
+
+
+def model_ref(path: str, revision: str | None) -> str:
+    """One string that names what from_pretrained loads: `path`, or `<hub id>@<revision>`.
+
+    The base model's path travels as a plain string (DuckDB's base_models table, the
+    training spec JSON of a subprocess or pod, the evaluation steps), so a pinned hub
+    revision rides along with the id and every loader (split_model_ref) passes it to
+    from_pretrained. Hub ids cannot contain '@'."""
+    return f"{path}@{revision}" if revision else str(path)
+
+
+def split_model_ref(ref: str | Path) -> tuple[str, str | None]:
+    """(path or hub id, revision or None) of a model_ref string. An existing local path is
+    never split, even when its name contains '@'."""
+    text = str(ref)
+    if "@" not in text or Path(text).exists():
+        return text, None
+    head, _, tail = text.rpartition("@")
+    if not head or not tail or "/" in tail:
+        return text, None
+    return head, tail
+
+
+def revision_kwargs(revision: str | None) -> dict[str, str]:
+    """`{"revision": ...}` for from_pretrained when pinned, else nothing (its default)."""
+    return {"revision": revision} if revision else {}
 
 
 def texts_hash(texts: list[str]) -> str:
@@ -52,9 +80,11 @@ def build_base_model(
 ) -> BaseModelResult:
     log = log or (lambda _msg: None)
     if cfg.source == "hub":
-        fp = stable_hash(versions.BASE_MODEL, "hub", cfg.hub_id, cfg.revision)
+        # "model_ref": since the revision reaches from_pretrained (before, the weights came from
+        # the hub's main whatever the pin), a hub base model is a new one, and so is all it trained
+        fp = stable_hash(versions.BASE_MODEL, "hub", "model_ref", cfg.hub_id, cfg.revision)
         meta = {"source": "hub", "hub_id": cfg.hub_id, "revision": cfg.revision or "unpinned"}
-        return BaseModelResult(fp, cfg.hub_id, meta)
+        return BaseModelResult(fp, model_ref(cfg.hub_id, cfg.revision), meta, revision=cfg.revision)
     if cfg.source == "local":
         return _resolve_local(cfg)
     corpus = [t for t in (texts or []) if t.strip()]

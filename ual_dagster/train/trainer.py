@@ -26,6 +26,7 @@ from ual_dagster.config.training import TrainingConfig
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.progress import Progress
 from ual_dagster.storage.files import atomic_path, atomic_write_text
+from ual_dagster.train.base_model import revision_kwargs, split_model_ref
 from ual_dagster.train.examples import (
     IGNORE_INDEX,
     Schedule,
@@ -129,17 +130,21 @@ def _mixed_precision(cfg: TrainingConfig) -> str:
     return "no"
 
 
-def _load_model(base_path: str, cfg: TrainingConfig, mixed: str):
+def _load_model(base_path: str, cfg: TrainingConfig, mixed: str, revision: str | None = None):
+    """Tokenizer and LoRA-wrapped model. `base_path` may be a model_ref `<hub id>@<revision>`;
+    the revision (or an explicit one) reaches the tokenizer, the model and the PEFT config."""
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(base_path)
+    path, ref_revision = split_model_ref(base_path)
+    revision = revision or ref_revision
+    tokenizer = AutoTokenizer.from_pretrained(path, **revision_kwargs(revision))
     if tokenizer.pad_token_id is None:  # e.g. Llama-2: padding is masked anyway
         tokenizer.pad_token = tokenizer.eos_token
     # Frozen base weights in bf16 on a GPU; the LoRA weights stay fp32 (peft upcasts them).
     dtype = torch.bfloat16 if mixed == "bf16" else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **revision_kwargs(revision))
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
@@ -150,8 +155,9 @@ def _load_model(base_path: str, cfg: TrainingConfig, mixed: str):
         lora_dropout=cfg.lora.dropout,
         target_modules=list(cfg.lora.target_modules),
         task_type="CAUSAL_LM",
+        revision=revision,  # saved in adapter_config.json: the base revision the adapter belongs to
     )
-    return tokenizer, get_peft_model(model, lora)
+    return tokenizer, get_peft_model(model, lora, **revision_kwargs(revision))
 
 
 def _make_scheduler(optimizer, cfg: TrainingConfig, total_steps: int):
@@ -196,7 +202,12 @@ def train_lora(
 
     mixed = _mixed_precision(cfg)
     accelerator = Accelerator(mixed_precision=mixed, cpu=not torch.cuda.is_available())
-    tokenizer, model = _load_model(resolve_base_model(base_path, base_revision, state=accelerator), cfg, mixed)
+    # a hub base is a model_ref `<hub id>@<revision>` (base_model.model_ref): the main process
+    # downloads that revision once, every rank loads the local snapshot and records the revision
+    hub_id, ref_revision = split_model_ref(str(base_path))
+    revision = base_revision or ref_revision
+    local = resolve_base_model(hub_id, revision, state=accelerator)
+    tokenizer, model = _load_model(local, cfg, mixed, revision=revision)
     tokenized = [tokenize_example(e, tokenizer, cfg.prompt_template, cfg.max_length) for e in examples]
     n_procs, rank = accelerator.num_processes, accelerator.process_index
     # batch_size is per device; the schedule deals global batches and each process takes its slice.
