@@ -29,7 +29,7 @@ from ual_dagster.config import Profile, resolve_path
 from ual_dagster.config.elicitation import OPENAI_DEFAULT_URL, HFLocalElicitation, OpenAIElicitation
 from ual_dagster.config.pins import task_reads_hub
 from ual_dagster.data.scenarios import scenario_shares
-from ual_dagster.data.selection import elicitation_targets, window_size
+from ual_dagster.data.selection import elicitation_targets, used_by_a_scenario, window_size
 from ual_dagster.elicitation.cost import calls_per_row, estimate_cost_usd, estimate_tokens
 from ual_dagster.elicitation.elicitor import elicitor_fingerprint
 from ual_dagster.elicitation.prompt import load_template
@@ -155,15 +155,16 @@ def dataset_plan(profile: Profile, dataset: str, store: DuckDBStore | None) -> D
 
     cfg = profile.elicitation
     known = _known_rows(store, dataset)
+    every_row = cfg.elicit_scope == "all" or not used_by_a_scenario(profile, dataset)  # as the asset elicits
     if not known:  # not loaded: shares only
         used, window = _used_and_window(profile, dataset, None) if "train" in cfg.elicit_splits else (0, 0)
-        if cfg.elicit_scope == "all":
+        if every_row:
             used = window = profile.datasets[dataset].limit or window
         return DatasetPlan(dataset, used, window, 0, float(ASSUMED_ROW_CHARS), "estimate")
     lengths = {sid: n for rows in known.values() for sid, n in rows}
     train = [sid for sid, _ in known.get("train", [])] if "train" in cfg.elicit_splits else []
     heldout = [sid for sid, _ in known.get("heldout", [])] if "heldout" in cfg.elicit_splits else []
-    if cfg.elicit_scope == "all":
+    if every_row:
         targets = set(train) | set(heldout)
         used = len(targets)
     else:

@@ -31,7 +31,13 @@ def test_validate_names_every_missing_file_one_line_each(tmp_path, capsys, monke
     datasets = {
         "notes": {"source": "file", "entropy": "high", "path": str(tmp_path / "nowhere.jsonl")},
         "mirror": {"source": "hub", "entropy": "low", "hub_id": "./no_such_mirror"},
-        "remote": {"source": "hub", "entropy": "low", "hub_id": "openai/gsm8k"},  # a hub id: not a file
+        # a hub id (pinned): not a file
+        "remote": {
+            "source": "hub",
+            "entropy": "low",
+            "hub_id": "openai/gsm8k",
+            "revision": "740312add88f781978c0658806c59bc2815b9866",
+        },
     }
     path = profile_file(
         tmp_path,

@@ -9,6 +9,7 @@ import yaml
 from assets.definitions import build_definitions
 from ual_dagster.config import load_profile
 from ual_dagster.data.store import sample_ids_by_split
+from ual_dagster.plan import dataset_plan
 from ual_dagster.storage import StatePaths
 
 
@@ -51,6 +52,9 @@ def test_a_data_set_no_scenario_uses_is_scored_in_full(tmp_path: Path):
     with store.connect(read_only=True) as con:
         scored = {r[0] for r in con.execute("SELECT sample_id FROM uncertainty WHERE status = 'ok'").fetchall()}
     assert len(train) == 40 and scored == train  # every train row, not 0
+    # plan counts what the asset elicits: the loaded data set's every row of elicit_splits
+    extra = dataset_plan(profile, "extra", store)
+    assert (extra.rows_used, extra.to_elicit, extra.cached) == (40, 40, 40)
 
 
 def test_validate_names_the_data_sets_no_scenario_uses(capsys):
