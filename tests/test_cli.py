@@ -116,3 +116,14 @@ def test_python_dash_m_prints_help_for_a_command():
     )
     assert out.returncode == 0 and out.stdout.startswith("usage: ual-dagster preflight")
     assert "[ok]" not in out.stdout and "MISSING" not in out.stdout  # nothing was checked
+
+
+def test_validate_says_where_training_and_evaluation_run(capsys, monkeypatch):
+    monkeypatch.delenv("UAL_SLURM_PARTITION", raising=False)
+    assert main(["validate", "slurm"]) == 0
+    out = capsys.readouterr().out
+    assert "training:  slurm jobs ($UAL_SLURM_PARTITION or the default partition; 0 GPU, 1 CPU, 4 GB" in out
+    assert "evaluation: slurm jobs" in out
+    assert main(["validate", "tiny", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["launchers"] == {"training": {"kind": "in_process"}, "evaluation": {"kind": "in_process"}}

@@ -23,6 +23,7 @@ from dataclasses import asdict
 from typing import Any
 
 from ual_dagster.config import Profile, load_profile
+from ual_dagster.config.launchers import SLURM_PARTITION_ENV, K8sLauncher, Launcher, SlurmLauncher, SubprocessLauncher
 from ual_dagster.config.loader import PROFILE_ENV, profile_problems
 from ual_dagster.data.counts import mix_lines, scenario_mix, shortfalls, train_rows
 from ual_dagster.data.selection import used_by_a_scenario
@@ -62,7 +63,7 @@ def _validate(args: argparse.Namespace) -> int:
     source = profile.source_path or "?"
     problems = profile_problems(profile)
     if problems:
-        header = f"profile {source} names {len(problems)} missing file(s)"
+        header = f"profile {source} has {len(problems)} problem(s) (missing files, unpinned hub ids)"
     else:
         counts = train_rows(profile, StatePaths.for_profile(profile).duckdb)
         problems = shortfalls(profile, counts)
@@ -89,7 +90,24 @@ def _validate(args: argparse.Namespace) -> int:
     print(f"  methods:   {', '.join(profile.methods)}")
     print(f"  elicitor:  {elicitor_label(profile.elicitation)}")
     print(f"  base:      {profile.base_model.source} {profile.base_model.hub_id or ''}")
+    print(f"  training:  {launcher_label(profile.training.launcher)}")
+    print(f"  evaluation: {launcher_label(profile.evaluation.launcher)}")
     return 0
+
+
+def launcher_label(launcher: Launcher) -> str:
+    """Where a step's heavy work runs, in one line."""
+    match launcher:
+        case SlurmLauncher():
+            where = launcher.partition or f"${SLURM_PARTITION_ENV} or the default partition"
+            mem = f", {launcher.mem_gb:g} GB" if launcher.mem_gb else ""
+            limit = f", limit {launcher.time_limit}" if launcher.time_limit else ""
+            return f"slurm jobs ({where}; {launcher.gpus} GPU, {launcher.cpus_per_task} CPU{mem}{limit})"
+        case K8sLauncher():
+            return f"kubernetes pods ({launcher.namespace}/{launcher.image}; {launcher.gpus} GPU)"
+        case SubprocessLauncher():
+            return f"a local subprocess ({launcher.distributed})"
+    return "in the Dagster step's process"
 
 
 def _unused(profile: Profile) -> list[str]:
@@ -121,6 +139,10 @@ def _validate_data(profile: Profile, counts: dict) -> dict[str, Any]:
         "methods": list(profile.methods),
         "elicitor": elicitor_label(profile.elicitation),
         "base_model": {"source": profile.base_model.source, "hub_id": profile.base_model.hub_id},
+        "launchers": {
+            "training": profile.training.launcher.model_dump(mode="json"),
+            "evaluation": profile.evaluation.launcher.model_dump(mode="json"),
+        },
     }
 
 

@@ -48,7 +48,7 @@ def test_validate_names_every_missing_file_one_line_each(tmp_path, capsys, monke
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
-    assert lines[0].startswith(f"error: profile {path} names 3 missing file(s)")
+    assert lines[0].startswith(f"error: profile {path} has 3 problem(s) (missing files, unpinned hub ids)")
     assert f"key 'datasets.notes.path': data file {tmp_path / 'nowhere.jsonl'} does not exist" in err
     assert "key 'datasets.mirror.hub_id': local data set directory" in err and "no_such_mirror" in err
     assert "key 'evaluation.lm_eval[0].data_path'" in err
