@@ -17,7 +17,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import dagster as dg
 import pytest
 
 from tests.elicitation.fault_server import FaultMix, FaultServer
+from tests.orchestration.cli import PROJECT_ROOT, start_materialize
 from tests.orchestration.profiles import small_profile, write_jsonl, write_profile
 from ual_dagster.config import load_profile
 from ual_dagster.loopback import serve_in_thread
@@ -32,8 +32,6 @@ from ual_dagster.storage import StatePaths
 
 pytestmark = pytest.mark.slow
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DAGSTER = str(Path(sys.executable).with_name("dagster"))
 N_SAMPLES = 40
 CONCURRENCY = 4
 SELECTION = "*lora_mixed_ual"
@@ -86,16 +84,7 @@ class Cli:
     def start(self) -> tuple[subprocess.Popen, Path]:
         self.runs += 1
         log = self.root / f"run{self.runs}.log"
-        with log.open("w") as fh:
-            proc = subprocess.Popen(
-                [DAGSTER, "asset", "materialize", "-m", "assets.definitions", "--select", SELECTION],
-                cwd=PROJECT_ROOT,
-                env=self.env,
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return proc, log
+        return start_materialize(SELECTION, self.env, log), log
 
     def kill_when(self, proc: subprocess.Popen, log: Path, ready, what: str) -> None:
         deadline = time.monotonic() + RUN_TIMEOUT_S

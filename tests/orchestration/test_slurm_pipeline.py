@@ -22,7 +22,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ import dagster as dg
 import pytest
 import yaml
 
+from tests.orchestration.cli import PROJECT_ROOT, start_materialize
 from tests.orchestration.profiles import small_profile, write_profile
 from ual_dagster.config import load_profile
 from ual_dagster.config.loader import BUNDLED_DIR
@@ -38,8 +38,6 @@ from ual_dagster.storage import StatePaths
 
 pytestmark = pytest.mark.slow
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DAGSTER = str(Path(sys.executable).with_name("dagster"))
 SELECTION = "*eval_scores+"
 RUN_TIMEOUT_S = 600
 VARIANTS = [("low", "sft"), ("low", "ual")]
@@ -125,16 +123,7 @@ class Cli:
     def start(self) -> tuple[subprocess.Popen, Path]:
         self.runs += 1
         log = self.profile.parent / f"run{self.runs}.log"
-        with log.open("w") as fh:
-            proc = subprocess.Popen(
-                [DAGSTER, "asset", "materialize", "-m", "assets.definitions", "--select", SELECTION],
-                cwd=PROJECT_ROOT,
-                env=self.env,
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return proc, log
+        return start_materialize(SELECTION, self.env, log), log
 
     def run(self) -> tuple[int, str]:
         proc, log = self.start()
