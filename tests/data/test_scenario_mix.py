@@ -31,6 +31,14 @@ def test_a_childs_weights_replace_the_inherited_ones(tmp_path):
     assert q.scenarios["mixed"].weights == tiny.scenarios["mixed"].weights and q.scenarios["mixed"].seed == 3
 
 
+def test_a_child_removes_an_inherited_entry_by_setting_it_to_null(tmp_path):
+    text = "scenarios: {high_entropy: null, mixed: null}\nmethods: {ls: null}\n"
+    p = load_profile(str(child(tmp_path, text)))
+    assert list(p.scenarios) == ["low_entropy"] and list(p.methods) == ["sft", "ual"]
+    keys = {k.to_user_string() for k in build_definitions(p).resolve_asset_graph().get_all_asset_keys()}
+    assert {k for k in keys if k.startswith("lora_")} == {"lora_low_entropy_sft", "lora_low_entropy_ual"}
+
+
 def test_every_map_that_defines_a_set_is_replaced_not_merged(tmp_path):
     parent = tmp_path / "parent.yaml"
     parent.write_text(

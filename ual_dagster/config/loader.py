@@ -211,7 +211,8 @@ def _merge(model: type[BaseModel] | None, base: dict[str, Any], over: dict[str, 
 
     - a section (a typed block such as `training` or `datasets.<name>.testbed`) merges key by key;
     - a map of named sections (`datasets`, `scenarios`, `methods`) merges entry by entry: the
-      child adds entries, and an entry it names merges key by key with the inherited one;
+      child adds entries, an entry it names merges key by key with the inherited one, and an
+      entry it sets to null is removed (`scenarios: {mixed: null}` trains no mixed scenario);
     - a map of plain values defines a set and is replaced whole: a scenario's `weights` (the
       mix), a data set's `columns`, a method's `training` overrides, `node_selector`;
     - lists and scalars are replaced.
@@ -237,6 +238,9 @@ def _merge(model: type[BaseModel] | None, base: dict[str, Any], over: dict[str, 
         elif keyed:
             merged = dict(old)
             for name, entry in value.items():
+                if entry is None:
+                    merged.pop(name, None)
+                    continue
                 prev = old.get(name)
                 both = isinstance(entry, dict) and isinstance(prev, dict)
                 merged[name] = _merge(section, prev, entry) if both else entry
