@@ -4,10 +4,12 @@ import dagster as dg
 
 from assets.common import DATA_OR_CODE_CHANGED, check, code_version, finish, one_line_failure
 from assets.keys import instruction_set_key, key_str, uncertainty_key
+from assets.launch import EngineJobsResource
 from assets.resources import DuckDBStoreResource
 from ual_dagster import versions
 from ual_dagster.config import Profile
 from ual_dagster.config.elicitation import OpenAIElicitation
+from ual_dagster.config.launchers import InProcessLauncher, K8sLauncher
 from ual_dagster.data.selection import selection_config, targets_for_dataset, used_by_a_scenario
 from ual_dagster.elicitation.checks import dataset_checks
 from ual_dagster.elicitation.elicitor import LOCAL_BASE_URLS, elicitor_fingerprint, elicitor_label
@@ -19,6 +21,9 @@ from ual_dagster.plan import (
     reelicit_schedule_on,
     unattended_refusal,
 )
+from ual_dagster.storage import StatePaths
+from ual_dagster.train.entry_points import ELICIT_ENTRY
+from ual_dagster.train.k8s import k8s_pod_spec, pod_command
 
 CHECKS = ("uncertainty_coverage", "uncertainty_range")
 
@@ -53,7 +58,9 @@ def _uncertainty_asset(profile: Profile, dataset: str) -> dg.AssetsDefinition:
         # failing check stops everything downstream in the run; a re-run resumes the elicitation
         check_specs=[dg.AssetCheckSpec(name, asset=key, blocking=True) for name in CHECKS],
     )
-    def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource) -> dg.MaterializeResult:
+    def _asset(
+        context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource, engine_jobs: EngineJobsResource
+    ) -> dg.MaterializeResult:
         store = duckdb.store()
         # the HTTP client stack loads only where elicitation runs, not with the definitions
         from ual_dagster.elicitation.batch import BatchStillRunning
@@ -66,7 +73,14 @@ def _uncertainty_asset(profile: Profile, dataset: str) -> dg.AssetsDefinition:
             if refusal:  # a schedule, sensor or automation started this run: no call is made
                 raise dg.Failure(description=refusal, allow_retries=False)
             try:
-                result = elicit_dataset(dataset, cfg, store, log=context.log.info, only=targets)
+                result = elicit_dataset(
+                    dataset,
+                    cfg,
+                    store,
+                    log=context.log.info,
+                    only=targets,
+                    run_job=_job_runner(context, profile, engine_jobs),
+                )
             except BatchStillRunning as exc:  # batch mode: a wait, not a fault; the uncertainty_batches sensor re-runs
                 raise dg.Failure(description=str(exc), allow_retries=False) from None
         outcomes = dataset_checks(store, dataset, cfg, only=targets)
@@ -85,6 +99,32 @@ def _uncertainty_asset(profile: Profile, dataset: str) -> dg.AssetsDefinition:
 
 # Run tags that say nobody asked for this run by hand (Dagster's own tags).
 UNATTENDED_TAGS = ("dagster/schedule_name", "dagster/sensor_name", "dagster/from_automation_condition")
+
+
+def _job_runner(context: dg.AssetExecutionContext, profile: Profile, engine_jobs: EngineJobsResource):
+    """hf_local elicitation on elicitation.launcher: one engine job per run of the step (None: in process)."""
+    cfg = profile.elicitation
+    launcher = getattr(cfg, "launcher", None)
+    if launcher is None or isinstance(launcher, InProcessLauncher):
+        return None
+    state_dir = StatePaths.for_profile(profile).state_dir
+    k8s = isinstance(launcher, K8sLauncher)
+
+    def run(spec, spec_path, *, fingerprint: str) -> dict:
+        summary, job = engine_jobs.run(
+            context,
+            launcher,
+            step="elicit",
+            fingerprint=fingerprint,
+            module=ELICIT_ENTRY,
+            spec_path=spec_path,
+            work_dir=spec_path.parent,
+            pod_spec=k8s_pod_spec(launcher, state_dir, role="elicit") if k8s else None,
+            pod_command=pod_command(launcher, role="elicit") if k8s else None,
+        )
+        return {**summary, "job": job}
+
+    return run
 
 
 def _unattended_refusal(profile: Profile, dataset: str, store, tags) -> str | None:

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import dagster as dg
 import pytest
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from assets.launch import EngineJobsResource
 from tests.elicitation.samples_table import Sample, write_samples
 from ual_dagster.config.elicitation import HFLocalElicitation
+from ual_dagster.config.launchers import SubprocessLauncher
 from ual_dagster.elicitation import current_scores, elicit_dataset
 from ual_dagster.elicitation.backends.hf_local import model_input_text
+from ual_dagster.elicitation.commit import journal_path
+from ual_dagster.elicitation.elicitor import elicitor_fingerprint
 from ual_dagster.elicitation.prompt import ANSWER_PREFIX, render_prompt
+from ual_dagster.storage import DuckDBStore
+from ual_dagster.train.entry_points import ELICIT_ENTRY
 
 SAMPLES = [Sample(f"Name a fruit number {i}.", "", "apple" if i % 2 else "pear") for i in range(11)]
 
@@ -71,3 +78,46 @@ def test_chat_template_is_used_when_the_tokenizer_has_one(tmp_path):
     tok.chat_template = "{% for m in messages %}<s> {{ m['content'] }} </s>{% endfor %}{% if add_generation_prompt %} ASSISTANT: {% endif %}"
     text, special = model_input_text(tok, "hello")
     assert text == "<s> hello </s> ASSISTANT: " + ANSWER_PREFIX and special is False
+
+
+def test_on_a_launcher_the_model_runs_as_a_job_that_journals_and_the_step_commits(store, tmp_path):
+    """elicitation.launcher subprocess: the job (python -m ual_dagster.elicitation.job_entry) scores
+    the pending samples and journals every answer; the step replays the journal into DuckDB. The
+    scores are the in-process ones, under the same elicitor (the launcher is not part of it)."""
+    build_tiny_model(tmp_path / "tiny")
+    write_samples(store, "hf", SAMPLES)
+    local = HFLocalElicitation(backend="hf_local", hf_model=str(tmp_path / "tiny"), hf_batch_size=4)
+    job_cfg = local.model_copy(update={"launcher": SubprocessLauncher()})
+    assert elicitor_fingerprint(job_cfg) == elicitor_fingerprint(local)
+    with pytest.raises(RuntimeError, match="starts an engine job: run the uncertainty asset"):
+        elicit_dataset("hf", job_cfg, store)  # no Dagster step to start it from
+    jobs: list[dict] = []
+
+    @dg.asset
+    def uncertainty_hf(context, engine_jobs: EngineJobsResource):
+        def run(spec, spec_path, *, fingerprint):
+            summary, job = engine_jobs.run(
+                context,
+                SubprocessLauncher(),
+                step="elicit",
+                fingerprint=fingerprint,
+                module=ELICIT_ENTRY,
+                spec_path=spec_path,
+                work_dir=spec_path.parent,
+            )
+            jobs.append(job)
+            return summary
+
+        result = elicit_dataset("hf", job_cfg, store, run_job=run)
+        return dg.MaterializeResult(metadata={"answered_in_job": result.metadata["answered_in_job"]})
+
+    assert dg.materialize([uncertainty_hf], resources={"engine_jobs": EngineJobsResource.default()}).success
+    assert len(jobs) == 1 and jobs[0]["job_name"].startswith("ual-elicit-")
+    in_job = current_scores(store, "hf", job_cfg)
+    assert len(in_job) == len(SAMPLES)
+    assert journal_path(store, "hf").stat().st_size == 0  # every journaled answer is in DuckDB now
+
+    reference = DuckDBStore(tmp_path / "in_process.duckdb")
+    write_samples(reference, "hf", SAMPLES)
+    elicit_dataset("hf", local, reference)
+    assert in_job == pytest.approx(current_scores(reference, "hf", local), abs=1e-6)

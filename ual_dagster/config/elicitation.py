@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, TypeAdapter, model_validator
 
 from ual_dagster.config.base import StrictModel
+from ual_dagster.config.launchers import InProcessLauncher, Launcher
 
 # What `base_url: null` means for the openai backend (and for the judge).
 OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
@@ -150,6 +151,11 @@ class HFLocalElicitation(ElicitationCommon):
     hf_model: str = Field(min_length=1, description="local path, hub id, or 'packaged:smollm2' (ual_dagster/models)")
     hf_batch_size: int = Field(8, ge=1, description="prompts per forward pass")
     hf_device: str = Field("cpu", description="torch device")
+    launcher: Launcher = Field(
+        InProcessLauncher(),
+        description="where the model runs (docs/deployment.md): in the step's process, or as an engine job "
+        "(subprocess, k8s, slurm) that journals its answers for the step to commit; not part of the elicitor",
+    )
 
 
 class FileElicitation(ElicitationCommon):

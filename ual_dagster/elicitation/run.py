@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -32,6 +32,7 @@ from ual_dagster.config.elicitation import (
     OpenAIElicitation,
     OracleElicitation,
 )
+from ual_dagster.config.launchers import InProcessLauncher
 from ual_dagster.elicitation.backends.file_import import content_key, import_scores
 from ual_dagster.elicitation.backends.hf_local import score_with_local_model
 from ual_dagster.elicitation.backends.openai_api import OpenAIElicitor, resolve_api_key
@@ -42,6 +43,7 @@ from ual_dagster.elicitation.checks import coverage_check, range_check
 from ual_dagster.elicitation.commit import RowCommitter, journal_path, replay_journal
 from ual_dagster.elicitation.cost import estimate_cost_usd
 from ual_dagster.elicitation.elicitor import elicitor_fingerprint
+from ual_dagster.elicitation.job import ElicitationJobSpec, write_samples
 from ual_dagster.elicitation.local_server import BUNDLED_URLS, bundled_server
 from ual_dagster.elicitation.metrics import histogram, percentile, spearman
 from ual_dagster.elicitation.outcome import RunStats
@@ -55,6 +57,7 @@ from ual_dagster.elicitation.table import (
     status_counts,
     utc_now,
 )
+from ual_dagster.fingerprint import stable_hash
 from ual_dagster.progress import Log
 from ual_dagster.storage import DuckDBStore
 from ual_dagster.storage.locks import held_lock
@@ -114,8 +117,18 @@ async def _elicit_openai(
         await elicitor.aclose()
 
 
+# Runs one local-model elicitation job: (spec, the path it is saved at, its fingerprint) -> the
+# summary it reported. The Dagster layer passes one that dispatches to elicitation.launcher.
+ElicitationJobRunner = Callable[..., dict]
+
+
 def _elicit(
-    pending: list[SampleToScore], cfg: ElicitationConfig, stats: RunStats, committer: RowCommitter, log: Log
+    pending: list[SampleToScore],
+    cfg: ElicitationConfig,
+    stats: RunStats,
+    committer: RowCommitter,
+    log: Log,
+    run_job: ElicitationJobRunner | None = None,
 ) -> dict:
     """Run the configured backend over `pending`; returns backend-specific metadata."""
     match cfg:
@@ -136,9 +149,42 @@ def _elicit(
             contents = dataset_sample_contents(committer.store, committer.dataset)
             known_keys = {content_key(i, x, o): sid for sid, i, x, o in contents}
             return import_scores(pending, known_keys, {c[0] for c in contents}, cfg, committer, log)
+        case HFLocalElicitation() if not isinstance(cfg.launcher, InProcessLauncher):
+            return _elicit_in_job(pending, cfg, committer, run_job, log)
         case HFLocalElicitation():
             return score_with_local_model(pending, cfg, stats, committer, log)
     raise TypeError(f"not an elicitation config: {type(cfg).__name__}")
+
+
+def _elicit_in_job(
+    pending: list[SampleToScore],
+    cfg: HFLocalElicitation,
+    committer: RowCommitter,
+    run_job: ElicitationJobRunner | None,
+    log: Log,
+) -> dict:
+    """The local model runs as an engine job that journals its answers (elicitation/job.py);
+    this step, holding the data set's lock, commits them by replaying the journal."""
+    if run_job is None:
+        raise RuntimeError(
+            f"elicitation.launcher {cfg.launcher.kind!r} starts an engine job: run the uncertainty asset "
+            "(dagster asset materialize), or set elicitation.launcher: in_process"
+        )
+    fingerprint = stable_hash(committer.elicitor, sorted(s.sample_id for s in pending), length=16)
+    job_dir = committer.journal.parent / f"{committer.dataset}.jobs" / fingerprint
+    spec = ElicitationJobSpec(
+        dataset=committer.dataset,
+        elicitor=committer.elicitor,
+        elicitation=cfg.model_dump(mode="json"),
+        duckdb=str(committer.store.path),
+        samples_path=str(write_samples(job_dir / "samples.jsonl", pending)),
+        cutoff=committer.cutoff.isoformat() if committer.cutoff else None,
+    )
+    summary = run_job(spec, spec.save(job_dir / "job_spec.json"), fingerprint=fingerprint)
+    replayed = replay_journal(committer.store, committer.dataset, log)
+    for status, n in summary.get("by_status", {}).items():
+        committer.committed[status] = committer.committed.get(status, 0) + n
+    return {**summary.get("metadata", {}), "answered_in_job": replayed, "job": summary.get("job", {})}
 
 
 def elicitation_lock(store: DuckDBStore, dataset: str, log: Log):
@@ -161,6 +207,7 @@ def elicit_dataset(
     log: Log = None,
     stale_before: datetime | None = None,
     only: Collection[str] | None = None,
+    run_job: ElicitationJobRunner | None = None,
 ) -> ElicitationResult:
     """`only`: elicit just these sample ids (ual_dagster.data.selection.targets_for_dataset);
     coverage is then measured over them. None = every sample of `elicit_splits`."""
@@ -178,7 +225,7 @@ def elicit_dataset(
         try:
             if pending or _open_batches(store, dataset, cfg, elicitor):
                 try:
-                    backend_metadata = _elicit(pending, cfg, stats, committer, log)
+                    backend_metadata = _elicit(pending, cfg, stats, committer, log, run_job)
                 finally:
                     committer.flush()  # a fault mid-run keeps every answer already received
         except BaseException:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 TRAIN_ENTRY = "ual_dagster.train.pipes_entry"
 EVAL_ENTRY = "ual_dagster.evaluation.job_entry"
+ELICIT_ENTRY = "ual_dagster.elicitation.job_entry"  # hf_local elicitation on elicitation.launcher
 
 
 def entry_command(

@@ -30,20 +30,18 @@ from pathlib import PurePath, PurePosixPath
 from typing import Literal
 
 from ual_dagster.config.training import K8sLauncher
+from ual_dagster.train.entry_points import ELICIT_ENTRY, EVAL_ENTRY, TRAIN_ENTRY
 
-Role = Literal["train", "eval"]
+Role = Literal["train", "eval", "elicit"]
 
 STATE_VOLUME = "ual-state"
 SHM_VOLUME = "dshm"
 GPU_RESOURCE = "nvidia.com/gpu"
 HF_HOME_DIR = "hf_home"
-ENTRY_MODULES: dict[str, str] = {
-    "train": "ual_dagster.train.pipes_entry",
-    "eval": "ual_dagster.evaluation.job_entry",
-}
+ENTRY_MODULES: dict[str, str] = {"train": TRAIN_ENTRY, "eval": EVAL_ENTRY, "elicit": ELICIT_ENTRY}
 ENTRY_MODULE = ENTRY_MODULES["train"]
 EVAL_ENTRY_MODULE = ENTRY_MODULES["eval"]
-CONTAINER_NAMES: dict[str, str] = {"train": "train", "eval": "eval"}
+CONTAINER_NAMES: dict[str, str] = {"train": "train", "eval": "eval", "elicit": "elicit"}
 CONTAINER_NAME = CONTAINER_NAMES["train"]
 
 
