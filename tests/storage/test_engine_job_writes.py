@@ -17,12 +17,16 @@ from ual_dagster.storage.duckdb_store import ENGINE_JOB_ENV, EngineJobWriteError
 def test_an_engine_job_cannot_open_duckdb_for_writing(tmp_path, monkeypatch):
     store = DuckDBStore(tmp_path / "ual.duckdb")
     store.record_version("instructions_x", "fp1")  # written by a Dagster step
-    monkeypatch.delenv(ENGINE_JOB_ENV, raising=False)
+    # setenv records the variable's absence, so the mark is undone after the test: later tests
+    # in this process are Dagster steps, which write DuckDB
+    monkeypatch.setenv(ENGINE_JOB_ENV, "0")
     forbid_duckdb_writes()
     with pytest.raises(EngineJobWriteError, match=r"ual\.duckdb.*engine job.*Dagster Pipes|engine job.*ual\.duckdb"):
         store.record_version("instructions_x", "fp2")
     with store.connect(read_only=True) as con:  # reading is allowed
         assert con.execute("SELECT fingerprint FROM asset_versions").fetchone() == ("fp1",)
+    monkeypatch.undo()
+    store.record_version("instructions_x", "fp2")  # a step again
 
 
 @pytest.mark.parametrize("module", ["ual_dagster.train.pipes_entry", "ual_dagster.evaluation.job_entry"])
