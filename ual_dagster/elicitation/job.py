@@ -17,8 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
+from ual_dagster.cluster.job_entry import JobSpec
 from ual_dagster.config.elicitation import HFLocalElicitation
 from ual_dagster.elicitation.backends.hf_local import score_with_local_model
 from ual_dagster.elicitation.commit import RowCommitter
@@ -29,25 +28,13 @@ from ual_dagster.storage import DuckDBStore
 from ual_dagster.storage.files import atomic_write_text
 
 
-class ElicitationJobSpec(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+class ElicitationJobSpec(JobSpec):
     dataset: str
     elicitor: str
     elicitation: dict  # an HFLocalElicitation as JSON
     duckdb: str  # the DuckDB file: its journal folder is next to it (the job never opens the file)
     samples_path: str  # JSONL of SampleToScore
     cutoff: str | None = None  # the stale cutoff the answers are journaled with (ISO time)
-
-    def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps(self.model_dump(), indent=1, sort_keys=True))
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> ElicitationJobSpec:
-        return cls.model_validate_json(Path(path).read_text())
 
 
 def write_samples(path: str | Path, samples: list[SampleToScore]) -> Path:

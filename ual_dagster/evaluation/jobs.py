@@ -15,8 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
-
+from ual_dagster.cluster.job_entry import JobSpec
 from ual_dagster.config.evaluation import EvaluationConfig
 from ual_dagster.evaluation.eval_data import EvalData, HeldoutItem
 from ual_dagster.evaluation.scores import ItemScore, ScoreRow
@@ -27,10 +26,8 @@ SPEC_FILE = "job_spec.json"
 RESULT_FILE = "job_result.json"
 
 
-class EvalJobSpec(BaseModel):
+class EvalJobSpec(JobSpec):
     """What an evaluation job needs; crosses process, pod and node boundaries as JSON."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     task: Literal["evaluate", "cluster"]
     base_path: str
@@ -42,16 +39,6 @@ class EvalJobSpec(BaseModel):
     prompt_template: str = "alpaca"
     label: str | None = None
     result_path: str
-
-    def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps(self.model_dump(), indent=1, sort_keys=True))
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> EvalJobSpec:
-        return cls.model_validate_json(Path(path).read_text())
 
 
 def write_eval_data(data: EvalData, root: str | Path) -> Path:
