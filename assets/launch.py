@@ -18,11 +18,10 @@ import dagster as dg
 from assets.resources import PipesK8sClientResource, PipesSubprocessClientResource
 from assets.slurm import PipesSlurmClient
 from ual_dagster.cluster import slurm
+from ual_dagster.cluster.job_entry import SPEC_PATH_EXTRA
 from ual_dagster.config.launchers import K8sLauncher, Launcher, SlurmLauncher, SubprocessLauncher
 from ual_dagster.storage.duckdb_store import ENGINE_JOB_ENV
 from ual_dagster.train.entry_points import entry_command
-
-SPEC_PATH_EXTRA = "spec_path"
 
 
 def _reported_result(invocation_messages: list[Any], name: str) -> dict:

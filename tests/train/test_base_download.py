@@ -146,13 +146,9 @@ def test_train_lora_resolves_the_base_model_before_loading_it(tmp_path, monkeypa
     monkeypatch.setattr(trainer, "_load_model", fake_load)
     examples = [TrainExample(instruction="q", input="", output="a", epsilon=0.0)]
     expected = [("resolve", "org/base", "abc123", "Accelerator"), ("load", "/cache/snapshot", "abc123")]
+    # the base model's path is a model_ref `<hub id>@<revision>`: its revision is what is fetched and loaded
     with pytest.raises(Stop):
-        trainer.train_lora("org/base", examples, TrainingConfig(), tmp_path, base_revision="abc123")
-    assert order == expected
-    # the pipeline's form: the base model's path is a model_ref `<hub id>@<revision>`
-    order.clear()
-    with pytest.raises(Stop):
-        trainer.train_lora("org/base@abc123", examples, TrainingConfig(), tmp_path / "ref")
+        trainer.train_lora("org/base@abc123", examples, TrainingConfig(), tmp_path)
     assert order == expected
 
 

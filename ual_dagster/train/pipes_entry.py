@@ -17,11 +17,11 @@ from __future__ import annotations
 import argparse
 import os
 
+from ual_dagster.cluster.job_entry import SPEC_PATH_EXTRA
 from ual_dagster.storage.duckdb_store import forbid_duckdb_writes
 from ual_dagster.train.run import TrainSpec, run_training
 
 SPEC_EXTRA = "train_spec"
-SPEC_PATH_EXTRA = "spec_path"
 
 
 def _is_main_process() -> bool:

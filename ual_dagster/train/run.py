@@ -28,12 +28,11 @@ class TrainSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    base_path: str  # a model directory, or a hub id fetched at base_revision (trainer.resolve_base_model)
+    base_path: str  # a model directory, or a hub model_ref `<hub id>@<revision>` (base_model.model_ref)
     examples_path: str  # JSONL: one {instruction, input, output, epsilon} per line
     training: dict  # a TrainingConfig as JSON (method overrides already applied)
     out_dir: str
     progress_every: int = 10
-    base_revision: str | None = None  # the hub commit of base_path (base_model.revision); None for a directory
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -90,7 +89,6 @@ def run_training(
         log=log,
         progress_every=spec.progress_every,
         on_step=on_step,
-        base_revision=spec.base_revision,
     )
 
 

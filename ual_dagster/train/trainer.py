@@ -176,12 +176,11 @@ def train_lora(
     log: Callable[[str], None] | None = None,
     progress_every: int = 10,
     on_step: Callable[[dict], None] | None = None,
-    base_revision: str | None = None,
 ) -> TrainResult:
     """Fine-tune LoRA adapters on `examples`; the adapter is saved to out_dir/adapter.
 
-    `base_path` is a model directory or a hub id; a hub id is fetched at `base_revision`
-    by the main process before any process loads it (resolve_base_model).
+    `base_path` is a model directory or a hub model_ref `<hub id>@<revision>` (base_model.model_ref);
+    the main process fetches that revision before any process loads it (resolve_base_model).
 
     on_step is called with each step's curve row after the step (and after any
     checkpoint of that step is saved): progress reporting.
@@ -205,9 +204,8 @@ def train_lora(
     # a hub base is a model_ref `<hub id>@<revision>` (base_model.model_ref): the main process
     # downloads that revision once, every rank loads the local snapshot and records the revision
     hub_id, ref_revision = split_model_ref(str(base_path))
-    revision = base_revision or ref_revision
-    local = resolve_base_model(hub_id, revision, state=accelerator)
-    tokenizer, model = _load_model(local, cfg, mixed, revision=revision)
+    local = resolve_base_model(hub_id, ref_revision, state=accelerator)
+    tokenizer, model = _load_model(local, cfg, mixed, revision=ref_revision)
     tokenized = [tokenize_example(e, tokenizer, cfg.prompt_template, cfg.max_length) for e in examples]
     n_procs, rank = accelerator.num_processes, accelerator.process_index
     # batch_size is per device; the schedule deals global batches and each process takes its slice.
