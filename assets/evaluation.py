@@ -1,5 +1,7 @@
 """eval_sets, eval_<scenario>_<method>, eval_scores, token_clustering, comparison_report."""
 
+from pathlib import Path
+
 import dagster as dg
 
 from assets.common import DATA_OR_CODE_CHANGED, check, code_version, finish
@@ -25,6 +27,7 @@ from ual_dagster.evaluation.eval_data import datasets_needed
 from ual_dagster.evaluation.k8s import evaluation_launcher, evaluation_pod_command, evaluation_pod_spec
 from ual_dagster.figures import inline_markdown_images, markdown_image
 from ual_dagster.storage import StatePaths
+from ual_dagster.train.checkpoints import variant_checkpoints
 from ual_dagster.train.entry_points import EVAL_ENTRY
 
 
@@ -112,8 +115,6 @@ def _evaluation_asset(profile: Profile, scenario: str, method: str) -> dg.Assets
         artifacts: ArtifactStoreResource,
         engine_jobs: EngineJobsResource,
     ) -> dg.MaterializeResult:
-        from ual_dagster.train.checkpoints import variant_checkpoints  # torch: only where a step runs
-
         store, arts = duckdb.store(), artifacts.store()
         store.require_version(key_str(lora_key(scenario, method)))
         result = pipeline.evaluate_variant(
@@ -157,8 +158,6 @@ def token_clustering_asset(profile: Profile) -> dg.AssetsDefinition:
         artifacts: ArtifactStoreResource,
         engine_jobs: EngineJobsResource,
     ) -> dg.MaterializeResult:
-        from ual_dagster.train.checkpoints import variant_checkpoints  # torch: only where a step runs
-
         store, arts = duckdb.store(), artifacts.store()
         seed = profile.experiment.seeds[0]
         checkpoints = {(s, m): variant_checkpoints(store, s, m)[seed] for s, m in variants}
@@ -251,8 +250,6 @@ def comparison_report_asset(profile: Profile) -> dg.AssetsDefinition:
 def report_metadata(markdown_path, markdown_text: str, plots: list) -> dict[str, dg.MetadataValue]:
     """The report as Markdown whose images carry their PNGs (data: URIs: the UI cannot reach the
     state folder), plus any plot the Markdown does not show, each as its own image."""
-    from pathlib import Path
-
     out: dict[str, dg.MetadataValue] = {}
     shown: list[Path] = []
     if markdown_path:

@@ -14,8 +14,11 @@ from ual_dagster.config.training import InProcessLauncher, K8sLauncher, Launcher
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.storage import StatePaths
 from ual_dagster.train import base_model as bm
+from ual_dagster.train import checkpoints
+from ual_dagster.train.corpus import pretraining_texts
 from ual_dagster.train.entry_points import TRAIN_ENTRY
 from ual_dagster.train.k8s import k8s_pod_spec, pod_command
+from ual_dagster.train.records import TrainResult
 from ual_dagster.train.versioning import data_parallel, effective_training_config, result_config
 
 
@@ -39,14 +42,10 @@ def base_model_asset(profile: Profile) -> dg.AssetsDefinition:
     def _asset(
         context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource, artifacts: ArtifactStoreResource
     ) -> dg.MaterializeResult:
-        # torch and transformers load only where a step runs, never with the definitions
-        from ual_dagster.train.checkpoints import record_base_model
-        from ual_dagster.train.corpus import pretraining_texts
-
         store, arts = duckdb.store(), artifacts.store()
         texts = pretraining_texts(profile) if cfg.source == "build_tiny" else []
         result = bm.build_base_model(cfg, texts, arts, log=context.log.info)
-        record_base_model(store, result.fingerprint, str(result.path), cfg.source)
+        checkpoints.record_base_model(store, result.fingerprint, str(result.path), cfg.source)
         meta = {"path": str(result.path), **result.metadata}
         return finish(store, BASE_MODEL_KEY, result.fingerprint, meta, config=cfg, reused=bool(meta.get("reused")))
 
@@ -84,8 +83,6 @@ def _lora_asset(profile: Profile, scenario: str, method: str) -> dg.AssetsDefini
         artifacts: ArtifactStoreResource,
         engine_jobs: EngineJobsResource,
     ) -> dg.MaterializeResult:
-        from ual_dagster.train import checkpoints  # torch: only where a step runs
-
         store, arts = duckdb.store(), artifacts.store()
         base_fp = store.require_version(key_str(BASE_MODEL_KEY))
         per_seed: dict[str, dict] = {}
@@ -156,12 +153,16 @@ def training_pod_spec(profile: Profile, launcher: Launcher) -> dict | None:
 
 
 def _launch(
-    context: dg.AssetExecutionContext, plan, launcher: Launcher, pod_spec: dict | None, engine_jobs: EngineJobsResource
+    context: dg.AssetExecutionContext,
+    plan: checkpoints.CheckpointPlan,
+    launcher: Launcher,
+    pod_spec: dict | None,
+    engine_jobs: EngineJobsResource,
 ):
     """Run the training where the profile says: in this process, or as an engine job (a local
     subprocess, a Kubernetes pod, a Slurm job) through Dagster Pipes, which runs
     `python -m ual_dagster.train.pipes_entry` and reports the TrainResult; (result, job metadata)."""
-    from ual_dagster.train.run import TrainResult, run_training
+    from ual_dagster.train.run import run_training  # torch: loaded only by a step that trains here
 
     if isinstance(launcher, InProcessLauncher):
         return run_training(plan.spec, log=context.log.info), {}
@@ -184,7 +185,7 @@ def _processes(launcher: Launcher) -> int:
     """The processes an engine job starts (the data-parallel count of its checkpoint's fingerprint)."""
     processes = data_parallel(launcher)
     if processes == "all local GPUs":
-        import torch
+        import torch  # only a step that starts a local multi-GPU job counts GPUs
 
         return max(torch.cuda.device_count(), 1)
     return int(processes)

@@ -259,7 +259,7 @@ def child_time(a) -> None:
 
 
 def _alpaca_examples(n: int):
-    from ual_dagster.train.examples import TrainExample
+    from ual_dagster.train.records import TrainExample
 
     if not ALPACA.is_file():
         raise SystemExit(f"trainer section: {ALPACA} not found (use --skip-trainer)")
@@ -275,7 +275,7 @@ def build_trainer_bases(tmp: Path, examples) -> dict[str, str]:
     from ual_dagster.config.loader import load_profile
     from ual_dagster.storage.artifacts import ArtifactStore
     from ual_dagster.train.base_model import build_base_model
-    from ual_dagster.train.examples import render_text
+    from ual_dagster.train.prompts import render_text
 
     profile = load_profile("tiny")
     tiny_cfg = profile.base_model.model_copy(

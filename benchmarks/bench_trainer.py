@@ -34,7 +34,7 @@ ALPACA = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca" / "a
 
 
 def load_examples(n: int):
-    from ual_dagster.train.examples import TrainExample
+    from ual_dagster.train.records import TrainExample
 
     rows = json.loads(ALPACA.read_text())[:n]
     return [TrainExample(instruction=r["instruction"], input=r["input"], output=r["output"], epsilon=0.0) for r in rows]
@@ -44,7 +44,7 @@ def build_base(tmp: Path, examples) -> str:
     from ual_dagster.config.training import BaseModelConfig, TinyModelConfig
     from ual_dagster.storage.artifacts import ArtifactStore
     from ual_dagster.train.base_model import build_base_model
-    from ual_dagster.train.examples import render_text
+    from ual_dagster.train.prompts import render_text
 
     texts = [render_text(e.instruction, e.input, e.output, "alpaca") for e in examples]
     cfg = BaseModelConfig(source="build_tiny", tiny=TinyModelConfig(pretrain_steps=0))

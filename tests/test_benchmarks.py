@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ual_dagster.train.examples import TrainExample
+from ual_dagster.train.records import TrainExample
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 

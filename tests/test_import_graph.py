@@ -15,6 +15,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("ual_dagster", "assets")
 
@@ -251,6 +253,22 @@ def test_function_level_project_imports_only_defer_heavy_libraries():
         if imp.in_function and _heavy_at_import(imp.target) is None
     ]
     assert hidden == [], "\n".join(hidden)
+
+
+def _heavy_loaded_by(module: str) -> list[str]:
+    """The heavy libraries in sys.modules after a fresh interpreter imports `module`."""
+    probe = f"import sys, {module}; print(sorted(m for m in {sorted(HEAVY)!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    return eval(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize(
+    "module", ["ual_dagster.train.records", "ual_dagster.train.prompts", "ual_dagster.train.checkpoints"]
+)
+def test_the_training_records_prompts_and_checkpoints_load_no_torch(module):
+    """What the definitions and evaluation read about a training run (its examples, spec, result,
+    file names, prompt format, checkpoint plan) is plain Python: importing it loads no torch."""
+    assert _heavy_loaded_by(module) == []
 
 
 def test_loading_the_definitions_imports_no_heavy_library():

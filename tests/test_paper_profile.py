@@ -122,7 +122,7 @@ def test_gsm8k_ual_includes_upstream_and_changes_only_prompt_and_filters(tmp_pat
     from lm_eval.tasks import TaskManager
 
     from ual_dagster.evaluation.lm_eval_runner import TASKS_DIR, render_include_task
-    from ual_dagster.evaluation.prompts import render_prompt
+    from ual_dagster.train.prompts import render_prompt
 
     data = tmp_path / "gsm.jsonl"
     data.write_text(json.dumps({"question": "What is 2+3?", "answer": "2+3=5\n#### 5"}) + "\n")

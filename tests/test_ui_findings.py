@@ -35,7 +35,7 @@ from ual_dagster.evaluation.report import (
 from ual_dagster.evaluation.scores import ScoreRow, read_items
 from ual_dagster.storage import StatePaths
 from ual_dagster.train.checkpoints import CheckpointPlan
-from ual_dagster.train.trainer import RESULT_FILE
+from ual_dagster.train.records import RESULT_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,7 @@ from ual_dagster.evaluation.answer_likelihood import (
 )
 from ual_dagster.evaluation.eval_data import EvalData, HeldoutItem
 from ual_dagster.evaluation.models import CheckpointHandle
-from ual_dagster.evaluation.prompts import prompt_token_ids, render_prompt
+from ual_dagster.train.prompts import prompt_token_ids, render_prompt
 
 ITEMS = {
     "testbed_exact": [
@@ -46,7 +46,7 @@ def reference_logprob(loaded, prompt: str, answer: str) -> float:
 def test_batched_cached_logprobs_match_unbatched_reference(tiny_checkpoint, batch_size) -> None:
     """Left-padded prompts of different lengths, answers of different lengths sharing one prompt cache."""
     items = [it for name in sorted(ITEMS) for it in ITEMS[name]]
-    prompts = [render_prompt(it.instruction) for it in items]
+    prompts = [render_prompt(it.instruction, "", "alpaca") for it in items]
     with CheckpointHandle(tiny_checkpoint.base_path, tiny_checkpoint.adapter_path, "cpu") as handle:
         loaded = handle.get()
         tok = loaded.tokenizer

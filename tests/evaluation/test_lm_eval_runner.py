@@ -15,7 +15,7 @@ from ual_dagster.config.evaluation import GenerationConfig, LmEvalTaskConfig
 from ual_dagster.evaluation.eval_data import EvalData, HeldoutItem
 from ual_dagster.evaluation.lm_eval_runner import render_task_yaml, run_lm_eval, validate_gsm8k_jsonl
 from ual_dagster.evaluation.models import CheckpointHandle, generate
-from ual_dagster.evaluation.prompts import render_prompt
+from ual_dagster.train.prompts import render_prompt
 
 GEN = GenerationConfig(max_new_tokens=8, batch_size=4, stop_strings=["\n"])
 
@@ -99,7 +99,7 @@ def test_lm_eval_exact_match_matches_greedy_generation(tiny_checkpoint, tmp_path
     """Targets equal to the model's own greedy output for items 0, 2, 4 and not for 1, 3, 5: exact_match = 0.5."""
     items = [HeldoutItem(f"s{i}", "testbed_exact", f"Add {i} and {i + 1}.", "", "", ()) for i in range(6)]
     with CheckpointHandle(tiny_checkpoint.base_path, tiny_checkpoint.adapter_path, "cpu") as handle:
-        greedy = generate(handle.get(), [render_prompt(it.instruction) for it in items], GEN)
+        greedy = generate(handle.get(), [render_prompt(it.instruction, "", "alpaca") for it in items], GEN)
         assert all(g.strip() for g in greedy)
         answers = [g if i % 2 == 0 else "not what the model says" for i, g in enumerate(greedy)]
         items = [HeldoutItem(it.sample_id, it.dataset, it.instruction, "", a, (a,)) for it, a in zip(items, answers)]

@@ -12,7 +12,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 from ual_dagster.config.training import BaseModelConfig, TinyModelConfig  # noqa: E402
 from ual_dagster.storage.artifacts import ArtifactStore  # noqa: E402
 from ual_dagster.train.base_model import build_base_model  # noqa: E402
-from ual_dagster.train.examples import TrainExample, render_text  # noqa: E402
+from ual_dagster.train.prompts import render_text  # noqa: E402
+from ual_dagster.train.records import TrainExample  # noqa: E402
 
 WORDS = ["red", "green", "blue", "apple", "pear", "plum", "cat", "dog", "owl"]
 

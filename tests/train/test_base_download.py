@@ -21,7 +21,7 @@ import pytest
 
 from ual_dagster.config.training import TrainingConfig
 from ual_dagster.train import trainer
-from ual_dagster.train.examples import TrainExample
+from ual_dagster.train.records import TrainExample
 
 RANK_SCRIPT = textwrap.dedent(
     """

@@ -16,7 +16,8 @@ from ual_dagster.evaluation.report import MAX_FIGURE_PX, plot_training_curves
 from ual_dagster.storage import ArtifactStore, DuckDBStore
 from ual_dagster.train.checkpoints import complete_checkpoint
 from ual_dagster.train.loss import TokenNLL, uncertainty_smoothed_linear_loss, uncertainty_smoothed_loss
-from ual_dagster.train.trainer import TrainResult, train_lora
+from ual_dagster.train.records import TrainResult
+from ual_dagster.train.trainer import train_lora
 
 from .conftest import make_examples
 from .test_trainer import CFG

@@ -6,8 +6,8 @@ import dagster as dg
 import pytest
 
 from ual_dagster.config.training import K8sLauncher, LoraConfig, MethodConfig, SubprocessLauncher, TrainingConfig
-from ual_dagster.train.run import TrainSpec, read_examples, training_command, write_examples
-from ual_dagster.train.trainer import RESULT_FILE, TrainResult
+from ual_dagster.train.records import RESULT_FILE, TrainResult, TrainSpec, read_examples, write_examples
+from ual_dagster.train.run import training_command
 from ual_dagster.train.versioning import checkpoint_fingerprint
 
 from .conftest import make_examples

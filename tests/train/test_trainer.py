@@ -10,9 +10,11 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ual_dagster.config.training import LoraConfig, TrainingConfig
-from ual_dagster.train.examples import TrainExample, render_prompt, tokenize_example
+from ual_dagster.train.examples import tokenize_example
+from ual_dagster.train.prompts import render_prompt
+from ual_dagster.train.records import RESULT_FILE, TrainExample
 from ual_dagster.train.resume import latest_checkpoint
-from ual_dagster.train.trainer import RESULT_FILE, train_lora
+from ual_dagster.train.trainer import train_lora
 
 from .conftest import make_examples
 

@@ -37,12 +37,12 @@ from ual_dagster.evaluation.judges.client_config import temporary_client_config
 from ual_dagster.evaluation.judges.loopback_server import LoopbackServer
 from ual_dagster.evaluation.judges.testbed_judge import TestbedJudge
 from ual_dagster.evaluation.models import CheckpointHandle, cached_generate
-from ual_dagster.evaluation.prompts import render_prompt
 from ual_dagster.evaluation.scores import ItemScore, ScoreRow, clean_number
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.progress import Log
 from ual_dagster.storage import ArtifactStore
 from ual_dagster.storage.files import atomic_path
+from ual_dagster.train.prompts import render_prompt
 
 BENCHMARK = "alpaca_eval"
 JUDGE_CONFIGS_DIR = Path(__file__).parent / "judge_configs"

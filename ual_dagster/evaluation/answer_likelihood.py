@@ -39,11 +39,11 @@ from ual_dagster import versions
 from ual_dagster.config.evaluation import AnswerLikelihoodConfig
 from ual_dagster.evaluation.eval_data import EvalData, HeldoutItem
 from ual_dagster.evaluation.models import CheckpointHandle, LoadedCheckpoint
-from ual_dagster.evaluation.prompts import prompt_token_ids, render_prompt
 from ual_dagster.evaluation.scores import ItemScore, ScoreRow, item_mean_row
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.progress import Log
 from ual_dagster.storage import ArtifactStore
+from ual_dagster.train.prompts import prompt_token_ids, render_prompt
 
 BENCHMARK = "testbed_likelihood"
 LOG_P_ANSWER = "log_p_answer"

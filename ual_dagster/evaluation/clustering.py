@@ -28,11 +28,11 @@ from ual_dagster import versions
 from ual_dagster.config.evaluation import ClusteringConfig
 from ual_dagster.evaluation.eval_data import EvalData, HeldoutItem
 from ual_dagster.evaluation.models import CheckpointHandle, LoadedCheckpoint
-from ual_dagster.evaluation.prompts import prompt_token_ids, render_prompt
 from ual_dagster.evaluation.scores import ScoreRow
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.progress import Log, Progress
 from ual_dagster.storage import DuckDBStore
+from ual_dagster.train.prompts import prompt_token_ids, render_prompt
 
 BENCHMARK = "token_clustering"
 CACHE_DDL = """

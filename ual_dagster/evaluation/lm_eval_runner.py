@@ -23,12 +23,12 @@ from ual_dagster.config import resolve_path
 from ual_dagster.config.evaluation import GenerationConfig, LmEvalTaskConfig
 from ual_dagster.evaluation.eval_data import EvalData
 from ual_dagster.evaluation.models import CheckpointHandle
-from ual_dagster.evaluation.prompts import render_prompt
 from ual_dagster.evaluation.scores import STDERR_FROM_ITEMS, ItemScore, ScoreRow, clean_number, mean_and_stderr
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.jsonl import iter_json_objects
 from ual_dagster.progress import EVERY_S, Log, Progress
 from ual_dagster.storage import ArtifactStore
+from ual_dagster.train.prompts import render_prompt
 
 TASKS_DIR = Path(__file__).parent / "tasks"
 DATA_PLACEHOLDER = "__UAL_DATA_FILE__"

@@ -21,11 +21,11 @@ import torch
 
 from ual_dagster import versions
 from ual_dagster.config.evaluation import GenerationConfig
-from ual_dagster.evaluation.prompts import prompt_token_ids
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.progress import Log, Progress
 from ual_dagster.storage.files import atomic_write_text
 from ual_dagster.train.base_model import revision_kwargs, split_model_ref
+from ual_dagster.train.prompts import prompt_token_ids
 
 
 def resolve_device(device: str) -> torch.device:

@@ -22,6 +22,7 @@ from ual_dagster.evaluation.scores import current_rows, has_scores, read_items, 
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.progress import Log
 from ual_dagster.storage import ArtifactStore, DuckDBStore
+from ual_dagster.train.checkpoints import adapter_path, base_model_path
 from ual_dagster.train.versioning import effective_training_config
 
 CLUSTERING = "token_clustering"
@@ -122,8 +123,7 @@ def _evaluate_seed(
     log: Log,
     run_job: JobRunner,
 ) -> StepResult:
-    from ual_dagster.evaluation.checkpoint_eval import evaluation_fingerprint
-    from ual_dagster.train.checkpoints import adapter_path, base_model_path
+    from ual_dagster.evaluation.checkpoint_eval import evaluation_fingerprint  # lm-eval, torch: only where a step runs
 
     cfg = profile.evaluation
     data = profile_eval_data(profile, store)
@@ -213,8 +213,11 @@ def cluster_checkpoints(
     reported under `failed` (its clustering rows in eval_scores are removed), so the
     scores and the report still build.
     """
-    from ual_dagster.evaluation.clustering import clustering_fingerprint, load_clustering, save_clustering
-    from ual_dagster.train.checkpoints import adapter_path, base_model_path
+    from ual_dagster.evaluation.clustering import (  # torch, sklearn: only where a step runs
+        clustering_fingerprint,
+        load_clustering,
+        save_clustering,
+    )
 
     run_job = run_job or in_process_runner(log)
     cfg = profile.evaluation.clustering

@@ -23,14 +23,20 @@ from ual_dagster.fingerprint import hash_rows
 from ual_dagster.storage import ArtifactStore, DuckDBStore
 from ual_dagster.storage.duckdb_store import replace_rows, transaction
 from ual_dagster.train.epsilon import method_epsilons
-from ual_dagster.train.examples import TrainExample
-from ual_dagster.train.trainer import ADAPTER_DIR, RESULT_FILE, TrainResult
+from ual_dagster.train.records import (
+    ADAPTER_DIR,
+    EXAMPLES_FILE,
+    RESULT_FILE,
+    SPEC_FILE,
+    TrainExample,
+    TrainResult,
+    TrainSpec,
+    write_examples,
+)
 from ual_dagster.train.training_sets import read_training_set
 from ual_dagster.train.versioning import checkpoint_fingerprint
 
 KIND = "lora"
-SPEC_FILE = "train_spec.json"
-EXAMPLES_FILE = "examples.jsonl"
 
 BASE_MODELS_DDL = """
 CREATE TABLE IF NOT EXISTS base_models (
@@ -144,9 +150,7 @@ class CheckpointPlan:
         return self.out_dir / RESULT_FILE
 
     @property
-    def spec(self):
-        from ual_dagster.train.run import TrainSpec, write_examples
-
+    def spec(self) -> TrainSpec:
         examples_path = self.out_dir / EXAMPLES_FILE
         if not examples_path.exists():
             write_examples(examples_path, self.examples)

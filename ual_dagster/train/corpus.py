@@ -14,7 +14,7 @@ from __future__ import annotations
 from ual_dagster.config import Profile
 from ual_dagster.config.data import TestbedConfig
 from ual_dagster.data.testbed import FAMILIES, generate_testbed, max_samples, select_families
-from ual_dagster.train.examples import render_text
+from ual_dagster.train.prompts import render_text
 
 CORPUS_SEED = 10_000  # disjoint from the data sets' seeds (0, 1, ...)
 

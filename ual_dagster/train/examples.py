@@ -1,7 +1,8 @@
-"""Training examples: prompt rendering, tokenisation with response-only labels, batches.
+"""Training examples as the trainer feeds them: tokenisation with response-only labels,
+batches, and the seeded schedule of which examples each micro-batch holds.
 
-`render_prompt` is shared with evaluation (the model must be asked in the format it
-was tuned on) and with the tiny base model's pre-training texts (`render_text`).
+The prompt format is prompts.py's (shared with evaluation); the example records are
+records.py's. Both are plain Python; this module needs torch.
 """
 
 from __future__ import annotations
@@ -10,39 +11,10 @@ import math
 from dataclasses import dataclass
 
 import torch
-from pydantic import BaseModel, ConfigDict
 
 from ual_dagster.train.batch import IGNORE_INDEX, Batch
-
-ALPACA_WITH_INPUT = "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
-ALPACA_NO_INPUT = "### Instruction:\n{instruction}\n\n### Response:\n"
-
-
-class TrainExample(BaseModel):
-    """One row of the examples file (JSONL, one `model_dump()` per line)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    instruction: str
-    input: str
-    output: str
-    epsilon: float
-
-
-def render_prompt(instruction: str, input: str | None, template: str) -> str:
-    """The text the model sees before its response ("alpaca" or "plain")."""
-    if template == "alpaca":
-        if input:
-            return ALPACA_WITH_INPUT.format(instruction=instruction, input=input)
-        return ALPACA_NO_INPUT.format(instruction=instruction)
-    if template == "plain":
-        return f"{instruction}\n{input}\n" if input else f"{instruction}\n"
-    raise ValueError(f"unknown prompt template {template!r}; allowed: alpaca, plain")
-
-
-def render_text(instruction: str, input: str | None, output: str, template: str) -> str:
-    """Prompt and response as one text (pre-training corpus of the tiny base model)."""
-    return render_prompt(instruction, input, template) + output
+from ual_dagster.train.prompts import prompt_token_ids, render_prompt
+from ual_dagster.train.records import TrainExample
 
 
 @dataclass(frozen=True)
@@ -59,10 +31,8 @@ def tokenize_example(example: TrainExample, tokenizer, template: str, max_length
     Prompt and response are tokenised separately so the label boundary is exact and the
     prompt tokens match what evaluation feeds the model.
     """
-    prompt = tokenizer(render_prompt(example.instruction, example.input, template), add_special_tokens=False)
+    prompt_ids = prompt_token_ids(tokenizer, render_prompt(example.instruction, example.input, template))
     response = tokenizer(example.output, add_special_tokens=False)
-    prefix = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
-    prompt_ids = prefix + prompt["input_ids"]
     response_ids = response["input_ids"] + [tokenizer.eos_token_id]
     ids = (prompt_ids + response_ids)[:max_length]
     labels = ([IGNORE_INDEX] * len(prompt_ids) + response_ids)[:max_length]

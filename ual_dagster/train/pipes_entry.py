@@ -1,6 +1,6 @@
 """`python -m ual_dagster.train.pipes_entry [--spec spec.json]`: training under Dagster Pipes.
 
-The spec (a run.TrainSpec) comes from `--spec`, else from the Pipes extras: "spec_path"
+The spec (a records.TrainSpec) comes from `--spec`, else from the Pipes extras: "spec_path"
 (a JSON file on a volume the process sees) or "train_spec" (the spec inline), e.g.
 PipesK8sClient().run(..., extras={"spec_path": "/state/.../train_spec.json"}).
 Logs stream back to Dagster, and the TrainResult is reported as a Pipes custom message:
@@ -19,7 +19,8 @@ import os
 
 from ual_dagster.cluster.job_entry import SPEC_PATH_EXTRA
 from ual_dagster.storage.duckdb_store import forbid_duckdb_writes
-from ual_dagster.train.run import TrainSpec, run_training
+from ual_dagster.train.records import TrainSpec
+from ual_dagster.train.run import run_training
 
 SPEC_EXTRA = "train_spec"
 

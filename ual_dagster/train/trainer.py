@@ -20,23 +20,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from ual_dagster.config.training import TrainingConfig
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.progress import Progress
 from ual_dagster.storage.files import atomic_path, atomic_write_text
 from ual_dagster.train.base_model import revision_kwargs, split_model_ref
-from ual_dagster.train.examples import (
-    IGNORE_INDEX,
-    Schedule,
-    TrainExample,
-    collate,
-    render_prompt,
-    tokenize_example,
-)
+from ual_dagster.train.examples import IGNORE_INDEX, Schedule, collate, tokenize_example
 from ual_dagster.train.lm_loss import MicroBatchLoss
 from ual_dagster.train.loss import TokenNLL
+from ual_dagster.train.records import ADAPTER_DIR, RESULT_FILE, TrainExample, TrainResult
 from ual_dagster.train.resume import (
     latest_checkpoint,
     load_checkpoint,
@@ -46,28 +39,9 @@ from ual_dagster.train.resume import (
 from ual_dagster.train.step import optimizer_step
 from ual_dagster.train.versioning import result_config
 
-__all__ = ["TrainExample", "TrainResult", "render_prompt", "train_lora"]
-
-RESULT_FILE = "train_result.json"
-ADAPTER_DIR = "adapter"
 # Weight formats a hub repository may carry next to its safetensors (Llama-2's *.bin doubles
 # its 13.5 GB); with safetensors present, which transformers loads, these are not downloaded.
 OTHER_WEIGHT_FORMATS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.h5", "*.msgpack", "*.onnx", "*.gguf")
-
-
-class TrainResult(BaseModel):
-    """A finished run; written as train_result.json (its `model_dump()`), which the launchers read back."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    steps: int
-    final_loss: float
-    curve: list[dict]  # per optimizer step: step, loss (the objective), nll (plain), lr, tokens, tokens_per_s, eps_mean
-    tokens_per_s: float
-    eps_stats: dict
-    resumed_from_step: int
-    adapter_path: str = ""
-    metadata: dict = Field(default_factory=dict)
 
 
 def run_key(base_path: str, examples: list[TrainExample], cfg: TrainingConfig) -> str:
