@@ -17,7 +17,9 @@ import json
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -26,7 +28,8 @@ from ual_dagster.fingerprint import stable_hash
 from ual_dagster.progress import Progress
 from ual_dagster.storage.files import atomic_path, atomic_write_text
 from ual_dagster.train.base_model import revision_kwargs, split_model_ref
-from ual_dagster.train.examples import IGNORE_INDEX, Schedule, collate, tokenize_example
+from ual_dagster.train.batch import Batch
+from ual_dagster.train.examples import IGNORE_INDEX, Schedule, TokenizedExample, collate, tokenize_example
 from ual_dagster.train.lm_loss import MicroBatchLoss
 from ual_dagster.train.loss import TokenNLL
 from ual_dagster.train.records import ADAPTER_DIR, RESULT_FILE, TrainExample, TrainResult
@@ -142,6 +145,31 @@ def _make_scheduler(optimizer, cfg: TrainingConfig, total_steps: int):
     return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
 
 
+@dataclass
+class _Setup:
+    """What the training loop runs on: the LoRA model, its optimiser and LR schedule (prepared
+    by accelerate), the tokenised examples and the seeded schedule of their micro-batches."""
+
+    accelerator: Any
+    tokenizer: Any
+    model: Any
+    trainable: list
+    optimizer: Any
+    scheduler: Any
+    tokenized: list[TokenizedExample]
+    schedule: Schedule
+    mixed: str
+
+
+@dataclass
+class _Start:
+    """Where the loop starts: step 0, or a resumed checkpoint's step with its curve and token count."""
+
+    step: int = 0
+    curve: list[dict] = field(default_factory=list)
+    tokens: int = 0
+
+
 def train_lora(
     base_path: str,
     examples: list[TrainExample],
@@ -159,19 +187,50 @@ def train_lora(
     on_step is called with each step's curve row after the step (and after any
     checkpoint of that step is saved): progress reporting.
     """
-    from accelerate import Accelerator
-
     log = log or (lambda _msg: None)
     if not examples:
         raise ValueError("train_lora: no training examples")
     out_dir = Path(out_dir)
     key = run_key(base_path, examples, cfg)
+    done = _finished_result(out_dir, key)
+    if done is not None:
+        log(f"training already finished in {out_dir}; reusing its result")
+        return done
+
+    run = _set_up(base_path, examples, cfg)
+    start = _resume(run, out_dir, key, log)
+    log(
+        f"training {len(examples)} examples, {run.schedule.total_steps} steps "
+        f"(batch {cfg.batch_size} x accum {cfg.grad_accum} x {run.accelerator.num_processes} processes, "
+        f"precision {run.mixed})"
+    )
+    loss_fn = _loss_fn(run, cfg, log)
+    curve, tokens_run, loop_seconds = _train_steps(run, loss_fn, cfg, out_dir, key, start, log, progress_every, on_step)
+    run.accelerator.wait_for_everyone()
+
+    result = _result(run, examples, loss_fn, out_dir, key, start, curve, tokens_run, loop_seconds)
+    if run.accelerator.is_main_process:
+        _save_adapter(run.accelerator.unwrap_model(run.model), run.tokenizer, out_dir)
+        atomic_write_text(out_dir / RESULT_FILE, json.dumps(result.model_dump(), indent=1, sort_keys=True))
+        remove_checkpoints(out_dir)
+    log(f"finished: {result.steps} steps, final loss {result.final_loss:.4f}, {result.tokens_per_s:.0f} tok/s")
+    return result
+
+
+def _finished_result(out_dir: Path, key: str) -> TrainResult | None:
+    """The result a finished run of the same inputs left in out_dir, if any."""
     result_path = out_dir / RESULT_FILE
     if result_path.is_file():
         done = json.loads(result_path.read_text())
         if done.get("metadata", {}).get("run_key") == key:
-            log(f"training already finished in {out_dir}; reusing its result")
             return TrainResult.model_validate(done)
+    return None
+
+
+def _set_up(base_path: str, examples: list[TrainExample], cfg: TrainingConfig) -> _Setup:
+    """The accelerator, the base model with its LoRA adapter, the tokenised examples, the optimiser
+    and the LR schedule, in the order that fixes the seeded LoRA initialisation."""
+    from accelerate import Accelerator  # heavy: loaded only by a process that trains, not by a reused result
 
     mixed = _mixed_precision(cfg)
     accelerator = Accelerator(mixed_precision=mixed, cpu=not torch.cuda.is_available())
@@ -181,57 +240,76 @@ def train_lora(
     local = resolve_base_model(hub_id, ref_revision, state=accelerator)
     tokenizer, model = _load_model(local, cfg, mixed, revision=ref_revision)
     tokenized = [tokenize_example(e, tokenizer, cfg.prompt_template, cfg.max_length) for e in examples]
-    n_procs, rank = accelerator.num_processes, accelerator.process_index
     # batch_size is per device; the schedule deals global batches and each process takes its slice.
-    schedule = Schedule(len(tokenized), cfg.batch_size * n_procs, cfg.grad_accum, cfg.epochs, cfg.seed)
+    schedule = Schedule(
+        len(tokenized), cfg.batch_size * accelerator.num_processes, cfg.grad_accum, cfg.epochs, cfg.seed
+    )
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     scheduler = _make_scheduler(optimizer, cfg, schedule.total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
+    return _Setup(accelerator, tokenizer, model, trainable, optimizer, scheduler, tokenized, schedule, mixed)
 
-    start_step, curve, tokens_before = 0, [], 0
+
+def _resume(run: _Setup, out_dir: Path, key: str, log: Callable[[str], None]) -> _Start:
+    """Load the latest checkpoint of this run's inputs into the model, optimiser and scheduler;
+    a checkpoint from other inputs is removed and the run starts from step 0."""
     ckpt = latest_checkpoint(out_dir)
-    if ckpt is not None:
-        state = load_checkpoint(ckpt, accelerator.unwrap_model(model), optimizer, scheduler, run_key=key)
-        if state is not None:
-            start_step, curve = state["step"], state["progress"]["curve"]
-            tokens_before = state["progress"]["tokens"]
-            log(f"resuming from checkpoint {ckpt.name} (step {start_step}/{schedule.total_steps})")
-        else:
-            log(f"ignoring checkpoint {ckpt} from other inputs; starting from step 0")
-            remove_checkpoints(out_dir)
-    log(
-        f"training {len(examples)} examples, {schedule.total_steps} steps "
-        f"(batch {cfg.batch_size} x accum {cfg.grad_accum} x {n_procs} processes, precision {mixed})"
-    )
+    if ckpt is None:
+        return _Start()
+    model = run.accelerator.unwrap_model(run.model)
+    state = load_checkpoint(ckpt, model, run.optimizer, run.scheduler, run_key=key)
+    if state is None:
+        log(f"ignoring checkpoint {ckpt} from other inputs; starting from step 0")
+        remove_checkpoints(out_dir)
+        return _Start()
+    start = _Start(state["step"], state["progress"]["curve"], state["progress"]["tokens"])
+    log(f"resuming from checkpoint {ckpt.name} (step {start.step}/{run.schedule.total_steps})")
+    return start
 
-    probe_ids = torch.tensor([tokenized[0].input_ids], device=accelerator.device)
-    loss_fn = MicroBatchLoss.for_model(
-        model, accelerator.unwrap_model(model), cfg.loss_impl, cfg.loss_chunk_tokens, probe_ids
-    )
+
+def _loss_fn(run: _Setup, cfg: TrainingConfig, log: Callable[[str], None]) -> MicroBatchLoss:
+    """The micro-batch loss: from the lm_head's input where the model allows it (lm_loss.py)."""
+    probe_ids = torch.tensor([run.tokenized[0].input_ids], device=run.accelerator.device)
+    model = run.accelerator.unwrap_model(run.model)
+    loss_fn = MicroBatchLoss.for_model(run.model, model, cfg.loss_impl, cfg.loss_chunk_tokens, probe_ids)
     log(f"loss through the {loss_fn.impl} path: {loss_fn.reason}")
+    return loss_fn
 
-    model.train()
+
+def _train_steps(
+    run: _Setup,
+    loss_fn: MicroBatchLoss,
+    cfg: TrainingConfig,
+    out_dir: Path,
+    key: str,
+    start: _Start,
+    log: Callable[[str], None],
+    progress_every: int,
+    on_step: Callable[[dict], None] | None,
+) -> tuple[list[dict], int, float]:
+    """Optimizer steps from start.step to the end, saving a resumable checkpoint every
+    save_every_steps; (the whole curve, tokens run in this call, seconds of the loop)."""
+    accelerator, schedule = run.accelerator, run.schedule
+    curve = start.curve
+    run.model.train()
     tokens_run, loop_started = 0, time.perf_counter()
-    progress = Progress("LoRA training", schedule.total_steps, log, start=start_step)
-    for step in range(start_step, schedule.total_steps):
+    progress = Progress("LoRA training", schedule.total_steps, log, start=start.step)
+    for step in range(start.step, schedule.total_steps):
         step_started = time.perf_counter()
-        batches = []
-        for mb in schedule.micro_batches_of_step(step):
-            global_idx = schedule.indices(mb)
-            idx = global_idx[rank * cfg.batch_size : (rank + 1) * cfg.batch_size]
-            batch = collate([tokenized[i] for i in idx or global_idx[:1]], tokenizer.pad_token_id)
-            if not idx:
-                # The epoch's last global batch left this process nothing: it still runs a
-                # (fully masked, zero-gradient) micro-batch so every process makes the same
-                # collective calls.
-                batch.shifted_labels.fill_(IGNORE_INDEX)
-                batch.epsilon.zero_()
-            batches.append(batch.to(accelerator.device))
+        batches = _step_batches(run, step, cfg.batch_size)
         # Forward / backward of each micro-batch, clip, optimizer and scheduler step (step.py).
         step_nll = TokenNLL()  # the plain NLL of the same tokens, from the same pass
         totals = optimizer_step(
-            model, loss_fn, batches, accelerator, optimizer, scheduler, trainable, cfg.max_grad_norm, step_nll
+            run.model,
+            loss_fn,
+            batches,
+            accelerator,
+            run.optimizer,
+            run.scheduler,
+            run.trainable,
+            cfg.max_grad_norm,
+            step_nll,
         )
         lr, step_tokens = totals.lr, totals.input_tokens
         step_loss = totals.mean_loss  # mean token loss of this process
@@ -242,7 +320,7 @@ def train_lora(
             # comparable across methods: -log p(target) without smoothing, mean over the same tokens
             "nll": step_nll.total / max(totals.local_targets, 1),
             "lr": lr,
-            "tokens": tokens_before + tokens_run,
+            "tokens": start.tokens + tokens_run,
             "tokens_per_s": step_tokens / max(time.perf_counter() - step_started, 1e-9),
             "eps_mean": totals.eps_sum / max(totals.eps_n, 1),
         }
@@ -253,43 +331,67 @@ def train_lora(
             save_checkpoint(
                 out_dir,
                 step + 1,
-                accelerator.unwrap_model(model),
-                optimizer,
-                scheduler,
-                {"run_key": key, "curve": curve, "tokens": tokens_before + tokens_run},
+                accelerator.unwrap_model(run.model),
+                run.optimizer,
+                run.scheduler,
+                {"run_key": key, "curve": curve, "tokens": start.tokens + tokens_run},
             )
         if on_step is not None:
             on_step(row)
-    loop_seconds = time.perf_counter() - loop_started
+    return curve, tokens_run, time.perf_counter() - loop_started
 
-    accelerator.wait_for_everyone()
+
+def _step_batches(run: _Setup, step: int, batch_size: int) -> list[Batch]:
+    """This process's micro-batches of optimizer step `step`, on its device."""
+    rank = run.accelerator.process_index
+    batches = []
+    for mb in run.schedule.micro_batches_of_step(step):
+        global_idx = run.schedule.indices(mb)
+        idx = global_idx[rank * batch_size : (rank + 1) * batch_size]
+        batch = collate([run.tokenized[i] for i in idx or global_idx[:1]], run.tokenizer.pad_token_id)
+        if not idx:
+            # The epoch's last global batch left this process nothing: it still runs a
+            # (fully masked, zero-gradient) micro-batch so every process makes the same
+            # collective calls.
+            batch.shifted_labels.fill_(IGNORE_INDEX)
+            batch.epsilon.zero_()
+        batches.append(batch.to(run.accelerator.device))
+    return batches
+
+
+def _result(
+    run: _Setup,
+    examples: list[TrainExample],
+    loss_fn: MicroBatchLoss,
+    out_dir: Path,
+    key: str,
+    start: _Start,
+    curve: list[dict],
+    tokens_run: int,
+    loop_seconds: float,
+) -> TrainResult:
+    """The TrainResult of a finished run (written as train_result.json)."""
     tail = curve[-min(5, len(curve)) :]
-    result = TrainResult(
-        steps=schedule.total_steps,
+    return TrainResult(
+        steps=run.schedule.total_steps,
         final_loss=curve[-1]["loss"],
         curve=curve,
         tokens_per_s=tokens_run / max(loop_seconds, 1e-9),
         eps_stats=eps_stats(examples),
-        resumed_from_step=start_step,
+        resumed_from_step=start.step,
         adapter_path=str(out_dir / ADAPTER_DIR),
         metadata={
             "run_key": key,
             "examples": len(examples),
-            "examples_without_response_tokens": sum(t.response_truncated_away for t in tokenized),
+            "examples_without_response_tokens": sum(t.response_truncated_away for t in run.tokenized),
             "mean_loss_last_5_steps": sum(r["loss"] for r in tail) / len(tail),
             "train_seconds_this_run": round(loop_seconds, 2),
-            "precision": mixed,
+            "precision": run.mixed,
             "loss_impl": loss_fn.impl,
-            "processes": n_procs,
-            "trainable_parameters": sum(p.numel() for p in trainable),
+            "processes": run.accelerator.num_processes,
+            "trainable_parameters": sum(p.numel() for p in run.trainable),
         },
     )
-    if accelerator.is_main_process:
-        _save_adapter(accelerator.unwrap_model(model), tokenizer, out_dir)
-        atomic_write_text(result_path, json.dumps(result.model_dump(), indent=1, sort_keys=True))
-        remove_checkpoints(out_dir)
-    log(f"finished: {result.steps} steps, final loss {result.final_loss:.4f}, {result.tokens_per_s:.0f} tok/s")
-    return result
 
 
 def _save_adapter(model, tokenizer, out_dir: Path) -> None:
