@@ -17,7 +17,7 @@ from assets.keys import evaluation_key
 from assets.launch import EngineJobsResource
 from assets.preflight import preflight_asset
 from assets.resources import ArtifactStoreResource, DuckDBStoreResource
-from assets.runs import dead_run_sweep, sweep_dead_runs_at_load
+from assets.runs import dead_run_sweep, sweeping_executor
 from assets.sensors import source_files_sensor, uncertainty_batches_sensor
 from assets.training import training_assets
 from ual_dagster.config import Profile, ProfileError, active_profile
@@ -77,7 +77,8 @@ def build_definitions(profile: Profile | None = None) -> dg.Definitions:
             "artifacts": ArtifactStoreResource(root=str(paths.artifacts)),
             "engine_jobs": EngineJobsResource.default(),
         },
-        executor=executor,
+        # every run first sweeps the runs a killed process left behind (assets/runs.py)
+        executor=sweeping_executor(executor),
         # the code location is always `ual_dagster`: these say which profile it was built from
         metadata={"ual/profile": profile.name, "ual/profile_file": str(profile.source_path or "(built in code)")},
     )
@@ -95,5 +96,4 @@ def _definitions_or_exit() -> dg.Definitions:
         raise
 
 
-sweep_dead_runs_at_load()
 defs = _definitions_or_exit()

@@ -1,10 +1,19 @@
 """The code location loads for every bundled profile, offline, with the graph the profile implies."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import dagster as dg
 import pytest
 
 from assets.definitions import build_definitions
+from tests.orchestration.profiles import small_profile, write_profile
+from tests.orchestration.test_dead_runs import started_run
 from ual_dagster.config import bundled_profiles, load_profile
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("name", bundled_profiles())
@@ -102,3 +111,33 @@ def test_who_writes_duckdb_and_which_pool_it_holds(name):
     compute = {k for k in pools if k.startswith(("lora_", "eval_")) and k not in duckdb_steps} | {"token_clustering"}
     local = name == "tiny"
     assert {k: pools[k] for k in compute} == dict.fromkeys(compute, "train" if local else None)
+
+
+def _files(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))}
+
+
+def test_importing_the_definitions_writes_nothing_and_sweeps_nothing(tmp_path):
+    """`import assets.definitions` (every dagster command, the webserver, every run worker) builds
+    the graph and nothing else: no file under DAGSTER_HOME or the state folder appears or changes,
+    and a run left STARTED by a killed process stays as it is (the sweep is a run's first act,
+    assets/runs.py, not the import's)."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with dg.DagsterInstance.local_temp(str(home)) as instance:
+        gone = subprocess.Popen([sys.executable, "-c", "pass"])
+        gone.wait()
+        dead = started_run(instance, gone.pid)
+    profile = write_profile(
+        tmp_path, small_profile(tmp_path, "no_side_effect", pretrain_steps=1, corpus_samples=10, training={})
+    )
+    before = _files(tmp_path)
+    env = {**os.environ, "DAGSTER_HOME": str(home), "UAL_PROFILE": str(profile)}
+    probe = "import assets.definitions as d; print(len(d.defs.resolve_asset_graph().get_all_asset_keys()))"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert int(out.stdout.split()[-1]) > 10  # the graph was built
+    assert _files(tmp_path) == before
+    assert not (tmp_path / "state").exists()
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.STARTED

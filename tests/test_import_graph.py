@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
         "ual_dagster.jsonl",
         "ual_dagster.progress",
         "ual_dagster.loopback",
+        "ual_dagster.processes",
         "ual_dagster.testbed_families",
         "ual_dagster.versions",
     ),

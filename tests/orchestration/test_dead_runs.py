@@ -1,5 +1,6 @@
 """The dead-run sweep: a run whose recorded executor pid is gone is marked failed and its pool
-claims are freed; a run whose process lives is left alone; a reused pid does not count."""
+claims are freed; a run whose process lives is left alone; a reused pid does not count; every
+run sweeps before its first step (the definitions' executor), and loading the definitions does not."""
 
 import os
 import subprocess
@@ -11,7 +12,8 @@ import dagster as dg
 # The pid metadata of an executor's "Executing steps in process" event: no public name in dagster 1.13.
 from dagster._core.events import EngineEventData
 
-from ual_dagster.storage.dead_runs import sweep_dead_runs
+from assets.runs import sweep_dead_runs, sweeping_executor
+from ual_dagster.processes import alive_since
 
 
 @dg.op
@@ -53,11 +55,9 @@ def test_dead_runs_fail_and_free_their_pool_claims_live_ones_stay(tmp_path):
 
 
 def test_a_pid_reused_by_a_process_started_after_the_run_counts_as_dead():
-    from ual_dagster.storage.dead_runs import _alive_since
-
-    assert _alive_since(os.getpid(), time.time())  # this process started before "now"
+    assert alive_since(os.getpid(), time.time())  # this process started before "now"
     # a run that started long before this process: its pid, if it were this one, was reused
-    assert not _alive_since(os.getpid(), time.time() - 10 * 365 * 86400)
+    assert not alive_since(os.getpid(), time.time() - 10 * 365 * 86400)
 
 
 def test_a_worker_started_after_its_run_was_created_is_alive(tmp_path):
@@ -77,3 +77,36 @@ def test_a_worker_started_after_its_run_was_created_is_alive(tmp_path):
         worker.kill()
         worker.wait()
     assert sweep_dead_runs(instance) == [run.run_id]
+
+
+@dg.op
+def sees_no_other_run_in_progress(context: dg.OpExecutionContext) -> None:
+    """The step's view: by the time it runs, no other run is in progress or holds a `duckdb` slot."""
+    others = context.instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+    assert [r.run_id for r in others if r.run_id != context.run_id] == []
+    assert context.instance.event_log_storage.get_concurrency_info("duckdb").claimed_slots == []
+
+
+def swept_job() -> dg.JobDefinition:
+    """A one-step job on the definitions' way of running steps: the sweeping executor."""
+
+    @dg.job(executor_def=sweeping_executor(dg.in_process_executor))
+    def check_job() -> None:
+        sees_no_other_run_in_progress()
+
+    return check_job
+
+
+def test_a_run_sweeps_the_dead_runs_before_its_first_step(tmp_path):
+    """A killed run stays STARTED with a `duckdb` slot; the next run marks it failed and frees the
+    slot before its first step starts (a CLI run's step would otherwise wait for that slot)."""
+    instance = dg.DagsterInstance.local_temp(str(tmp_path), overrides={"concurrency": {"pools": {"default_limit": 1}}})
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = started_run(instance, gone.pid)
+    instance.event_log_storage.claim_concurrency_slot("duckdb", dead.run_id, "uncertainty__notes")
+
+    result = dg.execute_job(dg.reconstructable(swept_job), instance=instance)
+
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
