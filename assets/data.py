@@ -1,15 +1,14 @@
-"""instructions_<dataset> and training_set_<scenario>, with their checks."""
+"""instructions_<dataset>, with its checks."""
 
 import dagster as dg
 
 from assets.common import DATA_OR_CODE_CHANGED, check, code_version, finish, one_line_failure
-from assets.keys import PREFLIGHT_KEY, instruction_set_key, key_str, training_set_key, uncertainty_key
+from assets.keys import PREFLIGHT_KEY, instruction_set_key
 from assets.resources import DuckDBStoreResource
 from ual_dagster import versions
 from ual_dagster.config import Profile
 from ual_dagster.data import build_instruction_set
 from ual_dagster.data import checks as data_checks
-from ual_dagster.train.training_sets import build_training_set
 
 
 def _instruction_set_asset(profile: Profile, dataset: str) -> dg.AssetsDefinition:
@@ -56,38 +55,5 @@ def _instruction_set_asset(profile: Profile, dataset: str) -> dg.AssetsDefinitio
     return _asset
 
 
-def _training_set_asset(profile: Profile, scenario: str) -> dg.AssetsDefinition:
-    cfg = profile.scenarios[scenario]
-    key = training_set_key(scenario)
-    datasets = sorted(cfg.weights)
-
-    @dg.asset(
-        key=key,
-        group_name="training",  # it reads elicited scores: in "data" the group graph would loop back
-        kinds={"duckdb"},
-        deps=[uncertainty_key(d) for d in datasets],
-        code_version=code_version(versions.TRAINING_SETS, cfg),
-        automation_condition=DATA_OR_CODE_CHANGED,
-        pool="duckdb",
-        description=f"Scenario {scenario!r}: a seeded selection of {cfg.size} train-split samples with an ok "
-        f"uncertainty score, mixed from {datasets} by the profile's weights (DuckDB table `training_sets`). "
-        + (
-            "A data set with fewer rows than its share gives all it has (allow_short)."
-            if cfg.allow_short
-            else "A data set with fewer rows than its share fails this asset, naming both counts."
-        ),
-    )
-    def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource) -> dg.MaterializeResult:
-        store = duckdb.store()
-        upstream = {d: store.require_version(key_str(uncertainty_key(d))) for d in datasets}
-        with one_line_failure():  # e.g. a data set with fewer rows than the scenario's share of it
-            result = build_training_set(scenario, cfg, profile, store, upstream, log=context.log.info)
-        return finish(store, key, result.fingerprint, result.metadata, config=cfg)
-
-    return _asset
-
-
 def data_assets(profile: Profile) -> list[dg.AssetsDefinition]:
-    return [_instruction_set_asset(profile, d) for d in profile.datasets] + [
-        _training_set_asset(profile, s) for s in profile.scenarios
-    ]
+    return [_instruction_set_asset(profile, d) for d in profile.datasets]

@@ -1,11 +1,11 @@
-"""base_model and lora_<scenario>_<method>: content-addressed model artifacts."""
+"""The "training" group: training_set_<scenario>, base_model and lora_<scenario>_<method>."""
 
 import time
 
 import dagster as dg
 
-from assets.common import DATA_OR_CODE_CHANGED, code_version, finish
-from assets.keys import BASE_MODEL_KEY, PREFLIGHT_KEY, key_str, lora_key, training_set_key
+from assets.common import DATA_OR_CODE_CHANGED, code_version, finish, one_line_failure
+from assets.keys import BASE_MODEL_KEY, PREFLIGHT_KEY, key_str, lora_key, training_set_key, uncertainty_key
 from assets.launch import EngineJobsResource
 from assets.resources import ArtifactStoreResource, DuckDBStoreResource
 from ual_dagster import versions
@@ -19,7 +19,39 @@ from ual_dagster.train.corpus import pretraining_texts
 from ual_dagster.train.entry_points import TRAIN_ENTRY
 from ual_dagster.train.k8s import k8s_pod_spec, pod_command
 from ual_dagster.train.records import TrainResult
+from ual_dagster.train.training_sets import build_training_set
 from ual_dagster.train.versioning import data_parallel, effective_training_config, result_config
+
+
+def _training_set_asset(profile: Profile, scenario: str) -> dg.AssetsDefinition:
+    cfg = profile.scenarios[scenario]
+    key = training_set_key(scenario)
+    datasets = sorted(cfg.weights)
+
+    @dg.asset(
+        key=key,
+        group_name="training",  # it reads elicited scores: in "data" the group graph would loop back
+        kinds={"duckdb"},
+        deps=[uncertainty_key(d) for d in datasets],
+        code_version=code_version(versions.TRAINING_SETS, cfg),
+        automation_condition=DATA_OR_CODE_CHANGED,
+        pool="duckdb",
+        description=f"Scenario {scenario!r}: a seeded selection of {cfg.size} train-split samples with an ok "
+        f"uncertainty score, mixed from {datasets} by the profile's weights (DuckDB table `training_sets`). "
+        + (
+            "A data set with fewer rows than its share gives all it has (allow_short)."
+            if cfg.allow_short
+            else "A data set with fewer rows than its share fails this asset, naming both counts."
+        ),
+    )
+    def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBStoreResource) -> dg.MaterializeResult:
+        store = duckdb.store()
+        upstream = {d: store.require_version(key_str(uncertainty_key(d))) for d in datasets}
+        with one_line_failure():  # e.g. a data set with fewer rows than the scenario's share of it
+            result = build_training_set(scenario, cfg, profile, store, upstream, log=context.log.info)
+        return finish(store, key, result.fingerprint, result.metadata, config=cfg)
+
+    return _asset
 
 
 def base_model_asset(profile: Profile) -> dg.AssetsDefinition:
@@ -192,6 +224,8 @@ def _processes(launcher: Launcher) -> int:
 
 
 def training_assets(profile: Profile) -> list[dg.AssetsDefinition]:
-    return [base_model_asset(profile)] + [
-        _lora_asset(profile, s, m) for s in profile.scenarios for m in profile.methods
-    ]
+    return (
+        [_training_set_asset(profile, s) for s in profile.scenarios]
+        + [base_model_asset(profile)]
+        + [_lora_asset(profile, s, m) for s in profile.scenarios for m in profile.methods]
+    )
