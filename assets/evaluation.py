@@ -21,18 +21,38 @@ from assets.resources import ArtifactStoreResource, DuckDBStoreResource
 from assets.training import compute_pool
 from ual_dagster import versions
 from ual_dagster.config import Profile
-from ual_dagster.config.training import InProcessLauncher
+from ual_dagster.config.training import InProcessLauncher, K8sLauncher
 from ual_dagster.evaluation import eval_sets, pipeline
 from ual_dagster.evaluation.eval_data import datasets_needed
-from ual_dagster.evaluation.k8s import evaluation_launcher, evaluation_pod_command, evaluation_pod_spec
 from ual_dagster.figures import inline_markdown_images, markdown_image
 from ual_dagster.storage import StatePaths
 from ual_dagster.train.checkpoints import variant_checkpoints
 from ual_dagster.train.entry_points import EVAL_ENTRY
+from ual_dagster.train.k8s import k8s_pod_spec, pod_command
 
 
 def _variants(profile: Profile) -> list[tuple[str, str]]:
     return [(s, m) for s in profile.scenarios for m in profile.methods]
+
+
+def evaluation_launcher(profile: Profile) -> K8sLauncher | None:
+    """The K8sLauncher evaluation pods are built from; None when evaluation does not run on Kubernetes."""
+    launcher = profile.evaluation.launcher
+    return launcher if isinstance(launcher, K8sLauncher) else None
+
+
+def evaluation_pod_spec(launcher: K8sLauncher, state_dir: str | Path) -> dict:
+    """The V1PodSpec dict of one evaluation (or token_clustering) pod, PipesK8sClient.run's
+    base_pod_spec: the training pod's GPU scheduling, shared state volume (HF_HOME on it) and
+    Secret by name (ual_dagster.train.k8s.k8s_pod_spec, role "eval"). The pod runs
+    `python -m ual_dagster.evaluation.job_entry`, writes only content-addressed files under the
+    state folder and reports through Pipes; the step process writes DuckDB."""
+    return k8s_pod_spec(launcher, state_dir, role="eval")
+
+
+def evaluation_pod_command(launcher: K8sLauncher) -> list[str]:
+    """`python -m ual_dagster.evaluation.job_entry` (PipesK8sClient.run's command)."""
+    return pod_command(launcher, role="eval")
 
 
 def job_runner(

@@ -88,7 +88,7 @@ def test_paper_judge_is_not_a_retired_model_and_the_historic_one_is_flagged(tmp_
 def test_cluster_evaluation_steps_run_in_gpu_pods():
     """Evaluation pods are started through Pipes from the run worker, not as k8s_job_executor step pods."""
     from assets.definitions import build_definitions
-    from ual_dagster.evaluation.k8s import evaluation_launcher, evaluation_pod_spec
+    from assets.evaluation import evaluation_launcher, evaluation_pod_spec
     from ual_dagster.storage import StatePaths
 
     profile = load_profile("cluster")

@@ -16,9 +16,9 @@ from pathlib import Path, PurePosixPath
 import pytest
 import yaml
 
+from assets.evaluation import evaluation_launcher
 from ual_dagster.config import load_profile
 from ual_dagster.config.training import K8sLauncher
-from ual_dagster.evaluation.k8s import evaluation_launcher
 from ual_dagster.storage import StatePaths
 
 DOCKER = Path(__file__).resolve().parents[2] / "docker"

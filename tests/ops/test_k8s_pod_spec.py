@@ -14,10 +14,10 @@ import json
 import pytest
 from dagster_k8s.pipes import build_pod_body
 
+from assets.evaluation import evaluation_launcher, evaluation_pod_command
 from ual_dagster.config import ProfileError, load_profile
 from ual_dagster.config.loader import resolve_profile_path
 from ual_dagster.config.training import InProcessLauncher, K8sLauncher, SubprocessLauncher, TrainingConfig
-from ual_dagster.evaluation.k8s import evaluation_launcher, evaluation_pod_command
 from ual_dagster.storage import StatePaths
 from ual_dagster.train.k8s import ENTRY_MODULE, EVAL_ENTRY_MODULE, k8s_pod_spec, pod_command
 
