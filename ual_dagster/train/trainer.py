@@ -77,6 +77,7 @@ def hub_ignore_patterns(files: list[str]) -> list[str]:
 def download_hub_model(repo_id: str, revision: str | None, *, local_files_only: bool) -> str:
     """The local snapshot directory of `repo_id` at `revision`, downloaded into HF_HOME unless
     `local_files_only` (then only the cache is read, and a missing snapshot raises)."""
+    # the hub client: only a process that downloads a base model needs it
     from huggingface_hub import HfApi, constants, snapshot_download
 
     if local_files_only or constants.HF_HUB_OFFLINE:
@@ -110,6 +111,7 @@ def _mixed_precision(cfg: TrainingConfig) -> str:
 def _load_model(base_path: str, cfg: TrainingConfig, mixed: str, revision: str | None = None):
     """Tokenizer and LoRA-wrapped model. `base_path` may be a model_ref `<hub id>@<revision>`;
     the revision (or an explicit one) reaches the tokenizer, the model and the PEFT config."""
+    # peft and transformers (seconds to import): only a process that trains loads them
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -138,7 +140,7 @@ def _load_model(base_path: str, cfg: TrainingConfig, mixed: str, revision: str |
 
 
 def _make_scheduler(optimizer, cfg: TrainingConfig, total_steps: int):
-    from transformers import get_scheduler
+    from transformers import get_scheduler  # heavy: only a process that trains loads it
 
     name = "constant_with_warmup" if cfg.lr_scheduler == "constant" else cfg.lr_scheduler
     warmup = math.ceil(cfg.warmup_ratio * total_steps)
