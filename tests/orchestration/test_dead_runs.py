@@ -8,11 +8,13 @@ import sys
 import time
 
 import dagster as dg
+import pytest
 
 # The pid metadata of an executor's "Executing steps in process" event: no public name in dagster 1.13.
 from dagster._core.events import EngineEventData
 
-from assets.runs import sweep_dead_runs, sweeping_executor
+from assets.runs import sweep_dead_runs
+from tests.orchestration.swept_jobs import swept_in_process_job, swept_multiprocess_job
 from ual_dagster.processes import alive_since
 
 
@@ -79,25 +81,8 @@ def test_a_worker_started_after_its_run_was_created_is_alive(tmp_path):
     assert sweep_dead_runs(instance) == [run.run_id]
 
 
-@dg.op
-def sees_no_other_run_in_progress(context: dg.OpExecutionContext) -> None:
-    """The step's view: by the time it runs, no other run is in progress or holds a `duckdb` slot."""
-    others = context.instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
-    assert [r.run_id for r in others if r.run_id != context.run_id] == []
-    assert context.instance.event_log_storage.get_concurrency_info("duckdb").claimed_slots == []
-
-
-def swept_job() -> dg.JobDefinition:
-    """A one-step job on the definitions' way of running steps: the sweeping executor."""
-
-    @dg.job(executor_def=sweeping_executor(dg.in_process_executor))
-    def check_job() -> None:
-        sees_no_other_run_in_progress()
-
-    return check_job
-
-
-def test_a_run_sweeps_the_dead_runs_before_its_first_step(tmp_path):
+@pytest.mark.parametrize("swept_job", [swept_in_process_job, swept_multiprocess_job])
+def test_a_run_sweeps_the_dead_runs_before_its_first_step(tmp_path, swept_job):
     """A killed run stays STARTED with a `duckdb` slot; the next run marks it failed and frees the
     slot before its first step starts (a CLI run's step would otherwise wait for that slot)."""
     instance = dg.DagsterInstance.local_temp(str(tmp_path), overrides={"concurrency": {"pools": {"default_limit": 1}}})
