@@ -65,7 +65,6 @@ CREATE TABLE IF NOT EXISTS variant_checkpoints (
     method VARCHAR NOT NULL,
     seed INTEGER NOT NULL,
     checkpoint VARCHAR NOT NULL,
-    eps_mean DOUBLE,
     PRIMARY KEY (scenario, method, seed)
 )
 """
@@ -88,17 +87,16 @@ def base_model_path(store: DuckDBStore, fingerprint: str) -> str:
     return row[0]
 
 
-def record_variant_checkpoints(
-    store: DuckDBStore, scenario: str, method: str, checkpoints: dict[int, str], eps_mean: dict[int, float]
-) -> None:
+def record_variant_checkpoints(store: DuckDBStore, scenario: str, method: str, checkpoints: dict[int, str]) -> None:
     """Replace the variant's seed -> checkpoint rows with the current seeds' (one transaction)."""
     with store.connect() as con:
         con.execute(VARIANT_CHECKPOINTS_DDL)
         with transaction(con):
             con.execute("DELETE FROM variant_checkpoints WHERE scenario = ? AND method = ?", [scenario, method])
             con.executemany(
-                "INSERT INTO variant_checkpoints VALUES (?, ?, ?, ?, ?)",
-                [[scenario, method, seed, fp, eps_mean.get(seed)] for seed, fp in sorted(checkpoints.items())],
+                # columns named: a state from before this schema still has an eps_mean column (left NULL)
+                "INSERT INTO variant_checkpoints (scenario, method, seed, checkpoint) VALUES (?, ?, ?, ?)",
+                [[scenario, method, seed, fp] for seed, fp in sorted(checkpoints.items())],
             )
 
 
