@@ -135,22 +135,11 @@ def test_every_table_created_is_listed_and_created_by_its_owner():
     assert sorted(OWNERS) == sorted(created), "an owner is listed for a table nobody creates"
 
 
-# Readers whose code a result version's lock digest covers (ual_dagster/versions.py SOURCES):
-# moved to their owners' APIs in the next commit, which re-records those digests.
-LOCKED_READERS = {
-    "ual_dagster.evaluation.eval_data",
-    "ual_dagster.evaluation.eval_sets",
-    "ual_dagster.evaluation.pipeline",
-    "ual_dagster.evaluation.report",
-    "ual_dagster.train.training_sets",
-}
-
-
 def test_sql_naming_a_table_stands_in_its_owner_only():
     outside = [
         f"{path.relative_to(ROOT)}:{line}: SQL names table {table!r}, owned by {OWNERS[table]}: call its functions"
         for path, module, source in _sources()
         for line, table in uses(source)
-        if module != OWNERS[table] and module not in LOCKED_READERS
+        if module != OWNERS[table]
     ]
     assert outside == [], "\n".join(outside)

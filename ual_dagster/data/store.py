@@ -88,11 +88,9 @@ SAMPLES_VIEW = "samples_view"
 
 def samples_view(con: duckdb.DuckDBPyConnection) -> str:
     """The read interface of `samples` for SQL that joins it with another owner's table: a
-    temporary view (this connection only) of the columns below; returns its name."""
-    con.execute(
-        f"CREATE OR REPLACE TEMP VIEW {SAMPLES_VIEW} AS SELECT dataset, sample_id, split, instruction, input, output, "
-        "family, intrinsic_uncertainty FROM samples"
-    )
+    temporary view (this connection only) with SAMPLES_DDL's columns; returns its name. A
+    schema change of `samples` keeps this view's columns (or changes its readers with it)."""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {SAMPLES_VIEW} AS SELECT * FROM samples")
     return SAMPLES_VIEW
 
 
