@@ -38,7 +38,8 @@ from ual_dagster.elicitation.backends.file_import import content_key, import_sco
 from ual_dagster.elicitation.backends.hf_local import score_with_local_model
 from ual_dagster.elicitation.backends.openai_api import OpenAIElicitor, resolve_api_key
 from ual_dagster.elicitation.backends.oracle import oracle_outcome
-from ual_dagster.elicitation.batch import elicit_in_batches, has_open_batches
+from ual_dagster.elicitation.batch import elicit_in_batches
+from ual_dagster.elicitation.batch_tables import has_open_batches
 from ual_dagster.elicitation.budget import BudgetExhausted, RunBudget
 from ual_dagster.elicitation.checks import coverage_check, range_check
 from ual_dagster.elicitation.commit import RowCommitter, journal_path, replay_journal
