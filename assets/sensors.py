@@ -92,8 +92,7 @@ def uncertainty_batches_sensor(profile: Profile) -> dg.SensorDefinition:
         if not batch_mode:
             return dg.SkipReason("elicitation.mode is not 'batch'")
         # the openai client loads only in batch mode
-        from ual_dagster.elicitation.batch import poll_open_batches
-        from ual_dagster.elicitation.batch_remote import TERMINAL
+        from ual_dagster.elicitation.batch import TERMINAL, poll_open_batches
 
         try:
             found = open_batches(DuckDBStore(duckdb.database, lock_wait_s=5.0), elicitor_fingerprint(cfg))

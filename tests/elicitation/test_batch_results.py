@@ -25,10 +25,12 @@ def test_a_result_line_that_is_not_json_or_lacks_a_custom_id_is_named_by_file_an
         {"custom_id": "a"},
         {"custom_id": "b"},
     ]
-    with pytest.raises(ValueError, match=r"batch result file f1 line 2: not JSON"):
+    with pytest.raises(ValueError, match=r"batch result file f1:2: not valid JSON"):
         parse_result_file("f1", '{"custom_id": "a"}\n{oops\n')
-    with pytest.raises(ValueError, match=r"batch result file f2 line 1: no custom_id"):
+    with pytest.raises(ValueError, match=r"batch result file f2:1: no custom_id"):
         parse_result_file("f2", '{"id": "x"}\n')
+    with pytest.raises(ValueError, match=r"batch result file f3:1: expected a JSON object, got list"):
+        parse_result_file("f3", '["custom_id"]\n')
 
 
 def test_an_answered_score_decides_the_row_with_its_tokens_and_attempts():

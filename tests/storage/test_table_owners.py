@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ual_dagster.storage.tables import OWNERS
+from ual_dagster.versions import _without_docstrings
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("ual_dagster", "assets")
@@ -34,25 +35,10 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _docstrings(tree: ast.AST) -> set[int]:
-    out = set()
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if (
-            isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
-            and body
-            and isinstance(body[0], ast.Expr)
-            and isinstance(body[0].value, ast.Constant)
-            and isinstance(body[0].value.value, str)
-        ):
-            out.add(id(body[0].value))
-    return out
-
-
 def strings(source: str) -> Iterator[tuple[int, str]]:
     """(line, text) of every string of the source but docstrings; an f-string as one text."""
-    tree = ast.parse(source)
-    skip = _docstrings(tree)
+    tree = _without_docstrings(ast.parse(source))
+    skip: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.JoinedStr):
             skip.update(id(v) for v in node.values)

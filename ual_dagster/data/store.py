@@ -188,6 +188,16 @@ def sample_ids_by_split(store: DuckDBStore, dataset: str) -> dict[str, list[str]
     return out
 
 
+def split_sample_ids(store: DuckDBStore, dataset: str, splits: list[str]) -> set[str]:
+    """The data set's sample ids in `splits`."""
+    marks = ", ".join("?" for _ in splits)
+    with store.connect(read_only=True) as con:
+        rows = con.execute(
+            f"SELECT DISTINCT sample_id FROM samples WHERE dataset = ? AND split IN ({marks})", [dataset, *splits]
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
 def repeated_sample_ids(store: DuckDBStore, dataset: str, limit: int) -> tuple[int, int, dict[str, int]] | None:
     """(rows, distinct sample ids, up to `limit` repeated ids -> count) of the data set; None
     when `samples` does not exist."""

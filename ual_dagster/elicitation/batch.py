@@ -57,7 +57,14 @@ from ual_dagster.elicitation.table import SampleToScore
 from ual_dagster.progress import Log
 from ual_dagster.storage import DuckDBStore
 
-__all__ = ["BatchElicitation", "BatchStillRunning", "elicit_in_batches", "ensure_tables", "poll_open_batches"]
+__all__ = [
+    "TERMINAL",
+    "BatchElicitation",
+    "BatchStillRunning",
+    "elicit_in_batches",
+    "ensure_tables",
+    "poll_open_batches",
+]
 
 
 class BatchStillRunning(RuntimeError):

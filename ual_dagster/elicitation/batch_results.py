@@ -21,21 +21,17 @@ from ual_dagster.elicitation.backends.openai_api import (
 )
 from ual_dagster.elicitation.outcome import Outcome, RunStats
 from ual_dagster.elicitation.table import utc_now
+from ual_dagster.jsonl import json_objects
 
 
 def parse_result_file(file_id: str, text: str) -> list[dict]:
     """The records of a result (or error) file; a line that is not a JSON object with a custom_id
     is an error naming the file and line."""
+    where = f"batch result file {file_id}"
     out = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"batch result file {file_id} line {n}: not JSON ({exc.msg})") from None
-        if not isinstance(record, dict) or "custom_id" not in record:
-            raise ValueError(f"batch result file {file_id} line {n}: no custom_id")
+    for n, record in json_objects(text.splitlines(), where):
+        if "custom_id" not in record:
+            raise ValueError(f"{where}:{n}: no custom_id")
         out.append(record)
     return out
 

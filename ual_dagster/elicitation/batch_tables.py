@@ -90,14 +90,17 @@ class BatchTables:
     def __init__(self, store: DuckDBStore, dataset: str, elicitor: str):
         self.store, self.dataset, self.elicitor = store, dataset, elicitor
 
-    def open_submissions(self) -> list[Submission]:
+    def _fetch(self, sql: str, params: list) -> list[tuple]:
         with self.store.connect() as con:
             ensure_tables(con)
-            rows = con.execute(
-                "SELECT submission_id, batch_id, input_file_id, requests, created_at, status FROM elicitation_batches "
-                "WHERE dataset = ? AND elicitor = ? AND collected_at IS NULL ORDER BY created_at",
-                [self.dataset, self.elicitor],
-            ).fetchall()
+            return con.execute(sql, params).fetchall()
+
+    def open_submissions(self) -> list[Submission]:
+        rows = self._fetch(
+            "SELECT submission_id, batch_id, input_file_id, requests, created_at, status FROM elicitation_batches "
+            "WHERE dataset = ? AND elicitor = ? AND collected_at IS NULL ORDER BY created_at",
+            [self.dataset, self.elicitor],
+        )
         return [Submission(*r) for r in rows]
 
     def update(self, submission_id: str, **values) -> None:
@@ -109,13 +112,11 @@ class BatchTables:
 
     def covered(self) -> set[str]:
         """Sample ids with a request in an open submission: never submitted again meanwhile."""
-        with self.store.connect() as con:
-            ensure_tables(con)
-            rows = con.execute(
-                "SELECT DISTINCT r.sample_id FROM elicitation_batch_requests r JOIN elicitation_batches b "
-                "USING (submission_id) WHERE b.dataset = ? AND b.elicitor = ? AND b.collected_at IS NULL",
-                [self.dataset, self.elicitor],
-            ).fetchall()
+        rows = self._fetch(
+            "SELECT DISTINCT r.sample_id FROM elicitation_batch_requests r JOIN elicitation_batches b "
+            "USING (submission_id) WHERE b.dataset = ? AND b.elicitor = ? AND b.collected_at IS NULL",
+            [self.dataset, self.elicitor],
+        )
         return {r[0] for r in rows}
 
     def record_submission(self, submission_id: str, base_url: str, requests: list[tuple[str, str, int]]) -> None:
@@ -193,21 +194,19 @@ class BatchTables:
     def unsettled(self) -> dict[str, list[tuple]]:
         """sample_id -> its unsettled collected requests (part, result, http_status, text, score, error,
         tokens, submitted at), oldest first, for rows not in an open submission."""
-        with self.store.connect() as con:
-            ensure_tables(con)
-            rows = con.execute(
-                """
-                SELECT r.sample_id, r.part, r.result, r.http_status, r.text, r.score, r.error,
-                       coalesce(r.prompt_tokens, 0), coalesce(r.completion_tokens, 0), b.created_at
-                FROM elicitation_batch_requests r JOIN elicitation_batches b USING (submission_id)
-                WHERE r.dataset = ? AND r.elicitor = ? AND NOT r.settled AND r.result IS NOT NULL
-                  AND r.sample_id NOT IN (
-                      SELECT r2.sample_id FROM elicitation_batch_requests r2 JOIN elicitation_batches b2
-                      USING (submission_id) WHERE b2.dataset = ? AND b2.elicitor = ? AND b2.collected_at IS NULL)
-                ORDER BY r.sample_id, b.created_at, r.part
-                """,
-                [self.dataset, self.elicitor, self.dataset, self.elicitor],
-            ).fetchall()
+        rows = self._fetch(
+            """
+            SELECT r.sample_id, r.part, r.result, r.http_status, r.text, r.score, r.error,
+                   coalesce(r.prompt_tokens, 0), coalesce(r.completion_tokens, 0), b.created_at
+            FROM elicitation_batch_requests r JOIN elicitation_batches b USING (submission_id)
+            WHERE r.dataset = ? AND r.elicitor = ? AND NOT r.settled AND r.result IS NOT NULL
+              AND r.sample_id NOT IN (
+                  SELECT r2.sample_id FROM elicitation_batch_requests r2 JOIN elicitation_batches b2
+                  USING (submission_id) WHERE b2.dataset = ? AND b2.elicitor = ? AND b2.collected_at IS NULL)
+            ORDER BY r.sample_id, b.created_at, r.part
+            """,
+            [self.dataset, self.elicitor, self.dataset, self.elicitor],
+        )
         history: dict[str, list[tuple]] = defaultdict(list)
         for row in rows:
             history[row[0]].append(row[1:])
