@@ -21,7 +21,7 @@ import pandas as pd
 from ual_dagster.config.training import MethodConfig, TrainingConfig
 from ual_dagster.fingerprint import hash_rows
 from ual_dagster.storage import ArtifactStore, DuckDBStore
-from ual_dagster.storage.duckdb_store import replace_rows, table_exists, transaction
+from ual_dagster.storage.duckdb_store import replace_rows, transaction
 from ual_dagster.train.epsilon import method_epsilons
 from ual_dagster.train.examples import TrainExample
 from ual_dagster.train.trainer import ADAPTER_DIR, RESULT_FILE, TrainResult
@@ -117,11 +117,9 @@ def variant_checkpoints(store: DuckDBStore, scenario: str, method: str) -> dict[
 
 def read_training_curves(store: DuckDBStore) -> pd.DataFrame:
     """(scenario, method, seed, step, loss, nll) of every stored curve point; nll is NULL in a
-    state from before it was recorded; empty when no curve was stored yet."""
-    columns = ["scenario", "method", "seed", "step", "loss", "nll"]
+    state from before it was recorded."""
     with store.connect() as con:
-        if not table_exists(con, "training_curves"):
-            return pd.DataFrame(columns=columns)
+        con.execute(CURVES_DDL)
         has_nll = con.execute(
             "SELECT count(*) FROM information_schema.columns WHERE table_name = 'training_curves' AND column_name = 'nll'"
         ).fetchone()[0]
