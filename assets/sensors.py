@@ -17,6 +17,7 @@ from assets.keys import instruction_set_key, uncertainty_key
 from assets.resources import DuckDBStoreResource
 from ual_dagster.config import Profile, resolve_path
 from ual_dagster.config.elicitation import OpenAIElicitation
+from ual_dagster.elicitation.batch_tables import open_batches
 from ual_dagster.elicitation.elicitor import elicitor_fingerprint
 from ual_dagster.plan import automation_on
 from ual_dagster.storage import DuckDBStore
@@ -91,7 +92,7 @@ def uncertainty_batches_sensor(profile: Profile) -> dg.SensorDefinition:
         if not batch_mode:
             return dg.SkipReason("elicitation.mode is not 'batch'")
         # the openai client loads only in batch mode
-        from ual_dagster.elicitation.batch import TERMINAL, open_batches, poll_open_batches
+        from ual_dagster.elicitation.batch import TERMINAL, poll_open_batches
 
         try:
             found = open_batches(DuckDBStore(duckdb.database, lock_wait_s=5.0), elicitor_fingerprint(cfg))

@@ -148,7 +148,7 @@ def _lora_asset(profile: Profile, scenario: str, method: str) -> dg.AssetsDefini
                 **({"job": job} if job else {}),
             }
             trained += 1
-        checkpoints.record_variant_checkpoints(store, scenario, method, fps, eps_mean)
+        checkpoints.record_variant_checkpoints(store, scenario, method, fps)
         fingerprint = stable_hash("lora-variant", sorted(fps.items()))
         first = per_seed[str(seeds[0])]
         meta = {

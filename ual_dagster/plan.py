@@ -30,9 +30,11 @@ from ual_dagster.config.elicitation import OPENAI_DEFAULT_URL, HFLocalElicitatio
 from ual_dagster.config.pins import task_reads_hub
 from ual_dagster.data.scenarios import scenario_shares
 from ual_dagster.data.selection import elicitation_targets, used_by_a_scenario, window_size
+from ual_dagster.data.store import sample_lengths_by_split
 from ual_dagster.elicitation.cost import calls_per_row, estimate_cost_usd, estimate_tokens
 from ual_dagster.elicitation.elicitor import elicitor_fingerprint
 from ual_dagster.elicitation.prompt import load_template
+from ual_dagster.elicitation.table import scored_ids
 from ual_dagster.storage import DuckDBStore, StatePaths
 from ual_dagster.testbed_families import family_quotas, heldout_count, select_families
 
@@ -84,42 +86,13 @@ class DatasetPlan:
     basis: str  # "samples" (ids known) or "estimate" (data set not loaded yet)
 
 
-def _table_exists(con, name: str) -> bool:
-    return bool(
-        con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0]
-    )
-
-
 def _known_rows(store: DuckDBStore | None, dataset: str) -> dict[str, list[tuple[str, int]]]:
     """split -> [(sample_id, text length)] of a loaded data set (empty if not loaded)."""
-    if store is None:
-        return {}
-    with store.connect(read_only=True) as con:
-        if not _table_exists(con, "samples"):
-            return {}
-        rows = con.execute(
-            "SELECT split, sample_id, any_value(length(instruction) + length(input) + length(output)) "
-            "FROM samples WHERE dataset = ? GROUP BY split, sample_id",
-            [dataset],
-        ).fetchall()
-    out: dict[str, list[tuple[str, int]]] = {}
-    for split, sid, n in rows:
-        out.setdefault(split, []).append((sid, int(n)))
-    return out
+    return sample_lengths_by_split(store, dataset) if store is not None else {}
 
 
 def _scored(store: DuckDBStore | None, dataset: str, elicitor: str) -> set[str]:
-    if store is None:
-        return set()
-    with store.connect(read_only=True) as con:
-        if not (_table_exists(con, "uncertainty") and _table_exists(con, "samples")):
-            return set()
-        rows = con.execute(
-            "SELECT DISTINCT u.sample_id FROM uncertainty u JOIN samples s ON s.sample_id = u.sample_id "
-            "WHERE s.dataset = ? AND u.elicitor = ? AND u.status = 'ok'",
-            [dataset, elicitor],
-        ).fetchall()
-    return {r[0] for r in rows}
+    return scored_ids(store, dataset, elicitor) if store is not None else set()
 
 
 def _used_and_window(profile: Profile, dataset: str, train_known: int | None) -> tuple[int, int]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from ual_dagster.config import Profile
 from ual_dagster.config.data import ScenarioConfig, TestbedConfig
 from ual_dagster.data.scenarios import scenario_shares
-from ual_dagster.data.store import tables_exist
+from ual_dagster.data.store import train_row_counts
 from ual_dagster.storage import DuckDBStore
 from ual_dagster.testbed_families import family_quotas, heldout_count, select_families
 
@@ -63,15 +63,9 @@ def loaded_train_rows(db_file: Path) -> dict[str, int]:
     if not db_file.exists():
         return {}
     try:
-        with DuckDBStore(db_file, lock_wait_s=2.0).connect(read_only=True) as con:
-            if not tables_exist(con):
-                return {}
-            rows = con.execute(
-                "SELECT dataset, count(DISTINCT sample_id) FROM samples WHERE split = 'train' GROUP BY dataset"
-            ).fetchall()
+        return train_row_counts(DuckDBStore(db_file, lock_wait_s=2.0))
     except Exception:  # noqa: BLE001 - a locked or foreign file: the counts are simply unknown
         return {}
-    return {d: int(n) for d, n in rows}
 
 
 def train_rows(profile: Profile, db_file: Path | None = None) -> dict[str, TrainRows]:

@@ -1,4 +1,5 @@
-"""DuckDB tables of the data domain: `samples` and `rejects`.
+"""DuckDB tables of the data domain: `samples` and `rejects` (their owner: no other module's
+SQL names them, ual_dagster/storage/tables.py).
 
 Writing a data set replaces its rows in both tables in one transaction (delete, then a
 bulk insert from an Arrow table), so readers see either the old or the new version,
@@ -14,7 +15,7 @@ import pyarrow as pa
 
 from ual_dagster.data.samples import Reject, Sample
 from ual_dagster.storage import DuckDBStore
-from ual_dagster.storage.duckdb_store import transaction
+from ual_dagster.storage.duckdb_store import table_exists, transaction
 
 SAMPLES_DDL = """
 CREATE TABLE IF NOT EXISTS samples (
@@ -71,6 +72,26 @@ def tables_exist(con: duckdb.DuckDBPyConnection) -> bool:
         "SELECT count(*) FROM information_schema.tables WHERE table_name IN ('samples', 'rejects')"
     ).fetchone()
     return bool(found and found[0] == 2)
+
+
+def samples_exist(con: duckdb.DuckDBPyConnection) -> bool:
+    return table_exists(con, "samples")
+
+
+def require_samples(con: duckdb.DuckDBPyConnection) -> None:
+    if not samples_exist(con):
+        raise RuntimeError("table 'samples' does not exist: materialise instruction_sets (the data domain) first")
+
+
+SAMPLES_VIEW = "samples_view"
+
+
+def samples_view(con: duckdb.DuckDBPyConnection) -> str:
+    """The read interface of `samples` for SQL that joins it with another owner's table: a
+    temporary view (this connection only) with SAMPLES_DDL's columns; returns its name. A
+    schema change of `samples` keeps this view's columns (or changes its readers with it)."""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {SAMPLES_VIEW} AS SELECT * FROM samples")
+    return SAMPLES_VIEW
 
 
 def _samples_table(samples: list[Sample]) -> pa.Table:
@@ -165,3 +186,93 @@ def sample_ids_by_split(store: DuckDBStore, dataset: str) -> dict[str, list[str]
     for split, sample_id in rows:
         out.setdefault(split, []).append(sample_id)
     return out
+
+
+def split_sample_ids(store: DuckDBStore, dataset: str, splits: list[str]) -> set[str]:
+    """The data set's sample ids in `splits`."""
+    marks = ", ".join("?" for _ in splits)
+    with store.connect(read_only=True) as con:
+        rows = con.execute(
+            f"SELECT DISTINCT sample_id FROM samples WHERE dataset = ? AND split IN ({marks})", [dataset, *splits]
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def repeated_sample_ids(store: DuckDBStore, dataset: str, limit: int) -> tuple[int, int, dict[str, int]] | None:
+    """(rows, distinct sample ids, up to `limit` repeated ids -> count) of the data set; None
+    when `samples` does not exist."""
+    with store.connect(read_only=True) as con:
+        if not tables_exist(con):
+            return None
+        n_rows, n_distinct = con.execute(
+            "SELECT count(*), count(DISTINCT sample_id) FROM samples WHERE dataset = ?", [dataset]
+        ).fetchone() or (0, 0)
+        repeated = con.execute(
+            "SELECT sample_id, count(*) AS n FROM samples WHERE dataset = ? GROUP BY sample_id HAVING n > 1 "
+            "ORDER BY n DESC, sample_id LIMIT ?",
+            [dataset, limit],
+        ).fetchall()
+    return n_rows, n_distinct, {sid: n for sid, n in repeated}
+
+
+def empty_sample_sources(store: DuckDBStore, dataset: str) -> list[str] | None:
+    """Sources of the data set's samples with an empty (or whitespace-only) output or
+    instruction, in source order; None when `samples` does not exist."""
+    with store.connect(read_only=True) as con:
+        if not tables_exist(con):
+            return None
+        rows = con.execute(
+            "SELECT source FROM samples WHERE dataset = ? AND (trim(output) = '' OR trim(instruction) = '') "
+            "ORDER BY source",
+            [dataset],
+        ).fetchall()
+    return [s for (s,) in rows]
+
+
+def train_row_counts(store: DuckDBStore) -> dict[str, int]:
+    """dataset -> distinct train-split sample ids ({} when `samples` does not exist)."""
+    with store.connect(read_only=True) as con:
+        if not tables_exist(con):
+            return {}
+        rows = con.execute(
+            "SELECT dataset, count(DISTINCT sample_id) FROM samples WHERE split = 'train' GROUP BY dataset"
+        ).fetchall()
+    return {d: int(n) for d, n in rows}
+
+
+def sample_lengths_by_split(store: DuckDBStore, dataset: str) -> dict[str, list[tuple[str, int]]]:
+    """split -> [(sample_id, instruction + input + output length)] of the data set ({} when
+    `samples` does not exist)."""
+    with store.connect(read_only=True) as con:
+        if not table_exists(con, "samples"):
+            return {}
+        rows = con.execute(
+            "SELECT split, sample_id, any_value(length(instruction) + length(input) + length(output)) "
+            "FROM samples WHERE dataset = ? GROUP BY split, sample_id",
+            [dataset],
+        ).fetchall()
+    out: dict[str, list[tuple[str, int]]] = {}
+    for split, sid, n in rows:
+        out.setdefault(split, []).append((sid, int(n)))
+    return out
+
+
+def split_rows(store: DuckDBStore, datasets: list[str], split: str) -> list[tuple[str, str, str, str, str, str | None]]:
+    """(dataset, sample_id, instruction, input, output, valid_answers as stored JSON) of one
+    split of `datasets`, by dataset and sample_id."""
+    with store.connect(read_only=True) as con:
+        return con.execute(
+            "SELECT dataset, sample_id, instruction, coalesce(input, ''), output, valid_answers FROM samples "
+            "WHERE split = ? AND dataset IN (SELECT unnest(?)) ORDER BY dataset, sample_id",
+            [split, datasets],
+        ).fetchall()
+
+
+def dataset_sample_contents(store: DuckDBStore, dataset: str) -> list[tuple[str, str, str, str]]:
+    """(sample_id, instruction, input, output) of every sample of the dataset, any split."""
+    with store.connect() as con:
+        require_samples(con)
+        return con.execute(
+            "SELECT DISTINCT sample_id, instruction, coalesce(input, ''), output FROM samples WHERE dataset = ?",
+            [dataset],
+        ).fetchall()

@@ -6,6 +6,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from ual_dagster.config.elicitation import ElicitationConfig
+from ual_dagster.data.store import split_sample_ids
 from ual_dagster.elicitation.elicitor import elicitor_fingerprint
 from ual_dagster.elicitation.table import scored_samples, status_counts
 from ual_dagster.storage import DuckDBStore
@@ -52,14 +53,7 @@ def dataset_checks(
     with store.connect() as con:
         rows = scored_samples(con, dataset, elicitor, cfg.elicit_splits)
         counts = status_counts(con, dataset, elicitor, cfg.elicit_splits)
-        splits = ", ".join("?" for _ in cfg.elicit_splits)
-        present = {
-            r[0]
-            for r in con.execute(
-                f"SELECT DISTINCT sample_id FROM samples WHERE dataset = ? AND split IN ({splits})",
-                [dataset, *cfg.elicit_splits],
-            ).fetchall()
-        }
+    present = split_sample_ids(store, dataset, list(cfg.elicit_splits))
     if only is not None:
         present &= set(only)
         rows = [r for r in rows if r[0] in present]

@@ -33,11 +33,13 @@ from ual_dagster.config.elicitation import (
     OracleElicitation,
 )
 from ual_dagster.config.launchers import InProcessLauncher
+from ual_dagster.data.store import dataset_sample_contents
 from ual_dagster.elicitation.backends.file_import import content_key, import_scores
 from ual_dagster.elicitation.backends.hf_local import score_with_local_model
 from ual_dagster.elicitation.backends.openai_api import OpenAIElicitor, resolve_api_key
 from ual_dagster.elicitation.backends.oracle import oracle_outcome
-from ual_dagster.elicitation.batch import elicit_in_batches, has_open_batches
+from ual_dagster.elicitation.batch import elicit_in_batches
+from ual_dagster.elicitation.batch_tables import has_open_batches
 from ual_dagster.elicitation.budget import BudgetExhausted, RunBudget
 from ual_dagster.elicitation.checks import coverage_check, range_check
 from ual_dagster.elicitation.commit import RowCommitter, journal_path, replay_journal
@@ -50,7 +52,6 @@ from ual_dagster.elicitation.outcome import RunStats
 from ual_dagster.elicitation.scores import scores_fingerprint, stale_cutoff
 from ual_dagster.elicitation.table import (
     SampleToScore,
-    dataset_sample_contents,
     pending_samples,
     previous_elicitor_scores,
     scored_samples,

@@ -1,4 +1,5 @@
-"""The `uncertainty` table: one row per (sample content hash, elicitor).
+"""The `uncertainty` table: one row per (sample content hash, elicitor). This module owns it
+(ual_dagster/storage/tables.py); its joins with the samples read `samples_view`.
 
 Columns: sample_id, dataset, elicitor, uncertainty (DOUBLE in [0,1] or NULL), status
 ('ok' | 'unparseable' | 'failed'), raw_answer (the model's text; never request headers),
@@ -17,9 +18,12 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 
 import duckdb
+import pandas as pd
 import pyarrow as pa
 
+from ual_dagster.data.store import require_samples, samples_exist, samples_view
 from ual_dagster.storage import DuckDBStore
+from ual_dagster.storage.duckdb_store import table_exists
 
 UNCERTAINTY_DDL = """
 CREATE TABLE IF NOT EXISTS uncertainty (
@@ -99,12 +103,6 @@ def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(UNCERTAINTY_DDL)
 
 
-def _require_samples(con: duckdb.DuckDBPyConnection) -> None:
-    found = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'samples'").fetchone()
-    if not found or found[0] == 0:
-        raise RuntimeError("table 'samples' does not exist: materialise instruction_sets (the data domain) first")
-
-
 def _splits_clause(splits: Sequence[str]) -> str:
     return "s.split IN (" + ", ".join("?" for _ in splits) + ")"
 
@@ -129,9 +127,10 @@ def pending_samples(
             con.register("only_ids", pa.table({"sample_id": pa.array(sorted(only), pa.string())}))
             only_sql = "AND s.sample_id IN (SELECT sample_id FROM only_ids)"
         ensure_table(con)
-        _require_samples(con)
+        require_samples(con)
+        samples = samples_view(con)
         total = con.execute(
-            f"SELECT count(DISTINCT s.sample_id) FROM samples s WHERE s.dataset = ? AND {_splits_clause(splits)} "
+            f"SELECT count(DISTINCT s.sample_id) FROM {samples} s WHERE s.dataset = ? AND {_splits_clause(splits)} "
             f"{only_sql}",
             [dataset, *splits],
         ).fetchone()[0]
@@ -139,7 +138,7 @@ def pending_samples(
             f"""
             SELECT DISTINCT ON (s.sample_id) s.sample_id, s.instruction, coalesce(s.input, ''), s.output,
                    s.intrinsic_uncertainty
-            FROM samples s
+            FROM {samples} s
             WHERE s.dataset = ? AND {_splits_clause(splits)} {only_sql}
               AND NOT EXISTS (
                   SELECT 1 FROM uncertainty u
@@ -183,10 +182,11 @@ def scored_samples(
     """(sample_id, uncertainty, intrinsic_uncertainty, created_at) of ok rows for the dataset's current samples."""
     split_sql, split_args = (f"AND {_splits_clause(splits)}", list(splits)) if splits else ("", [])
     ensure_table(con)
+    samples = samples_view(con)
     return con.execute(
         f"""
         SELECT DISTINCT ON (s.sample_id) s.sample_id, u.uncertainty, s.intrinsic_uncertainty, u.created_at
-        FROM samples s JOIN uncertainty u ON u.sample_id = s.sample_id
+        FROM {samples} s JOIN uncertainty u ON u.sample_id = s.sample_id
         WHERE s.dataset = ? {split_sql} AND u.elicitor = ? AND u.status = 'ok'
         ORDER BY s.sample_id
         """,
@@ -196,10 +196,11 @@ def scored_samples(
 
 def status_counts(con: duckdb.DuckDBPyConnection, dataset: str, elicitor: str, splits: Sequence[str]) -> dict[str, int]:
     ensure_table(con)
+    samples = samples_view(con)
     rows = con.execute(
         f"""
         SELECT u.status, count(DISTINCT s.sample_id)
-        FROM samples s JOIN uncertainty u ON u.sample_id = s.sample_id
+        FROM {samples} s JOIN uncertainty u ON u.sample_id = s.sample_id
         WHERE s.dataset = ? AND {_splits_clause(splits)} AND u.elicitor = ?
         GROUP BY u.status
         """,
@@ -215,9 +216,10 @@ def previous_elicitor_scores(
 ) -> tuple[str | None, dict[str, float]]:
     """The most recent other elicitor with ok scores on this dataset's samples, and those scores."""
     ensure_table(con)
+    samples = samples_view(con)
     row = con.execute(
         f"""
-        SELECT u.elicitor FROM samples s JOIN uncertainty u ON u.sample_id = s.sample_id
+        SELECT u.elicitor FROM {samples} s JOIN uncertainty u ON u.sample_id = s.sample_id
         WHERE s.dataset = ? AND {_splits_clause(splits)} AND u.elicitor <> ? AND u.status = 'ok'
         GROUP BY u.elicitor ORDER BY max(u.created_at) DESC LIMIT 1
         """,
@@ -227,7 +229,7 @@ def previous_elicitor_scores(
         return None, {}
     scores = con.execute(
         f"""
-        SELECT DISTINCT s.sample_id, u.uncertainty FROM samples s JOIN uncertainty u ON u.sample_id = s.sample_id
+        SELECT DISTINCT s.sample_id, u.uncertainty FROM {samples} s JOIN uncertainty u ON u.sample_id = s.sample_id
         WHERE s.dataset = ? AND {_splits_clause(splits)} AND u.elicitor = ? AND u.status = 'ok'
         """,
         [dataset, *splits, row[0]],
@@ -235,11 +237,61 @@ def previous_elicitor_scores(
     return row[0], {sid: float(u) for sid, u in scores}
 
 
-def dataset_sample_contents(store: DuckDBStore, dataset: str) -> list[tuple[str, str, str, str]]:
-    """(sample_id, instruction, input, output) of every sample of the dataset, any split."""
-    with store.connect() as con:
-        _require_samples(con)
-        return con.execute(
-            "SELECT DISTINCT sample_id, instruction, coalesce(input, ''), output FROM samples WHERE dataset = ?",
-            [dataset],
+def scored_ids(store: DuckDBStore, dataset: str, elicitor: str) -> set[str]:
+    """Ids of the data set's samples (any split) with an ok row under `elicitor` (read-only:
+    empty when either table does not exist yet)."""
+    with store.connect(read_only=True) as con:
+        if not (table_exists(con, "uncertainty") and samples_exist(con)):
+            return set()
+        samples = samples_view(con)
+        rows = con.execute(
+            f"SELECT DISTINCT u.sample_id FROM uncertainty u JOIN {samples} s ON s.sample_id = u.sample_id "
+            "WHERE s.dataset = ? AND u.elicitor = ? AND u.status = 'ok'",
+            [dataset, elicitor],
         ).fetchall()
+    return {r[0] for r in rows}
+
+
+def ok_scores(store: DuckDBStore, elicitor: str, datasets: list[str]) -> pd.DataFrame:
+    """(dataset, uncertainty) of every ok row of `elicitor` on `datasets` (the data set a row
+    was first scored for); empty when the table does not exist yet."""
+    with store.connect() as con:
+        if not table_exists(con, "uncertainty"):
+            return pd.DataFrame(columns=["dataset", "uncertainty"])
+        return con.execute(
+            "SELECT dataset, uncertainty FROM uncertainty WHERE status = 'ok' AND elicitor = ? AND dataset IN "
+            "(SELECT unnest(?))",
+            [elicitor, datasets],
+        ).df()
+
+
+def scores_and_samples_exist(store: DuckDBStore) -> bool:
+    with store.connect() as con:
+        return table_exists(con, "uncertainty") and samples_exist(con)
+
+
+def ok_scores_with_intrinsic(store: DuckDBStore, datasets: list[str]) -> pd.DataFrame:
+    """(elicitor, u, intrinsic, family) of every ok, non-null score on `datasets` whose sample
+    has a known intrinsic uncertainty, by elicitor, dataset and sample id."""
+    marks = ", ".join("?" for _ in datasets)
+    with store.connect() as con:
+        missing = [
+            t
+            for t, found in (("samples", samples_exist(con)), ("uncertainty", table_exists(con, "uncertainty")))
+            if not found
+        ]
+        if missing:
+            raise RuntimeError(
+                f"{store.path}: table(s) {missing} missing: materialise instruction_sets and uncertainty first"
+            )
+        samples = samples_view(con)
+        return con.execute(
+            f"""
+            SELECT u.elicitor, u.uncertainty AS u, s.intrinsic_uncertainty AS intrinsic, s.family
+            FROM uncertainty u JOIN {samples} s ON s.dataset = u.dataset AND s.sample_id = u.sample_id
+            WHERE u.status = 'ok' AND u.uncertainty IS NOT NULL AND s.intrinsic_uncertainty IS NOT NULL
+              AND u.dataset IN ({marks})
+            ORDER BY u.elicitor, u.dataset, u.sample_id
+            """,
+            datasets,
+        ).df()

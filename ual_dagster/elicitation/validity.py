@@ -23,6 +23,7 @@ import math
 
 import pandas as pd
 
+from ual_dagster.elicitation.table import ok_scores_with_intrinsic
 from ual_dagster.storage import DuckDBStore
 from ual_dagster.testbed_families import FAMILIES
 
@@ -53,24 +54,7 @@ def _kind(family: str | None, intrinsic: float) -> str:
 def _load(store: DuckDBStore, datasets: list[str]) -> pd.DataFrame:
     if not datasets:
         return pd.DataFrame(columns=["elicitor", "u", "intrinsic", "family"])
-    marks = ", ".join("?" for _ in datasets)
-    with store.connect() as con:
-        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        missing = {"samples", "uncertainty"} - tables
-        if missing:
-            raise RuntimeError(
-                f"{store.path}: table(s) {sorted(missing)} missing: materialise instruction_sets and uncertainty first"
-            )
-        return con.execute(
-            f"""
-            SELECT u.elicitor, u.uncertainty AS u, s.intrinsic_uncertainty AS intrinsic, s.family
-            FROM uncertainty u JOIN samples s ON s.dataset = u.dataset AND s.sample_id = u.sample_id
-            WHERE u.status = 'ok' AND u.uncertainty IS NOT NULL AND s.intrinsic_uncertainty IS NOT NULL
-              AND u.dataset IN ({marks})
-            ORDER BY u.elicitor, u.dataset, u.sample_id
-            """,
-            datasets,
-        ).df()
+    return ok_scores_with_intrinsic(store, datasets)
 
 
 def _constant(values: pd.Series) -> bool:

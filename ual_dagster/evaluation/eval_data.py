@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ual_dagster.config.evaluation import EvaluationConfig
+from ual_dagster.data.store import split_rows
 from ual_dagster.fingerprint import hash_rows
 from ual_dagster.storage import DuckDBStore
 
@@ -74,13 +75,7 @@ def load_eval_data(store: DuckDBStore, datasets: Iterable[str], split: str = "he
     items: dict[str, list[HeldoutItem]] = {n: [] for n in names}
     if not names:
         return EvalData(items)
-    with store.connect(read_only=True) as con:
-        rows = con.execute(
-            "SELECT dataset, sample_id, instruction, coalesce(input, ''), output, valid_answers FROM samples "
-            "WHERE split = ? AND dataset IN (SELECT unnest(?)) ORDER BY dataset, sample_id",
-            [split, names],
-        ).fetchall()
-    for dataset, sample_id, instruction, inp, output, valid in rows:
+    for dataset, sample_id, instruction, inp, output, valid in split_rows(store, names, split):
         items[dataset].append(
             HeldoutItem(
                 sample_id=str(sample_id),

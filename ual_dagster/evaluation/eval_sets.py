@@ -16,6 +16,7 @@ from ual_dagster.data.selection import scenario_windows
 from ual_dagster.evaluation.eval_data import EvalData, datasets_needed, load_eval_data
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.storage import ArtifactStore, DuckDBStore
+from ual_dagster.train.training_sets import training_set_rows
 
 
 @dataclass
@@ -42,12 +43,7 @@ def untrained_rows(profile: Profile, store: DuckDBStore) -> EvalData:
         ids = {d: [it.sample_id for it in train.items.get(d, [])] for d in scen.weights}
         for d, window in scenario_windows(scen, ids, profile.elicitation.selection_reserve).items():
             used.update((d, sid) for sid in window)
-    with store.connect(read_only=True) as con:
-        exists = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'training_sets'"
-        ).fetchone()[0]
-        if exists:
-            used.update(con.execute("SELECT DISTINCT dataset, sample_id FROM training_sets").fetchall())
+    used |= training_set_rows(store)
     return EvalData({d: [it for it in items if (d, it.sample_id) not in used] for d, items in train.items.items()})
 
 

@@ -18,7 +18,7 @@ from ual_dagster.evaluation.eval_data import load_eval_data
 from ual_dagster.evaluation.eval_sets import profile_eval_data, untrained_rows
 from ual_dagster.evaluation.jobs import RESULT_FILE, SPEC_FILE, EvalJobSpec, result_rows, run_eval_job, write_eval_data
 from ual_dagster.evaluation.report import comparison_report
-from ual_dagster.evaluation.scores import current_rows, has_scores, read_items, read_scores, write_scores
+from ual_dagster.evaluation.scores import current_rows, has_scores, read_items, read_scores, score_summary, write_scores
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.progress import Log
 from ual_dagster.storage import ArtifactStore, DuckDBStore
@@ -54,15 +54,6 @@ class StepResult:
 def _template(profile: Profile, method: str) -> str:
 
     return effective_training_config(profile.training, profile.methods[method]).prompt_template
-
-
-def _rows_of(store: DuckDBStore, eval_fp: str) -> dict[str, Any]:
-    with store.connect(read_only=True) as con:
-        rows = con.execute(
-            "SELECT benchmark, metric, value, stderr, n FROM eval_scores WHERE eval_fingerprint = ? ORDER BY 1, 2",
-            [eval_fp],
-        ).fetchall()
-    return {f"{b}/{m}": {"value": v, "stderr": s, "n": n} for b, m, v, s, n in rows}
 
 
 def evaluate_variant(
@@ -134,7 +125,7 @@ def _evaluate_seed(
     ):
         if log:
             log(f"evaluation {scenario}/{method} seed {seed}: scores for {eval_fp} exist, nothing to evaluate")
-        return StepResult(eval_fp, {"scores": _rows_of(store, eval_fp)}, reused=True)
+        return StepResult(eval_fp, {"scores": score_summary(store, eval_fp)}, reused=True)
     # Generations, lm-eval results and judge annotations are cached under the artifacts by
     # their own keys, so rebuilding a missing items table loads no model either.
     job_dir = artifacts.root / "evaluation" / "jobs" / eval_fp

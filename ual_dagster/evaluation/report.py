@@ -28,11 +28,13 @@ from ual_dagster import versions
 from ual_dagster.config import Profile
 from ual_dagster.config.training import MethodConfig
 from ual_dagster.elicitation.elicitor import elicitor_fingerprint
+from ual_dagster.elicitation.table import ok_scores, scores_and_samples_exist
 from ual_dagster.elicitation.validity import elicitor_validity, format_validity
 from ual_dagster.evaluation.comparisons import read_comparisons
 from ual_dagster.evaluation.scores import current_rows, read_scores
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.storage import DuckDBStore
+from ual_dagster.train.checkpoints import read_training_curves
 from ual_dagster.train.epsilon import epsilons_for
 
 CLUSTERING = "token_clustering"
@@ -98,28 +100,6 @@ def _p(x: Any) -> str:
     if _is_nan(x):
         return "n/a"
     return "<0.001" if x < 0.001 else f"{x:.3f}"
-
-
-def _table_exists(store: DuckDBStore, name: str) -> bool:
-    with store.connect() as con:
-        return (
-            con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0] > 0
-        )
-
-
-def _has_column(store: DuckDBStore, table: str, column: str) -> bool:
-    with store.connect() as con:
-        return bool(
-            con.execute(
-                "SELECT count(*) FROM information_schema.columns WHERE table_name = ? AND column_name = ?",
-                [table, column],
-            ).fetchone()[0]
-        )
-
-
-def _read(store: DuckDBStore, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
-    with store.connect() as con:
-        return con.execute(sql, params or []).fetchdf()
 
 
 def _plt():
@@ -426,42 +406,34 @@ def comparison_report(store: DuckDBStore, out_dir: str | Path, profile: Profile)
         lines += [PAPER_LOW_ENTROPY_NOTE, ""]
     lines += _clustering_section(scores, methods)
     n_curves = n_unc = 0
-    if _table_exists(store, "training_curves"):
-        nll = "nll" if _has_column(store, "training_curves", "nll") else "NULL AS nll"  # a state from before nll
-        curves = _read(store, f"SELECT scenario, method, seed, step, loss, {nll} FROM training_curves")
-        curves = curves[curves["seed"].isin(list(exp.seeds)[:1])]
-        n_curves = len(curves)
-        if n_curves:
-            plots.append(plot_training_curves(curves, out_dir / "training_curves.png"))
-            lines += [
-                f"## Training curves (seed {exp.seeds[0]})",
-                "",
-                "Plain token NLL of the training targets per step (cross-entropy without smoothing, on the "
-                "tokens each method trains on), so the methods compare; each method's own objective, smoothed "
-                "for LS and UAL, is the `loss` column of DuckDB `training_curves`.",
-                "",
-                "![training curves](training_curves.png)",
-                "",
-            ]
-    if _table_exists(store, "uncertainty"):
-        unc = _read(
-            store,
-            "SELECT dataset, uncertainty FROM uncertainty WHERE status = 'ok' AND elicitor = ? AND dataset IN "
-            "(SELECT unnest(?))",
-            [elicitor_fingerprint(profile.elicitation), list(profile.datasets)],
-        )
-        n_unc = len(unc)
-        if n_unc:
-            plots.append(plot_uncertainty(unc, methods, out_dir / "uncertainty.png"))
-            summary = unc.groupby("dataset")["uncertainty"].agg(["count", "mean", "std"]).reset_index()
-            lines += [
-                "## Elicited uncertainty (current elicitor) and UAL epsilon",
-                "",
-                "| dataset | n | mean u | sd u |",
-                "|---|---|---|---|",
-            ]
-            lines += [f"| {s.dataset} | {s.count} | {s.mean:.3f} | {_num(s.std)} |" for s in summary.itertuples()]
-            lines += ["", "![uncertainty](uncertainty.png)", ""]
+    curves = read_training_curves(store)
+    curves = curves[curves["seed"].isin(list(exp.seeds)[:1])]
+    n_curves = len(curves)
+    if n_curves:
+        plots.append(plot_training_curves(curves, out_dir / "training_curves.png"))
+        lines += [
+            f"## Training curves (seed {exp.seeds[0]})",
+            "",
+            "Plain token NLL of the training targets per step (cross-entropy without smoothing, on the "
+            "tokens each method trains on), so the methods compare; each method's own objective, smoothed "
+            "for LS and UAL, is the `loss` column of DuckDB `training_curves`.",
+            "",
+            "![training curves](training_curves.png)",
+            "",
+        ]
+    unc = ok_scores(store, elicitor_fingerprint(profile.elicitation), list(profile.datasets))
+    n_unc = len(unc)
+    if n_unc:
+        plots.append(plot_uncertainty(unc, methods, out_dir / "uncertainty.png"))
+        summary = unc.groupby("dataset")["uncertainty"].agg(["count", "mean", "std"]).reset_index()
+        lines += [
+            "## Elicited uncertainty (current elicitor) and UAL epsilon",
+            "",
+            "| dataset | n | mean u | sd u |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| {s.dataset} | {s.count} | {s.mean:.3f} | {_num(s.std)} |" for s in summary.itertuples()]
+        lines += ["", "![uncertainty](uncertainty.png)", ""]
     validity = _validity_section(store, profile)
     lines += validity
     md = out_dir / "report.md"
@@ -492,7 +464,7 @@ def comparison_report(store: DuckDBStore, out_dir: str | Path, profile: Profile)
 def _validity_section(store: DuckDBStore, profile: Profile) -> list[str]:
     """Each elicitor with rows on these data sets against the known intrinsic uncertainty."""
 
-    if not (_table_exists(store, "uncertainty") and _table_exists(store, "samples")):
+    if not scores_and_samples_exist(store):
         return []
     table = elicitor_validity(store, list(profile.datasets))
     if table.empty:

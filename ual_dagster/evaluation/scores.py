@@ -221,6 +221,16 @@ def read_scores(store: DuckDBStore) -> pd.DataFrame:
         return con.execute("SELECT * FROM eval_scores ORDER BY scenario, method, seed, benchmark, metric").fetchdf()
 
 
+def score_summary(store: DuckDBStore, eval_fp: str) -> dict[str, Any]:
+    """'benchmark/metric' -> {value, stderr, n} of one evaluation fingerprint's rows."""
+    with store.connect(read_only=True) as con:
+        rows = con.execute(
+            "SELECT benchmark, metric, value, stderr, n FROM eval_scores WHERE eval_fingerprint = ? ORDER BY 1, 2",
+            [eval_fp],
+        ).fetchall()
+    return {f"{b}/{m}": {"value": v, "stderr": s, "n": n} for b, m, v, s, n in rows}
+
+
 def has_scores(
     store: DuckDBStore,
     eval_fp: str,

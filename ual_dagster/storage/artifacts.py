@@ -8,7 +8,6 @@ atomically, so a crash leaves an unfinished directory that the next run resumes 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,3 @@ class ArtifactStore:
         p = self.open(kind, fingerprint)
         atomic_write_text(p / MARKER, json.dumps(manifest, indent=2, sort_keys=True, default=str), fsync=True)
         return p
-
-    def discard(self, kind: str, fingerprint: str) -> None:
-        shutil.rmtree(self.path(kind, fingerprint), ignore_errors=True)

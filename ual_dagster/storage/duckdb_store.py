@@ -81,6 +81,13 @@ def replace_rows(con: duckdb.DuckDBPyConnection, table: str, where_sql: str, par
     return len(frame)
 
 
+def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether `name` exists (a reader opens read-only and must not create it). For a table's
+    owner module (ual_dagster/storage/tables.py); other modules ask the owner."""
+    found = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()
+    return bool(found and found[0])
+
+
 class DuckDBStore:
     """A DuckDB file plus helpers shared by every domain's tables."""
 

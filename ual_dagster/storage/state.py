@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ual_dagster.config import Profile, resolve_path
-from ual_dagster.storage.artifacts import ArtifactStore
 from ual_dagster.storage.duckdb_store import DuckDBStore
 
 # The instance config written into DAGSTER_HOME on first use. The "duckdb" pool
@@ -62,6 +61,3 @@ class StatePaths:
 
     def store(self) -> DuckDBStore:
         return DuckDBStore(self.duckdb)
-
-    def artifact_store(self) -> ArtifactStore:
-        return ArtifactStore(self.artifacts)

@@ -71,7 +71,6 @@ CREATE TABLE IF NOT EXISTS variant_checkpoints (
     method VARCHAR NOT NULL,
     seed INTEGER NOT NULL,
     checkpoint VARCHAR NOT NULL,
-    eps_mean DOUBLE,
     PRIMARY KEY (scenario, method, seed)
 )
 """
@@ -94,17 +93,16 @@ def base_model_path(store: DuckDBStore, fingerprint: str) -> str:
     return row[0]
 
 
-def record_variant_checkpoints(
-    store: DuckDBStore, scenario: str, method: str, checkpoints: dict[int, str], eps_mean: dict[int, float]
-) -> None:
+def record_variant_checkpoints(store: DuckDBStore, scenario: str, method: str, checkpoints: dict[int, str]) -> None:
     """Replace the variant's seed -> checkpoint rows with the current seeds' (one transaction)."""
     with store.connect() as con:
         con.execute(VARIANT_CHECKPOINTS_DDL)
         with transaction(con):
             con.execute("DELETE FROM variant_checkpoints WHERE scenario = ? AND method = ?", [scenario, method])
             con.executemany(
-                "INSERT INTO variant_checkpoints VALUES (?, ?, ?, ?, ?)",
-                [[scenario, method, seed, fp, eps_mean.get(seed)] for seed, fp in sorted(checkpoints.items())],
+                # columns named: a state from before this schema still has an eps_mean column (left NULL)
+                "INSERT INTO variant_checkpoints (scenario, method, seed, checkpoint) VALUES (?, ?, ?, ?)",
+                [[scenario, method, seed, fp] for seed, fp in sorted(checkpoints.items())],
             )
 
 
@@ -121,6 +119,18 @@ def variant_checkpoints(store: DuckDBStore, scenario: str, method: str) -> dict[
             f"no checkpoints recorded for {scenario}/{method}; materialise lora_{scenario}_{method} first"
         )
     return {int(seed): fp for seed, fp in rows}
+
+
+def read_training_curves(store: DuckDBStore) -> pd.DataFrame:
+    """(scenario, method, seed, step, loss, nll) of every stored curve point; nll is NULL in a
+    state from before it was recorded."""
+    with store.connect() as con:
+        con.execute(CURVES_DDL)
+        has_nll = con.execute(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'training_curves' AND column_name = 'nll'"
+        ).fetchone()[0]
+        nll = "nll" if has_nll else "NULL AS nll"
+        return con.execute(f"SELECT scenario, method, seed, step, loss, {nll} FROM training_curves").fetchdf()
 
 
 def adapter_path(artifacts: ArtifactStore, checkpoint_fp: str) -> Path:

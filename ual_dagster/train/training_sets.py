@@ -20,12 +20,12 @@ from ual_dagster.config import Profile
 from ual_dagster.config.data import ScenarioConfig
 from ual_dagster.data.counts import ScenarioShortError, short_message
 from ual_dagster.data.selection import take_scored
-from ual_dagster.data.store import train_sample_ids
+from ual_dagster.data.store import samples_view, train_sample_ids
 from ual_dagster.elicitation.elicitor import elicitor_fingerprint
 from ual_dagster.elicitation.scores import current_scores
 from ual_dagster.fingerprint import stable_hash
 from ual_dagster.storage import DuckDBStore
-from ual_dagster.storage.duckdb_store import replace_rows
+from ual_dagster.storage.duckdb_store import replace_rows, table_exists
 
 DDL = """
 CREATE TABLE IF NOT EXISTS training_sets (
@@ -117,11 +117,21 @@ def build_training_set(
 def read_training_set(store: DuckDBStore, scenario: str) -> pd.DataFrame:
     """The scenario's rows joined with their text, in selection order."""
     with store.connect(read_only=True) as con:
+        samples = samples_view(con)
         return con.execute(
-            """
+            f"""
             SELECT t.position, t.dataset, t.sample_id, t.uncertainty, s.intrinsic_uncertainty, s.instruction, s.input, s.output
-            FROM training_sets t JOIN samples s ON s.dataset = t.dataset AND s.sample_id = t.sample_id
+            FROM training_sets t JOIN {samples} s ON s.dataset = t.dataset AND s.sample_id = t.sample_id
             WHERE t.scenario = ? ORDER BY t.position
             """,
             [scenario],
         ).df()
+
+
+def training_set_rows(store: DuckDBStore) -> set[tuple[str, str]]:
+    """(dataset, sample_id) of every row of every materialised training set (read-only: empty
+    before the first)."""
+    with store.connect(read_only=True) as con:
+        if not table_exists(con, "training_sets"):
+            return set()
+        return set(con.execute("SELECT DISTINCT dataset, sample_id FROM training_sets").fetchall())
