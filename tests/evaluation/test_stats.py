@@ -76,3 +76,34 @@ def test_comparisons_pair_items_and_seeds_and_adjust_per_scenario():
     assert ual["estimate"] == pytest.approx(1.0) and ual["n_items"] == 30 and ual["n_seeds"] == 2
     assert ual["ci_low"] == pytest.approx(1.0) and ual["ci_high"] == pytest.approx(1.0)
     np.testing.assert_allclose(cmp["p_adjusted"], holm(cmp["p_value"].to_numpy()))
+
+
+def test_each_ual_point_is_compared_with_its_own_matched_ls_when_they_are_not_baselines():
+    from ual_dagster.config.training import MethodConfig
+    from ual_dagster.evaluation.comparisons import matched_contrasts
+
+    methods = {
+        "sft": MethodConfig(kind="sft"),
+        "ual_a": MethodConfig(kind="ual", eps_max=0.1),
+        "ual_b": MethodConfig(kind="ual", eps_max=0.4),
+        "ls_a": MethodConfig(kind="ls", match="ual_a"),
+        "ls_b": MethodConfig(kind="ls", match="ual_b"),
+    }
+    assert matched_contrasts(methods, ["sft"]) == [("ual_a", "ls_a"), ("ual_b", "ls_b")]
+    # a matched LS that is a baseline is already paired with its UAL method: nothing extra
+    assert matched_contrasts(methods, ["sft", "ls_a"]) == [("ual_b", "ls_b")]
+
+    rows = []
+    for i in range(20):
+        for method, value in (("sft", 0.0), ("ual_a", 0.5), ("ual_b", 1.0), ("ls_a", 0.25), ("ls_b", 2.0)):
+            rows.append(("high", method, 0, "tb", f"item{i}", "logp", value + (i % 3)))
+    items = pd.DataFrame(rows, columns=["scenario", "method", "seed", "benchmark", "item_id", "metric", "value"])
+    extra = matched_contrasts(methods, ["sft"])
+    cmp = compute_comparisons(items, list(methods), ["sft"], extra=extra, iters=200)
+    pairs = list(zip(cmp["method"], cmp["baseline"]))
+    assert pairs.count(("ual_a", "ls_a")) == 1 and pairs.count(("ual_b", "ls_b")) == 1
+    assert ("ual_a", "ls_b") not in pairs and ("ls_a", "ls_b") not in pairs
+    est = dict(zip(pairs, cmp["estimate"]))
+    assert est[("ual_a", "ls_a")] == pytest.approx(0.25) and est[("ual_b", "ls_b")] == pytest.approx(-1.0)
+    # Holm runs over the scenario's contrasts, the matched pairs included
+    np.testing.assert_allclose(cmp["p_adjusted"], holm(cmp["p_value"].to_numpy()))

@@ -10,11 +10,12 @@ says how many (n_seeds, n_items).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from ual_dagster.config.training import MethodConfig
 from ual_dagster.evaluation.stats import holm, paired_bootstrap
 from ual_dagster.storage import DuckDBStore
 from ual_dagster.storage.duckdb_store import replace_rows
@@ -69,6 +70,19 @@ def contrasts(methods: Sequence[str], baselines: Sequence[str]) -> list[tuple[st
     return out
 
 
+def matched_contrasts(methods: Mapping[str, MethodConfig], baselines: Sequence[str]) -> list[tuple[str, str]]:
+    """(ual method, its matched LS) for every `ls` method with `match` that the baselines do not
+    already pair: "does the allocation help at this amount of smoothing" for each point of a
+    sweep, whose matched LS copies are not baselines (that would compare every point with every
+    copy and spend Holm's adjustment on contrasts nobody asked for)."""
+    covered = set(contrasts(list(methods), baselines))
+    return [
+        (m.match, name)
+        for name, m in methods.items()
+        if m.kind == "ls" and m.match is not None and (m.match, name) not in covered
+    ]
+
+
 def paired_matrix(items: pd.DataFrame, method: str, baseline: str) -> np.ndarray:
     """(seeds x items) differences method - baseline over the seeds and items both have."""
     a = items[items["method"] == method].pivot_table(index="seed", columns="item_id", values="value", aggfunc="mean")
@@ -84,13 +98,15 @@ def compute_comparisons(
     methods: Sequence[str],
     baselines: Sequence[str],
     *,
+    extra: Sequence[tuple[str, str]] = (),
     level: float = 0.95,
     iters: int = 4000,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """One row per (scenario, benchmark, metric, method, baseline) with a paired estimate."""
+    """One row per (scenario, benchmark, metric, method, baseline) with a paired estimate:
+    every method against the baselines, then the `extra` (method, baseline) pairs."""
     rows = []
-    pairs = contrasts(methods, baselines)
+    pairs = contrasts(methods, baselines) + [p for p in extra if p not in contrasts(methods, baselines)]
     for (scenario, benchmark, metric), grp in items.groupby(["scenario", "benchmark", "metric"], sort=True):
         for method, baseline in pairs:
             d = paired_matrix(grp, method, baseline)

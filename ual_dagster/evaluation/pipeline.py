@@ -13,7 +13,7 @@ from typing import Any
 
 from ual_dagster import versions
 from ual_dagster.config import Profile
-from ual_dagster.evaluation.comparisons import compute_comparisons, write_comparisons
+from ual_dagster.evaluation.comparisons import compute_comparisons, matched_contrasts, write_comparisons
 from ual_dagster.evaluation.eval_data import load_eval_data
 from ual_dagster.evaluation.eval_sets import profile_eval_data, untrained_rows
 from ual_dagster.evaluation.jobs import RESULT_FILE, SPEC_FILE, EvalJobSpec, result_rows, run_eval_job, write_eval_data
@@ -285,8 +285,16 @@ def roll_up_scores(profile: Profile, store: DuckDBStore, upstream: Sequence[str]
     experiment settings the comparisons use."""
 
     exp = profile.experiment
+    matched = matched_contrasts(profile.methods, profile.baselines())
+    # the matched pairs enter the version only when there are some, so a profile without
+    # them (every profile before sweeps) keeps its eval_scores version
     fingerprint = stable_hash(
-        versions.EVAL_PIPELINE, "eval_scores", list(upstream), exp.model_dump(mode="json"), profile.baselines()
+        versions.EVAL_PIPELINE,
+        "eval_scores",
+        list(upstream),
+        exp.model_dump(mode="json"),
+        profile.baselines(),
+        *([matched] if matched else []),
     )
     current = current_rows(profile, read_scores(store))
     table = current.pivot_table(index=["benchmark", "metric"], columns=["scenario", "method"], values="value")
@@ -296,6 +304,7 @@ def roll_up_scores(profile: Profile, store: DuckDBStore, upstream: Sequence[str]
         items,
         list(profile.methods),
         profile.baselines(),
+        extra=matched,
         level=exp.ci_level,
         iters=exp.bootstrap_iters,
         seed=exp.bootstrap_seed,
