@@ -105,3 +105,24 @@ def test_a_one_seed_sweep_report_has_the_caveat_and_links_its_dose_response_plot
     assert (tmp_path / "report" / "dose_response_mixed.png") in result.plots
     assert (tmp_path / "report" / "dose_response_mixed.png").is_file()
     assert result.metadata["summary"][-1] == seed_caveat(1)
+
+
+def test_bench_sweep_prints_each_points_difference_from_sft(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_sweep", Path(__file__).resolve().parents[2] / "benchmarks" / "bench_sweep.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    profile = load_profile("sweep")
+    frame = _synthetic_comparisons(profile).assign(p_value=0.5, p_adjusted=0.5, n_seeds=3, n_items=10, level=0.95)
+    store = DuckDBStore(tmp_path / "db.duckdb")
+    write_comparisons(store, frame, "v1")
+    bench.print_dose_response(profile, SimpleNamespace(duckdb=store.path, state_dir=tmp_path))
+    out = capsys.readouterr().out
+    assert "mixed testbed_likelihood/log_p_valid_set (eps_max" in out
+    assert "ual, sqrt               0.10  -0.110 [-0.160, -0.060]  Holm p 0.500" in out
+    assert len([line for line in out.splitlines() if line.startswith("    ")]) == 16
