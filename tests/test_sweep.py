@@ -46,7 +46,7 @@ def test_the_bundled_sweep_profile_expands_into_the_grid_and_one_matched_ls_per_
     assert points["ls_matched_e0p1_sqrt"].values == {"eps_max": 0.1, "mapping": "sqrt"}
     assert points["ls_matched_e0p1_sqrt"].family == "ls_matched" and points["ls_matched_e0p1_sqrt"].follows
     assert profile.baselines() == ["sft"]
-    assert list(profile.scenarios) == ["high_entropy", "mixed"] and len(profile.experiment.seeds) <= 3
+    assert list(profile.scenarios) == ["high_entropy"] and len(profile.experiment.seeds) <= 3
 
 
 def test_a_point_is_its_template_with_the_fields_replaced_so_its_checkpoint_fingerprint_is_the_same():

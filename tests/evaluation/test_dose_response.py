@@ -24,7 +24,7 @@ from ual_dagster.storage import DuckDBStore
 GRID = [0.05, 0.1, 0.2, 0.4]
 
 
-def _synthetic_comparisons(profile: Profile) -> pd.DataFrame:
+def _synthetic_comparisons(profile: Profile, scenario: str = "mixed") -> pd.DataFrame:
     """Every point against sft (estimate = -eps_max, sqrt a bit lower) and against another baseline."""
     rows = []
     for p in profile.sweep_points():
@@ -32,7 +32,7 @@ def _synthetic_comparisons(profile: Profile) -> pd.DataFrame:
         for baseline in ("sft", "other"):
             rows.append(
                 {
-                    "scenario": "mixed",
+                    "scenario": scenario,
                     "benchmark": "testbed_likelihood",
                     "metric": "log_p_valid_set",
                     "method": p.name,
@@ -118,11 +118,13 @@ def test_bench_sweep_prints_each_points_difference_from_sft(tmp_path, capsys):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     profile = load_profile("sweep")
-    frame = _synthetic_comparisons(profile).assign(p_value=0.5, p_adjusted=0.5, n_seeds=3, n_items=10, level=0.95)
+    frame = _synthetic_comparisons(profile, "high_entropy").assign(
+        p_value=0.5, p_adjusted=0.5, n_seeds=3, n_items=10, level=0.95
+    )
     store = DuckDBStore(tmp_path / "db.duckdb")
     write_comparisons(store, frame, "v1")
     bench.print_dose_response(profile, SimpleNamespace(duckdb=store.path, state_dir=tmp_path))
     out = capsys.readouterr().out
-    assert "mixed testbed_likelihood/log_p_valid_set (eps_max" in out
+    assert "high_entropy testbed_likelihood/log_p_valid_set (eps_max" in out
     assert "ual, sqrt               0.10  -0.110 [-0.160, -0.060]  Holm p 0.500" in out
     assert len([line for line in out.splitlines() if line.startswith("    ")]) == 16
