@@ -88,11 +88,28 @@ def _validate(args: argparse.Namespace) -> int:
     if unused:
         print(f"  in no scenario (its uncertainty asset scores every row): {', '.join(unused)}")
     print(f"  methods:   {', '.join(profile.methods)}")
+    for line in sweep_lines(profile):
+        print(f"  {line}")
     print(f"  elicitor:  {elicitor_label(profile.elicitation)}")
     print(f"  base:      {profile.base_model.source} {profile.base_model.hub_id or ''}")
     print(f"  training:  {launcher_label(profile.training.launcher)}")
     print(f"  evaluation: {launcher_label(profile.evaluation.launcher)}")
     return 0
+
+
+def sweep_lines(profile: Profile) -> list[str]:
+    """experiment.sweep's expansion: a header, then one line per generated method with its swept values."""
+    points = profile.sweep_points()
+    if not points:
+        return []
+    width = max(len(p.name) for p in points)
+    lines = [f"sweep:     {len(points)} methods from experiment.sweep"]
+    for p in points:
+        values = ", ".join(f"{k} {v}" for k, v in p.values.items())
+        match = profile.methods[p.name].match
+        follows = f"  ({p.family} following {p.template}" + (f": match {match})" if match else ")") if p.follows else ""
+        lines.append(f"  {p.name:{width}s}  {values}{follows}")
+    return lines
 
 
 def launcher_label(launcher: Launcher) -> str:
@@ -137,6 +154,10 @@ def _validate_data(profile: Profile, counts: dict) -> dict[str, Any]:
         "scenarios": scenarios,
         "datasets_in_no_scenario": _unused(profile),
         "methods": list(profile.methods),
+        "sweep": [
+            {"method": p.name, "family": p.family, "template": p.template, "values": p.values}
+            for p in profile.sweep_points()
+        ],
         "elicitor": elicitor_label(profile.elicitation),
         "base_model": {"source": profile.base_model.source, "hub_id": profile.base_model.hub_id},
         "launchers": {

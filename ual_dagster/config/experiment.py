@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, field_validator
 
 from ual_dagster.config.base import StrictModel
+from ual_dagster.config.sweep import sweep_points
 
 
 class ExperimentConfig(StrictModel):
@@ -27,6 +30,14 @@ class ExperimentConfig(StrictModel):
         4000, ge=200, description="resamples of the hierarchical (seeds x items) bootstrap behind CIs and p-values"
     )
     bootstrap_seed: int = Field(0, description="seed of the bootstrap's random resampling (results are reproducible)")
+    # Excluded from dumps (so from every fingerprint): its effect is the methods it generates,
+    # which the profile's `methods` already hold once loaded.
+    sweep: dict[str, dict[str, Any]] | None = Field(
+        None,
+        exclude=True,
+        description="a grid over method fields, expanded into ordinary methods at load time: "
+        "{<method>: {<field>: [values], ...}, <method>: {follow: <method>}} (ual_dagster/config/sweep.py)",
+    )
 
     @field_validator("seeds")
     @classmethod
@@ -34,3 +45,9 @@ class ExperimentConfig(StrictModel):
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"seeds must be distinct, got {seeds}")
         return seeds
+
+    @field_validator("sweep")
+    @classmethod
+    def _sweep_names(cls, sweep: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]] | None:
+        sweep_points(sweep)  # the grid's own errors (fields, values, follow targets)
+        return sweep

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, model_validator
 
@@ -12,6 +12,7 @@ from ual_dagster.config.data import DataChecksConfig, DatasetConfig, ScenarioCon
 from ual_dagster.config.elicitation import ElicitationConfig
 from ual_dagster.config.evaluation import EvaluationConfig
 from ual_dagster.config.experiment import ExperimentConfig
+from ual_dagster.config.sweep import SweepPoint, expand_methods, sweep_points
 from ual_dagster.config.training import BaseModelConfig, MethodConfig, TrainingConfig
 
 
@@ -93,6 +94,23 @@ class Profile(StrictModel):
     def source_path(self) -> Path | None:
         return self._source_path
 
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_sweep(cls, data: Any) -> Any:
+        """experiment.sweep's points become ordinary methods (after `extends` is resolved)."""
+        if not isinstance(data, dict):
+            return data
+        exp = data.get("experiment")
+        sweep = exp.sweep if isinstance(exp, ExperimentConfig) else exp.get("sweep") if isinstance(exp, dict) else None
+        methods = data.get("methods")
+        if not sweep or not isinstance(methods, dict):
+            return data
+        return {**data, "methods": expand_methods(methods, sweep)}
+
+    def sweep_points(self) -> list[SweepPoint]:
+        """The methods experiment.sweep generated, each with its family and swept values ([] without a sweep)."""
+        return sweep_points(self.experiment.sweep)
+
     @model_validator(mode="after")
     def _cross_refs(self) -> "Profile":
         for name in list(self.datasets) + list(self.scenarios) + list(self.methods):
@@ -126,13 +144,26 @@ class Profile(StrictModel):
                 f"methods {oracle} use uncertainty 'oracle', but data set(s) {unknown_truth} have no known intrinsic "
                 "uncertainty (only source 'testbed' has one); drop the oracle method or those data sets from the scenarios"
             )
+        swept = {p.family for p in self.sweep_points()}
         for name in self.experiment.baselines or []:
+            if name in swept:
+                raise ValueError(
+                    f"experiment.baselines names {name!r}, which experiment.sweep replaces by its points; name a "
+                    "method that is not swept (e.g. sft) or one of the points"
+                )
             if name not in self.methods:
                 raise ValueError(f"experiment.baselines names unknown method {name!r}; allowed: {sorted(self.methods)}")
         return self
 
     def baselines(self) -> list[str]:
-        """The methods every other method is compared against (experiment.baselines or the default)."""
+        """The methods every other method is compared against (experiment.baselines or the default:
+        every sft method and every ls method with `match`, except a sweep's points, which are
+        what the sweep studies: each is compared against the baselines)."""
         if self.experiment.baselines is not None:
             return list(self.experiment.baselines)
-        return [n for n, m in self.methods.items() if m.kind == "sft" or (m.kind == "ls" and m.match is not None)]
+        points = {p.name for p in self.sweep_points()}
+        return [
+            n
+            for n, m in self.methods.items()
+            if n not in points and (m.kind == "sft" or (m.kind == "ls" and m.match is not None))
+        ]

@@ -16,7 +16,7 @@ plots into an output dir:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ import pandas as pd
 
 from ual_dagster import versions
 from ual_dagster.config import Profile
+from ual_dagster.config.sweep import SweepPoint
 from ual_dagster.config.training import MethodConfig
 from ual_dagster.elicitation.elicitor import elicitor_fingerprint
 from ual_dagster.elicitation.table import ok_scores, scores_and_samples_exist
@@ -205,6 +206,87 @@ def plot_forest(
 # The widest figure, in pixels at dpi 100: the UI's Markdown preview is about 900 px wide.
 MAX_FIGURE_PX = 900
 
+# The swept fields a dose-response plot can put on its x axis, first found first.
+DOSE_FIELDS = ("eps_max", "epsilon", "eps_min")
+
+
+def sft_baseline(profile: Profile) -> str | None:
+    """The baseline a sweep's points are drawn against: the first sft method among the baselines."""
+    return next((b for b in profile.baselines() if profile.methods[b].kind == "sft"), None)
+
+
+def dose_response_rows(cmp: pd.DataFrame, scenario: str, points: Sequence[SweepPoint], baseline: str) -> pd.DataFrame:
+    """One row per (benchmark, metric, sweep point) with its comparison against `baseline`:
+    `dose` (the point's eps_max, or the first other numeric swept field), `line` (the method
+    family and the other swept values, e.g. 'ual, sqrt'), estimate and CI. Empty when the
+    sweep has no numeric field or `comparisons` has no row of these points."""
+    cols = ["benchmark", "metric", "line", "family", "method", "dose", "estimate", "ci_low", "ci_high"]
+    dose = next((f for f in DOSE_FIELDS if any(f in p.values for p in points)), None)
+    if dose is None:
+        return pd.DataFrame(columns=cols)
+    by_name = {p.name: p for p in points if dose in p.values}
+    d = cmp[(cmp["scenario"] == scenario) & (cmp["baseline"] == baseline) & cmp["method"].isin(list(by_name))]
+    rows = []
+    for r in d.itertuples():
+        p = by_name[r.method]
+        rest = [str(v) for k, v in p.values.items() if k != dose]
+        rows.append(
+            {
+                "benchmark": r.benchmark,
+                "metric": r.metric,
+                "line": ", ".join([p.family, *rest]),
+                "family": p.family,
+                "method": r.method,
+                "dose": float(p.values[dose]),
+                "estimate": r.estimate,
+                "ci_low": r.ci_low,
+                "ci_high": r.ci_high,
+            }
+        )
+    families = list(dict.fromkeys(p.family for p in points))  # the sweep's order: the template first
+    out = pd.DataFrame(rows, columns=cols)
+    out = out.assign(_f=out["family"].map(families.index)).sort_values(["benchmark", "metric", "_f", "line", "dose"])
+    out = out.drop(columns="_f").reset_index(drop=True)
+    out.attrs["dose_field"] = dose
+    return out
+
+
+def plot_dose_response(rows: pd.DataFrame, scenario: str, baseline: str, path: Path) -> Path | None:
+    """Per (benchmark, metric) a panel: each line's estimate and CI against the dose, the
+    baseline (SFT) at (0, 0); one colour per method family, one line style per other value."""
+    if rows.empty:
+        return None
+    plt = _plt()
+    dose = rows.attrs.get("dose_field", "eps_max")
+    panels = list(rows.groupby(["benchmark", "metric"], sort=True))
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7.5, 2.6 * len(panels) + 0.6), squeeze=False)
+    families = list(dict.fromkeys(rows["family"]))
+    colors = {f: f"C{i % 10}" for i, f in enumerate(families)}
+    lines = list(dict.fromkeys(rows["line"]))
+    span = max(float(rows["dose"].max()), 1e-9)
+    styles = ["-", "--", ":", "-."]
+    for ax, ((bench, metric), g) in zip(axes[:, 0], panels):
+        for k, (line, lg) in enumerate(g.groupby("line", sort=False)):
+            lg = lg.sort_values("dose")
+            x = lg["dose"].to_numpy(float) + span * 0.012 * (lines.index(line) - (len(lines) - 1) / 2)
+            est = lg["estimate"].to_numpy(float)
+            err = np.vstack([est - lg["ci_low"].to_numpy(float), lg["ci_high"].to_numpy(float) - est])
+            family = lg["family"].iloc[0]
+            style = styles[len([v for v in lines[: lines.index(line)] if v.startswith(family + ",")]) % len(styles)]
+            ax.errorbar(x, est, yerr=err, fmt="o" + style, color=colors[family], capsize=2, ms=3, lw=1, label=line)
+        ax.plot([0], [0], "s", color="black", ms=5, label=baseline)
+        ax.axhline(0, color="black", lw=0.6)
+        ax.set_title(f"{bench} / {metric}", fontsize=9)
+        ax.set_xlabel(dose, fontsize=8)
+        ax.set_ylabel(f"method - {baseline}", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6, ncol=2)
+    fig.suptitle(f"{scenario}: dose-response against {baseline} (estimate and CI; {baseline} at 0)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
 
 def plot_training_curves(curves: pd.DataFrame, path: Path) -> Path:
     """Per scenario, each method's plain token NLL per step (the `nll` column): the same quantity
@@ -366,6 +448,9 @@ def comparison_report(store: DuckDBStore, out_dir: str | Path, profile: Profile)
         "",
     ]
     lines += [scenario_sentence(s, cmp) + "  " for s in profile.scenarios]
+    caveat = seed_caveat(len(exp.seeds))
+    if caveat:
+        lines.append(caveat)
     lines.append("")
     for scen in profile.scenarios:
         sc = cmp[cmp["scenario"] == scen]
@@ -393,6 +478,10 @@ def comparison_report(store: DuckDBStore, out_dir: str | Path, profile: Profile)
         if forest is not None:
             plots.append(forest)
             lines += [f"![forest plot {scen}]({forest.name})", ""]
+        dose = _dose_response_section(cmp, scen, profile, out_dir)
+        if dose is not None:
+            plots.append(dose[0])
+            lines += dose[1]
     comparable = _comparable_with_paper(profile)
     lines += _scores_section(scores[scores["benchmark"] != CLUSTERING], list(methods), comparable)
     if not comparable:
@@ -454,11 +543,47 @@ def comparison_report(store: DuckDBStore, out_dir: str | Path, profile: Profile)
         "figures": "every plot is a picture in `preview` (the report as Markdown; open it with 'Show Markdown')",
         "comparisons": len(cmp),
         "comparisons_excluding_zero": len(excl),
-        "summary": [scenario_sentence(s, cmp) for s in profile.scenarios],
+        "summary": [scenario_sentence(s, cmp) for s in profile.scenarios] + ([caveat] if caveat else []),
         "training_curve_points": n_curves,
         "uncertainty_rows": n_unc,
     }
     return ReportResult(fp, md, plots, cmp, metadata)
+
+
+# With fewer seeds than this the summary says what its intervals leave out.
+MIN_SEEDS_FOR_TRAINING_VARIANCE = 3
+
+
+def seed_caveat(n_seeds: int) -> str | None:
+    """One sentence for a run with fewer than 3 seeds: its intervals cover the item sample only."""
+    if n_seeds >= MIN_SEEDS_FOR_TRAINING_VARIANCE:
+        return None
+    runs = "one training run" if n_seeds == 1 else f"{n_seeds} training runs"
+    return (
+        f"With {runs} per method, these intervals cover the sampling of held-out items only, not training "
+        "randomness (another seed can move a difference by more than its interval); the `study` profile trains "
+        "5 seeds per method."
+    )
+
+
+def _dose_response_section(
+    cmp: pd.DataFrame, scenario: str, profile: Profile, out_dir: Path
+) -> tuple[Path, list[str]] | None:
+    """The sweep's dose-response plot of this scenario and its Markdown (None without a sweep)."""
+    points = profile.sweep_points()
+    baseline = sft_baseline(profile)
+    if not points or baseline is None:
+        return None
+    rows = dose_response_rows(cmp, scenario, points, baseline)
+    path = plot_dose_response(rows, scenario, baseline, out_dir / f"dose_response_{scenario}.png")
+    if path is None:
+        return None
+    text = (
+        f"Dose-response of the sweep (experiment.sweep): each point's difference from `{baseline}` against "
+        f"{rows.attrs['dose_field']}, estimate and {int(round(100 * profile.experiment.ci_level))}% CI, one line "
+        f"per method family and other swept value; `{baseline}` at (0, 0)."
+    )
+    return path, [text, "", f"![dose-response {scenario}]({path.name})", ""]
 
 
 def _validity_section(store: DuckDBStore, profile: Profile) -> list[str]:
