@@ -6,7 +6,8 @@
 Runs the README's main command with UAL_PROFILE=sweep as a user would (a subprocess, the
 profile's own DAGSTER_HOME), then prints the wall time against the target, the slowest
 steps, and per scenario the dose-response the report plots: each sweep point's difference
-from SFT, estimate [CI], on the main metrics, with the date and the commit.
+from SFT, estimate [CI], on the main metrics, then each ual point against its own matched LS
+(the allocation at that amount of smoothing), with the date and the commit.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def print_dose_response(profile, paths: StatePaths) -> None:
     store = DuckDBStore(paths.duckdb)
     cmp = read_comparisons(store)
     baseline = sft_baseline(profile)
+    matched_ls = {name for name, m in profile.methods.items() if m.kind == "ls" and m.match is not None}
     mtime = datetime.datetime.fromtimestamp(paths.duckdb.stat().st_mtime, datetime.timezone.utc)
     print(
         f"dose-response of the state in {paths.state_dir} (DuckDB written {mtime:%Y-%m-%d %H:%M} UTC), "
@@ -69,6 +71,18 @@ def print_dose_response(profile, paths: StatePaths) -> None:
                 print(
                     f"    {r.line:22s} {r.dose:5.2f}  {_signed(r.estimate)} [{_signed(r.ci_low)}, "
                     f"{_signed(r.ci_high)}]  Holm p {p:.3f}"
+                )
+        # the allocation at each amount of smoothing: each ual point against its own matched LS
+        matched = cmp[(cmp["scenario"] == scenario) & cmp["baseline"].isin(matched_ls)]
+        for bench, metric in MAIN_METRICS:
+            part = matched[(matched["benchmark"] == bench) & (matched["metric"] == metric)]
+            if part.empty:
+                continue
+            print(f"  {scenario} {bench}/{metric}: each ual point - its matched LS")
+            for r in part.sort_values("method").itertuples():
+                print(
+                    f"    {r.method:22s} {_signed(r.estimate)} [{_signed(r.ci_low)}, {_signed(r.ci_high)}]  "
+                    f"Holm p {r.p_adjusted:.3f}"
                 )
 
 
