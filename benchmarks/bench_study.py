@@ -66,6 +66,19 @@ def commit_label() -> str:
     return sha + ("+dirty" if dirty else "")
 
 
+def environment_label() -> str:
+    """The packages that compute the numbers; pyproject gives ranges, so a run records what it had."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    parts = []
+    for name in ("torch", "transformers", "peft", "accelerate", "tokenizers", "numpy"):
+        try:
+            parts.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            parts.append(f"{name} -")
+    return ", ".join(parts)
+
+
 def print_findings(profile, paths: StatePaths) -> None:
     store = DuckDBStore(paths.duckdb)
     cmp = read_comparisons(store)
@@ -74,6 +87,7 @@ def print_findings(profile, paths: StatePaths) -> None:
     print(
         f"findings of the state in {paths.state_dir} (DuckDB written {mtime:%Y-%m-%d %H:%M} UTC), code at {commit_label()}"
     )
+    print(f"packages: {environment_label()}")
     print(f"comparisons: {len(cmp)} rows, {len(excl)} exclude zero")
     for scenario in profile.scenarios:
         print(" ", scenario_sentence(scenario, cmp))

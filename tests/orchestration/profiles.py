@@ -112,3 +112,29 @@ def write_rebuild_profile(root: Path, **edits: Any) -> Path:
     ev["alpaca_eval"] = {"instructions": "testbed_heldout", "limit": 6, "judge": {"kind": "testbed"}}
     ev["clustering"] = {"probe_samples": 6, "max_tokens": 200, "layers": [-1]}
     return write_profile(root, set_dotted(data, edits))
+
+
+def materialize_profile(path: Path, instance) -> dict[str, dict]:
+    """Materialise every asset of the profile at `path` in `instance`; each asset's metadata by key."""
+    import dagster as dg
+
+    from assets.definitions import build_definitions
+    from ual_dagster.config import load_profile
+
+    defs = build_definitions(load_profile(str(path)))
+    result = dg.materialize(list(defs.assets), resources=defs.resources, instance=instance)
+    assert result.success
+    metadata = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.materialization
+        metadata[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
+    return metadata
+
+
+def finished_checkpoints(root: Path) -> dict[str, int]:
+    """Each finished LoRA checkpoint of the profile in `root` (its folder name) and its marker's mtime."""
+    from ual_dagster.config import load_profile
+    from ual_dagster.storage import StatePaths
+
+    lora = StatePaths.for_profile(load_profile(str(root / "profile.yaml"))).artifacts / "lora"
+    return {p.parent.name: p.stat().st_mtime_ns for p in lora.glob("*/_FINISHED.json")}

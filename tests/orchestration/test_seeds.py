@@ -6,8 +6,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from assets.definitions import build_definitions
-from tests.orchestration.profiles import NOTES, write_jsonl, write_rebuild_profile
+from tests.orchestration.profiles import (
+    NOTES,
+    finished_checkpoints,
+    materialize_profile,
+    write_jsonl,
+    write_rebuild_profile,
+)
 from ual_dagster.config import load_profile
 from ual_dagster.evaluation.comparisons import read_comparisons
 from ual_dagster.evaluation.scores import read_items
@@ -20,19 +25,7 @@ SCENARIOS = {"low_entropy": {"size": 24, "weights": {"testbed_exact": 1.0}}}
 
 def _run(root: Path, instance: dg.DagsterInstance, seeds: list[int]) -> dict[str, dict]:
     path = write_rebuild_profile(root, scenarios=SCENARIOS, experiment={"seeds": seeds, "bootstrap_iters": 300})
-    defs = build_definitions(load_profile(str(path)))
-    result = dg.materialize(list(defs.assets), resources=defs.resources, instance=instance)
-    assert result.success
-    metadata = {}
-    for event in result.get_asset_materialization_events():
-        mat = event.materialization
-        metadata[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
-    return metadata
-
-
-def _finished_checkpoints(root: Path) -> dict[str, float]:
-    lora = StatePaths.for_profile(load_profile(str(root / "profile.yaml"))).artifacts / "lora"
-    return {p.parent.name: p.stat().st_mtime_ns for p in lora.glob("*/_FINISHED.json")}
+    return materialize_profile(path, instance)
 
 
 def test_adding_a_seed_trains_only_that_seed_and_removing_one_reuses_the_rest(tmp_path):
@@ -41,12 +34,12 @@ def test_adding_a_seed_trains_only_that_seed_and_removing_one_reuses_the_rest(tm
     instance = dg.DagsterInstance.local_temp(str(tmp_path / "dagster_home"))
 
     meta = _run(tmp_path, instance, [0])
-    first = _finished_checkpoints(tmp_path)
+    first = finished_checkpoints(tmp_path)
     assert len(first) == 2  # sft and ual, seed 0
     assert meta["lora_low_entropy_ual"]["trained"] == 1
 
     meta = _run(tmp_path, instance, [0, 1])
-    second = _finished_checkpoints(tmp_path)
+    second = finished_checkpoints(tmp_path)
     assert {k: v for k, v in second.items() if k in first} == first  # seed 0 untouched
     assert len(second) == 4
     for method in ("sft", "ual"):
@@ -61,7 +54,7 @@ def test_adding_a_seed_trains_only_that_seed_and_removing_one_reuses_the_rest(tm
     assert len(cmp) and set(cmp["n_seeds"]) == {2} and set(cmp["method"]) == {"ual"}
 
     meta = _run(tmp_path, instance, [1])
-    assert _finished_checkpoints(tmp_path) == second  # nothing trained
+    assert finished_checkpoints(tmp_path) == second  # nothing trained
     assert meta["lora_low_entropy_ual"]["trained"] == 0
     assert meta["eval_low_entropy_ual"]["evaluated"] == 0
     assert set(read_comparisons(store)["n_seeds"]) == {1}

@@ -6,8 +6,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from assets.definitions import build_definitions
-from tests.orchestration.profiles import NOTES, write_jsonl, write_rebuild_profile
+from tests.orchestration.profiles import (
+    NOTES,
+    finished_checkpoints,
+    materialize_profile,
+    write_jsonl,
+    write_rebuild_profile,
+)
 from ual_dagster.config import load_profile
 from ual_dagster.evaluation.comparisons import read_comparisons
 from ual_dagster.storage import DuckDBStore, StatePaths
@@ -26,19 +31,7 @@ def _run(root: Path, instance: dg.DagsterInstance, eps_max: list[float]) -> dict
     sweep = {"ual": {"eps_max": eps_max}, "ls_matched": {"follow": "ual"}}
     experiment = {"seeds": [0], "bootstrap_iters": 200, "sweep": sweep}
     path = write_rebuild_profile(root, scenarios=SCENARIOS, methods=METHODS, experiment=experiment)
-    defs = build_definitions(load_profile(str(path)))
-    result = dg.materialize(list(defs.assets), resources=defs.resources, instance=instance)
-    assert result.success
-    metadata = {}
-    for event in result.get_asset_materialization_events():
-        mat = event.materialization
-        metadata[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
-    return metadata
-
-
-def _finished_checkpoints(root: Path) -> dict[str, int]:
-    lora = StatePaths.for_profile(load_profile(str(root / "profile.yaml"))).artifacts / "lora"
-    return {p.parent.name: p.stat().st_mtime_ns for p in lora.glob("*/_FINISHED.json")}
+    return materialize_profile(path, instance)
 
 
 def test_adding_a_grid_value_trains_only_that_point_and_removing_one_reuses_the_rest(tmp_path):
@@ -47,11 +40,11 @@ def test_adding_a_grid_value_trains_only_that_point_and_removing_one_reuses_the_
     instance = dg.DagsterInstance.local_temp(str(tmp_path / "dagster_home"))
 
     _run(tmp_path, instance, [0.1])
-    first = _finished_checkpoints(tmp_path)
+    first = finished_checkpoints(tmp_path)
     assert len(first) == 3  # sft, ual_e0p1 and ls_matched_e0p1
 
     meta = _run(tmp_path, instance, [0.1, 0.3])
-    second = _finished_checkpoints(tmp_path)
+    second = finished_checkpoints(tmp_path)
     assert {k: v for k, v in second.items() if k in first} == first  # the 0.1 point untouched
     assert len(second) == 5
     assert meta["lora_low_entropy_ual_e0p3"]["trained"] == 1
@@ -61,8 +54,16 @@ def test_adding_a_grid_value_trains_only_that_point_and_removing_one_reuses_the_
         assert meta[f"eval_low_entropy_{kept}"]["evaluated"] == 0
     store = DuckDBStore(StatePaths.for_profile(load_profile(str(tmp_path / "profile.yaml"))).duckdb)
     cmp = read_comparisons(store)
-    assert set(cmp["baseline"]) == {"sft"}  # the points are not baselines
-    assert set(cmp["method"]) == {"ual_e0p1", "ual_e0p3", "ls_matched_e0p1", "ls_matched_e0p3"}
+    # the points are not baselines: each is compared with SFT, and each ual point with its own matched LS
+    pairs = set(zip(cmp["method"], cmp["baseline"]))
+    assert pairs == {
+        ("ual_e0p1", "sft"),
+        ("ual_e0p3", "sft"),
+        ("ls_matched_e0p1", "sft"),
+        ("ls_matched_e0p3", "sft"),
+        ("ual_e0p1", "ls_matched_e0p1"),
+        ("ual_e0p3", "ls_matched_e0p3"),
+    }
     report = Path(meta["comparison_report"]["report"])
     dose = report.parent / "dose_response_low_entropy.png"
     assert dose.is_file() and dose.read_bytes().startswith(b"\x89PNG")
@@ -70,7 +71,7 @@ def test_adding_a_grid_value_trains_only_that_point_and_removing_one_reuses_the_
     assert "cover the sampling of held-out items only" in report.read_text()  # one seed
 
     meta = _run(tmp_path, instance, [0.3])
-    assert _finished_checkpoints(tmp_path) == second  # nothing trained
+    assert finished_checkpoints(tmp_path) == second  # nothing trained
     assert meta["lora_low_entropy_ual_e0p3"]["trained"] == 0
     assert "lora_low_entropy_ual_e0p1" not in meta
     assert set(read_comparisons(store)["method"]) == {"ual_e0p3", "ls_matched_e0p3"}
