@@ -55,7 +55,7 @@ def environment_label() -> str:
 def state_label(paths: StatePaths) -> str:
     mtime = datetime.datetime.fromtimestamp(paths.duckdb.stat().st_mtime, datetime.timezone.utc)
     return (
-        f"the state in {paths.state_dir} (DuckDB written {mtime:%Y-%m-%d %H:%M} UTC), code at {commit_label()}\n"
+        f"the state in {paths.state_dir} (DuckDB written {mtime:%Y-%m-%d %H:%M} UTC), printed at commit {commit_label()}\n"
         f"packages: {environment_label()}"
     )
 
