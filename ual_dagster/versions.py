@@ -42,7 +42,8 @@ EVAL_PIPELINE = "eval-pipeline-1"
 # 4: +1.81 labelled as the mean over MetaMath and GSM8K, never beside GSM8K alone;
 # 5: the training-curve plot shows the plain token NLL, one significance mark (Holm), identical contrasts labelled
 # 6: dose-response plots of experiment.sweep; the one-sentence caveat of a run with fewer than 3 seeds
-REPORT = "comparison-report-v6"
+# 7: a sentence when too few bootstrap resamples let no contrast pass Holm
+REPORT = "comparison-report-v7"
 PREFLIGHT = "preflight-2"  # 2: HF_TOKEN check for gated base models; a hub refusal is named as such
 
 PACKAGE = Path(__file__).resolve().parent

@@ -128,3 +128,20 @@ def test_bench_sweep_prints_each_points_difference_from_sft(tmp_path, capsys):
     assert "high_entropy testbed_likelihood/log_p_valid_set (eps_max" in out
     assert "ual, sqrt               0.10  -0.110 [-0.160, -0.060]  Holm p 0.500" in out
     assert len([line for line in out.splitlines() if line.startswith("    ")]) == 16
+
+
+def test_the_report_says_when_too_few_resamples_let_nothing_pass_holm():
+    import pandas as pd
+
+    from ual_dagster.evaluation.report import holm_floor_caveat
+
+    cmp = pd.DataFrame({"scenario": ["high_entropy"] * 120 + ["mixed"] * 10})
+    # 120 contrasts x 2/4001 = 0.060 >= 0.05: blocked; 10 x 2/4001 = 0.005: fine
+    sentence = holm_floor_caveat(cmp, 4000, 0.95)
+    assert sentence is not None
+    assert "high_entropy (120 contrasts: 0.060)" in sentence and "mixed" not in sentence
+    assert "at least 4800" in sentence
+    # the suggested count really lowers the floor below alpha, and one fewer does not
+    assert 120 * 2 / (4800 + 1) < 0.05 <= 120 * 2 / (4799 + 1)
+    assert holm_floor_caveat(cmp, 4800, 0.95) is None
+    assert holm_floor_caveat(cmp.iloc[120:], 4000, 0.95) is None

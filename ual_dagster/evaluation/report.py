@@ -451,6 +451,9 @@ def comparison_report(store: DuckDBStore, out_dir: str | Path, profile: Profile)
     caveat = seed_caveat(len(exp.seeds))
     if caveat:
         lines.append(caveat)
+    holm_caveat = holm_floor_caveat(cmp, exp.bootstrap_iters, exp.ci_level)
+    if holm_caveat:
+        lines.append(holm_caveat)
     lines.append("")
     for scen in profile.scenarios:
         sc = cmp[cmp["scenario"] == scen]
@@ -543,7 +546,7 @@ def comparison_report(store: DuckDBStore, out_dir: str | Path, profile: Profile)
         "figures": "every plot is a picture in `preview` (the report as Markdown; open it with 'Show Markdown')",
         "comparisons": len(cmp),
         "comparisons_excluding_zero": len(excl),
-        "summary": [scenario_sentence(s, cmp) for s in profile.scenarios] + ([caveat] if caveat else []),
+        "summary": [scenario_sentence(s, cmp) for s in profile.scenarios] + [c for c in (caveat, holm_caveat) if c],
         "training_curve_points": n_curves,
         "uncertainty_rows": n_unc,
     }
@@ -563,6 +566,26 @@ def seed_caveat(n_seeds: int) -> str | None:
         f"With {runs} per method, these intervals cover the sampling of held-out items only, not training "
         "randomness (another seed can move a difference by more than its interval); the `study` profile trains "
         "5 seeds per method."
+    )
+
+
+def holm_floor_caveat(cmp: pd.DataFrame, iters: int, level: float) -> str | None:
+    """One sentence when too few resamples make Holm's adjustment unpassable: the bootstrap's
+    smallest p is 2/(iters+1), so over m contrasts the smallest adjusted p is m times that."""
+    alpha = 1 - level
+    floor_p = 2 / (iters + 1)
+    blocked = {
+        str(s): len(g) for s, g in cmp.groupby("scenario", sort=True) if len(g) * floor_p >= alpha and len(g) > 0
+    }
+    if not blocked:
+        return None
+    worst = max(blocked.values())
+    needed = math.floor(2 * worst / alpha) + 1
+    where = ", ".join(f"{s} ({m} contrasts: {min(1.0, m * floor_p):.3f})" for s, m in blocked.items())
+    return (
+        f"No difference can pass Holm's adjustment in {where}: with {iters} resamples the smallest adjusted p is "
+        f"the number of contrasts times {floor_p:.4f}, not below {round(alpha, 3)}; set "
+        f"`experiment.bootstrap_iters` to at least {needed}."
     )
 
 
