@@ -414,24 +414,15 @@ def _clustering_section(scores: pd.DataFrame, methods: Mapping[str, MethodConfig
     return lines
 
 
-def comparison_report(store: DuckDBStore, out_dir: str | Path, profile: Profile) -> ReportResult:
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    methods = dict(profile.methods)
-    scores = current_rows(profile, read_scores(store))
-    if scores.empty:
-        raise ValueError("comparison_report: eval_scores has no rows for this profile; materialise eval_scores first")
-    cmp = read_comparisons(store)
-    cmp = cmp[cmp["scenario"].isin(list(profile.scenarios))]
+def _intro_lines(profile: Profile) -> list[str]:
+    """The report's head: design, how to read an interval, the one significance mark."""
     exp = profile.experiment
     level = int(round(100 * exp.ci_level))
-    plots: list[Path] = []
-    lines = [
+    return [
         "# UAL against its baselines: paired comparisons",
         "",
         f"Seeds {list(exp.seeds)}; methods "
-        + ", ".join(f"`{n}` ({_describe(m)})" for n, m in methods.items())
+        + ", ".join(f"`{n}` ({_describe(m)})" for n, m in profile.methods.items())
         + f"; baselines {profile.baselines()}.",
         "",
         f"Each difference is method minus baseline on the same items with the same training seed, averaged over "
@@ -447,36 +438,93 @@ def comparison_report(store: DuckDBStore, out_dir: str | Path, profile: Profile)
         "## Summary",
         "",
     ]
+
+
+def _comparison_tables(sc: pd.DataFrame, ci_level: float) -> list[str]:
+    """One table per benchmark of a scenario's comparisons."""
+    level = int(round(100 * ci_level))
+    lines: list[str] = []
+    for bench, g in sc.groupby("benchmark", sort=True):
+        lines += [
+            f"### {bench}",
+            "",
+            f"| metric | difference | estimate [{level}% CI] | p (Holm) | seeds x items |",
+            "|---|---|---|---|---|",
+        ]
+        for r in g.itertuples():
+            cell = f"{_signed(r.estimate)} [{_signed(r.ci_low)}, {_signed(r.ci_high)}]"
+            if identical(r):
+                cell = IDENTICAL_CELL
+            elif significant(r, ci_level):
+                cell = f"**{cell}**"
+            lines.append(
+                f"| {r.metric} | {r.method} - {r.baseline} | {cell} | {_p(r.p_adjusted)} | {r.n_seeds} x {r.n_items} |"
+            )
+        lines.append("")
+    return lines
+
+
+def _curves_section(store: DuckDBStore, seeds: list[int], out_dir: Path) -> tuple[list[str], Path | None, int]:
+    """The first seed's training curves (lines, plot, number of curve points)."""
+    curves = read_training_curves(store)
+    curves = curves[curves["seed"].isin(seeds[:1])]
+    if curves.empty:
+        return [], None, 0
+    plot = plot_training_curves(curves, out_dir / "training_curves.png")
+    lines = [
+        f"## Training curves (seed {seeds[0]})",
+        "",
+        "Plain token NLL of the training targets per step (cross-entropy without smoothing, on the "
+        "tokens each method trains on), so the methods compare; each method's own objective, smoothed "
+        "for LS and UAL, is the `loss` column of DuckDB `training_curves`.",
+        "",
+        "![training curves](training_curves.png)",
+        "",
+    ]
+    return lines, plot, len(curves)
+
+
+def _uncertainty_section(store: DuckDBStore, profile: Profile, out_dir: Path) -> tuple[list[str], Path | None, int]:
+    """The current elicitor's scores per data set and UAL's eps (lines, plot, number of scores)."""
+    unc = ok_scores(store, elicitor_fingerprint(profile.elicitation), list(profile.datasets))
+    if unc.empty:
+        return [], None, 0
+    plot = plot_uncertainty(unc, dict(profile.methods), out_dir / "uncertainty.png")
+    summary = unc.groupby("dataset")["uncertainty"].agg(["count", "mean", "std"]).reset_index()
+    lines = [
+        "## Elicited uncertainty (current elicitor) and UAL epsilon",
+        "",
+        "| dataset | n | mean u | sd u |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {s.dataset} | {s.count} | {s.mean:.3f} | {_num(s.std)} |" for s in summary.itertuples()]
+    lines += ["", "![uncertainty](uncertainty.png)", ""]
+    return lines, plot, len(unc)
+
+
+def comparison_report(store: DuckDBStore, out_dir: str | Path, profile: Profile) -> ReportResult:
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    methods = dict(profile.methods)
+    scores = current_rows(profile, read_scores(store))
+    if scores.empty:
+        raise ValueError("comparison_report: eval_scores has no rows for this profile; materialise eval_scores first")
+    cmp = read_comparisons(store)
+    cmp = cmp[cmp["scenario"].isin(list(profile.scenarios))]
+    exp = profile.experiment
+    plots: list[Path] = []
+    lines = _intro_lines(profile)
     lines += [scenario_sentence(s, cmp) + "  " for s in profile.scenarios]
-    caveat = seed_caveat(len(exp.seeds))
-    if caveat:
-        lines.append(caveat)
-    holm_caveat = holm_floor_caveat(cmp, exp.bootstrap_iters, exp.ci_level)
-    if holm_caveat:
-        lines.append(holm_caveat)
+    caveats = [c for c in (seed_caveat(len(exp.seeds)), holm_floor_caveat(cmp, exp.bootstrap_iters, exp.ci_level)) if c]
+    lines += caveats
     lines.append("")
     for scen in profile.scenarios:
         sc = cmp[cmp["scenario"] == scen]
         if sc.empty:
             continue
         lines += [f"## {scen}", ""]
-        for bench, g in sc.groupby("benchmark", sort=True):
-            lines += [
-                f"### {bench}",
-                "",
-                f"| metric | difference | estimate [{level}% CI] | p (Holm) | seeds x items |",
-                "|---|---|---|---|---|",
-            ]
-            for r in g.itertuples():
-                cell = f"{_signed(r.estimate)} [{_signed(r.ci_low)}, {_signed(r.ci_high)}]"
-                if identical(r):
-                    cell = IDENTICAL_CELL
-                elif significant(r, exp.ci_level):
-                    cell = f"**{cell}**"
-                lines.append(
-                    f"| {r.metric} | {r.method} - {r.baseline} | {cell} | {_p(r.p_adjusted)} | {r.n_seeds} x {r.n_items} |"
-                )
-            lines.append("")
+        lines += _comparison_tables(sc, exp.ci_level)
         forest = plot_forest(cmp, scen, methods, out_dir / f"forest_{scen}.png", exp.ci_level)
         if forest is not None:
             plots.append(forest)
@@ -497,35 +545,10 @@ def comparison_report(store: DuckDBStore, out_dir: str | Path, profile: Profile)
     else:
         lines += [PAPER_LOW_ENTROPY_NOTE, ""]
     lines += _clustering_section(scores, methods)
-    n_curves = n_unc = 0
-    curves = read_training_curves(store)
-    curves = curves[curves["seed"].isin(list(exp.seeds)[:1])]
-    n_curves = len(curves)
-    if n_curves:
-        plots.append(plot_training_curves(curves, out_dir / "training_curves.png"))
-        lines += [
-            f"## Training curves (seed {exp.seeds[0]})",
-            "",
-            "Plain token NLL of the training targets per step (cross-entropy without smoothing, on the "
-            "tokens each method trains on), so the methods compare; each method's own objective, smoothed "
-            "for LS and UAL, is the `loss` column of DuckDB `training_curves`.",
-            "",
-            "![training curves](training_curves.png)",
-            "",
-        ]
-    unc = ok_scores(store, elicitor_fingerprint(profile.elicitation), list(profile.datasets))
-    n_unc = len(unc)
-    if n_unc:
-        plots.append(plot_uncertainty(unc, methods, out_dir / "uncertainty.png"))
-        summary = unc.groupby("dataset")["uncertainty"].agg(["count", "mean", "std"]).reset_index()
-        lines += [
-            "## Elicited uncertainty (current elicitor) and UAL epsilon",
-            "",
-            "| dataset | n | mean u | sd u |",
-            "|---|---|---|---|",
-        ]
-        lines += [f"| {s.dataset} | {s.count} | {s.mean:.3f} | {_num(s.std)} |" for s in summary.itertuples()]
-        lines += ["", "![uncertainty](uncertainty.png)", ""]
+    curve_lines, curve_plot, n_curves = _curves_section(store, list(exp.seeds), out_dir)
+    unc_lines, unc_plot, n_unc = _uncertainty_section(store, profile, out_dir)
+    lines += curve_lines + unc_lines
+    plots += [p for p in (curve_plot, unc_plot) if p is not None]
     validity = _validity_section(store, profile)
     lines += validity
     md = out_dir / "report.md"
@@ -546,7 +569,7 @@ def comparison_report(store: DuckDBStore, out_dir: str | Path, profile: Profile)
         "figures": "every plot is a picture in `preview` (the report as Markdown; open it with 'Show Markdown')",
         "comparisons": len(cmp),
         "comparisons_excluding_zero": len(excl),
-        "summary": [scenario_sentence(s, cmp) for s in profile.scenarios] + [c for c in (caveat, holm_caveat) if c],
+        "summary": [scenario_sentence(s, cmp) for s in profile.scenarios] + caveats,
         "training_curve_points": n_curves,
         "uncertainty_rows": n_unc,
     }
