@@ -106,7 +106,8 @@ def compute_comparisons(
     """One row per (scenario, benchmark, metric, method, baseline) with a paired estimate:
     every method against the baselines, then the `extra` (method, baseline) pairs."""
     rows = []
-    pairs = contrasts(methods, baselines) + [p for p in extra if p not in contrasts(methods, baselines)]
+    pairs = contrasts(methods, baselines)
+    pairs += [p for p in extra if p not in pairs]
     for (scenario, benchmark, metric), grp in items.groupby(["scenario", "benchmark", "metric"], sort=True):
         for method, baseline in pairs:
             d = paired_matrix(grp, method, baseline)

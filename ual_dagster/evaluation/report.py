@@ -597,9 +597,7 @@ def holm_floor_caveat(cmp: pd.DataFrame, iters: int, level: float) -> str | None
     smallest p is 2/(iters+1), so over m contrasts the smallest adjusted p is m times that."""
     alpha = 1 - level
     floor_p = 2 / (iters + 1)
-    blocked = {
-        str(s): len(g) for s, g in cmp.groupby("scenario", sort=True) if len(g) * floor_p >= alpha and len(g) > 0
-    }
+    blocked = {str(s): len(g) for s, g in cmp.groupby("scenario", sort=True) if len(g) * floor_p >= alpha}
     if not blocked:
         return None
     worst = max(blocked.values())
